@@ -1,0 +1,33 @@
+"""Neutral failures raised by shared code; each client maps them to its own error classes.
+
+```
+ClientkitFailure
+├── TransportFailure   .request_sent: could the server have received the request?
+└── DownloadFailure    .reason: an integrity failure of a download (size, Content-Range, validators)
+```
+"""
+
+from __future__ import annotations
+
+__all__ = ["ClientkitFailure", "DownloadFailure", "TransportFailure"]
+
+
+class ClientkitFailure(Exception):
+    """Base of the shared failures; never escapes a client's public API unmapped."""
+
+
+class TransportFailure(ClientkitFailure):
+    """A connect or read failure; `request_sent` tells whether the server may have received it."""
+
+    def __init__(self, message: str, *, request_sent: bool) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
+class DownloadFailure(ClientkitFailure):
+    """A download that cannot be completed safely; the `.part` file is kept for a later resume."""
+
+    def __init__(self, reason: str, *, part_path: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.part_path = part_path
