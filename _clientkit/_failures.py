@@ -9,7 +9,7 @@ ClientkitFailure
 
 from __future__ import annotations
 
-__all__ = ["ClientkitFailure", "DownloadFailure", "TransportFailure"]
+__all__ = ["ClientkitFailure", "DownloadFailure", "ResponseTooLargeFailure", "TransportFailure"]
 
 
 class ClientkitFailure(Exception):
@@ -31,3 +31,11 @@ class DownloadFailure(ClientkitFailure):
         super().__init__(reason)
         self.reason = reason
         self.part_path = part_path
+
+
+class ResponseTooLargeFailure(ClientkitFailure):
+    """A response body larger than the caller's limit; the connection was closed unread."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the response body is larger than {limit} bytes")
+        self.limit = limit

@@ -1,0 +1,227 @@
+"""The Recuro wire protocol, sans I/O: build a request, classify and parse a response.
+
+Every call is `POST base_url` with a JSON body naming the `action`, and the headers
+`Authorization: KEY:SECRET` and `Content-Type: application/json` (seed: Overview, Authentication).
+A 200 carries JSON or an empty body (StartJob, DeleteMedia). Any other status with a JSON
+`{error_code, error_message}` body is an API error; without one it came from a web server or proxy
+(seed: HTTP Status Codes, Error Responses). No I/O here: only bytes, headers and package errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any, Final, TypeVar
+
+import cattrs
+import httpx
+
+from _clientkit._redact import Secret, redact_text
+from _clientkit._retry import parse_retry_after
+from _clientkit._transport import ResponseParts, Retry
+
+from ._constants import BODY_EXCERPT_CHARS, USER_AGENT
+from ._converter import normalise_keys, structure
+from ._errors import (
+    MediaNotFoundError,
+    RateLimitedError,
+    RecuroAPIError,
+    RecuroHTTPError,
+    ResponseFormatError,
+    ServerError,
+)
+
+__all__ = [
+    "Action",
+    "Credentials",
+    "build_request",
+    "classify",
+    "decode",
+    "is_rate_limit_refusal",
+    "parse_response",
+    "structure_as",
+]
+
+
+_T = TypeVar("_T")
+
+
+class Action(StrEnum):
+    """The document's request names ("Request Listing")."""
+
+    LIST_MEDIA = "ListMedia"
+    LIST_FILTERS = "ListFilters"
+    LIST_OUTPUT_FORMATS = "ListOutputFormats"
+    UPLOAD_MEDIA = "UploadMedia"
+    START_JOB = "StartJob"
+    GET_PROGRESS = "GetProgress"
+    DELETE_MEDIA = "DeleteMedia"
+
+
+# Calls whose 200 has an empty body ("HTTP status code 200 is returned if successful, body is empty").
+EMPTY_BODY_ACTIONS: Final = frozenset({Action.START_JOB, Action.DELETE_MEDIA})
+
+# error_code values (lower-cased) that mean "no such media"; the document names none, so any code
+# containing "notfound" counts too, and so does a 404 with an API error body.
+_NOT_FOUND_CODES: Final = frozenset(
+    {
+        "medianotfound",
+        "filenotfound",
+        "fileidnotfound",
+        "unknownfileid",
+        "invalidfileid",
+        "unknownmedia",
+    }
+)
+
+
+class Credentials:
+    """An API key and its secret; the secret never shows in a repr."""
+
+    __slots__ = ("key", "secret")
+
+    def __init__(self, key: str, secret: Secret) -> None:
+        self.key = key
+        self.secret = secret
+
+    def header_value(self) -> str:
+        """The `Authorization` header value, `KEY:SECRET` (seed: Authentication)."""
+        return f"{self.key}:{self.secret.reveal()}"
+
+    def __repr__(self) -> str:
+        return f"Credentials(key={self.key!r}, secret=***)"
+
+
+def build_request(
+    base_url: str, credentials: Credentials, action: Action, params: Mapping[str, Any] | None = None
+) -> httpx.Request:
+    """The POST for `action`; `params` with a None value are left out (optional properties)."""
+    body: dict[str, Any] = {"action": action.value}
+    body.update({k: v for k, v in (params or {}).items() if v is not None})
+    return httpx.Request(
+        "POST",
+        base_url,
+        content=json.dumps(body, separators=(",", ":")).encode(),
+        headers={
+            "Authorization": credentials.header_value(),
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        },
+    )
+
+
+def decode(content: bytes) -> Any:
+    """JSON from a body, keys lower-cased; raises ValueError for non-JSON."""
+    text = content.decode("utf-8-sig")  # a BOM is tolerated: PHP services are known to send one
+    return normalise_keys(json.loads(text))
+
+
+def _api_error_body(content: bytes) -> tuple[str, str] | None:
+    """`(error_code, error_message)` if the body is the API's error object, else None."""
+    try:
+        data = decode(content)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    code = data.get("error_code")
+    if not isinstance(code, str) or not code:
+        return None
+    message = data.get("error_message")
+    return code, message if isinstance(message, str) else ""
+
+
+def is_rate_limit_refusal(status_code: int, error_code: str | None) -> bool:
+    """HTTP 429, or a 400 whose error_code contains "RateLimit" (any case) [SPEC 2.2 assumption]."""
+    if status_code == 429:
+        return True
+    return status_code == 400 and error_code is not None and "ratelimit" in error_code.lower()
+
+
+def classify(parts: ResponseParts) -> Retry | None:
+    """Whether a response may be retried: rate-limit refusals (pausing the limiter) and 5xx."""
+    if parts.status_code == 200:
+        return None
+    body = _api_error_body(parts.content)
+    after = parse_retry_after(parts.headers)
+    if is_rate_limit_refusal(parts.status_code, body[0] if body else None):
+        return Retry(after=after, refusal=True)
+    if parts.status_code >= 500:
+        return Retry(after=after)
+    return None
+
+
+def _excerpt(content: bytes, secrets: Iterable[str]) -> str:
+    text = content[: BODY_EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    text = " ".join(text.split())[:BODY_EXCERPT_CHARS]
+    return redact_text(text, secrets)
+
+
+def parse_response(action: Action, parts: ResponseParts, *, secrets: Iterable[str] = ()) -> Any:
+    """The decoded JSON of a 200 (None for an empty body where allowed), or the matching error."""
+    secrets = tuple(secrets)
+    if parts.status_code != 200:
+        raise _error_for(action, parts, secrets)
+    if not parts.content.strip():
+        if action in EMPTY_BODY_ACTIONS:
+            return None
+        raise ResponseFormatError("the response body is empty", action=action.value)
+    try:
+        return decode(parts.content)
+    except ValueError as exc:
+        raise ResponseFormatError(
+            f"the response is not JSON: {_excerpt(parts.content, secrets)!r}", action=action.value
+        ) from exc
+
+
+def _error_for(action: Action, parts: ResponseParts, secrets: tuple[str, ...]) -> Exception:
+    body = _api_error_body(parts.content)
+    if body is None:
+        if parts.status_code == 429:
+            return RateLimitedError(
+                status_code=429,
+                error_code="RateLimitExceeded",
+                error_message=_excerpt(parts.content, secrets),
+                action=action.value,
+                retry_after=parse_retry_after(parts.headers),
+            )
+        return RecuroHTTPError(
+            status_code=parts.status_code,
+            body_excerpt=_excerpt(parts.content, secrets),
+            action=action.value,
+        )
+    code, message = body
+    message = redact_text(message, secrets)
+    status = parts.status_code
+    if is_rate_limit_refusal(status, code):
+        return RateLimitedError(
+            status_code=status,
+            error_code=code,
+            error_message=message,
+            action=action.value,
+            retry_after=parse_retry_after(parts.headers),
+        )
+    lowered = code.lower()
+    cls: type[RecuroAPIError] = RecuroAPIError
+    if lowered in _NOT_FOUND_CODES or "notfound" in lowered or status == 404:
+        cls = MediaNotFoundError
+    elif status >= 500:
+        cls = ServerError
+    return cls(status_code=status, error_code=code, error_message=message, action=action.value)
+
+
+def structure_as(data: Any, cls: type[_T], action: Action) -> _T:
+    """Structure decoded JSON into `cls`; a mismatch is a ResponseFormatError naming the JSON paths."""
+    try:
+        return structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        paths = cattrs.transform_error(exc)
+        raise ResponseFormatError(
+            "the response does not match the document", path_errors=paths, action=action.value
+        ) from exc
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ResponseFormatError(
+            "the response does not match the document", path_errors=[str(exc)], action=action.value
+        ) from exc
