@@ -1,0 +1,172 @@
+"""The exception tree of `mediacrush_async` (a leaf module: it imports nothing else from the package).
+
+```
+MediaCrushError
+├── ConfigurationError          insecure or malformed base_url, bad client options
+├── InvalidArgumentError        bad input caught before any request (also a ValueError): .field
+├── MediaCrushAPIError          an error status from the server: .status_code .error .route
+│   ├── InvalidURLError         400: a bad or unreachable URL (also the framework's HTML 400 page)
+│   ├── NotOwnerError           401: the hash was uploaded from another address
+│   ├── NotFoundError           404: no such hash (or a URL upload whose source said 404)
+│   ├── TooLargeError           413: an album over 1024 items, a URL upload over 50 MB, a body nginx refused
+│   ├── UnsupportedMediaError   415: an album where a file is needed, an unknown flag, a status of an album
+│   ├── RateLimitedError        420: the per-address upload byte budget is spent: .retry_after
+│   └── ServerError             5xx: the application's HTML 500 page or a front server's error
+├── ResponseFormatError         a reply the document and the server never give: .path_errors
+├── WaitTimeoutError            wait() ran out of time (also a TimeoutError): .hash .last_status
+├── TransportError              connect/read failure after retries: .request_sent
+└── DownloadError               integrity failure of a download; the .part file is kept: .reason
+```
+Statuses without a class of their own (403 after the service closed, 408, 414...) raise
+`MediaCrushAPIError` itself. Errors carry typed attributes, never a request, a response or headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigurationError",
+    "DownloadError",
+    "InvalidArgumentError",
+    "InvalidURLError",
+    "MediaCrushAPIError",
+    "MediaCrushError",
+    "NotFoundError",
+    "NotOwnerError",
+    "RateLimitedError",
+    "ResponseFormatError",
+    "ServerError",
+    "TooLargeError",
+    "TransportError",
+    "UnsupportedMediaError",
+    "WaitTimeoutError",
+]
+
+
+class MediaCrushError(Exception):
+    """Base of every error this package raises."""
+
+
+class ConfigurationError(MediaCrushError):
+    """The client cannot be configured as asked (insecure or malformed base URL, bad options)."""
+
+
+class InvalidArgumentError(MediaCrushError, ValueError):
+    """An argument is invalid; raised before any request is sent. `field` names the argument."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class MediaCrushAPIError(MediaCrushError):
+    """The server answered with an error status.
+
+    Attributes:
+        status_code: the real status (the body's `x-status` in X-CORS-Status mode).
+        error: the body's `error` value (usually the same code), or None for a non-JSON page.
+        route: which call failed (e.g. "upload_file"), for messages and logs.
+        body_excerpt: the start of a non-JSON error page, or "".
+    """
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        error: object = None,
+        route: str | None = None,
+        body_excerpt: str = "",
+    ) -> None:
+        where = f" ({route})" if route else ""
+        page = f": {body_excerpt!r}" if body_excerpt else ""
+        super().__init__(f"HTTP {status_code}{where}{page}")
+        self.status_code = status_code
+        self.error = error
+        self.route = route
+        self.body_excerpt = body_excerpt
+
+
+class InvalidURLError(MediaCrushAPIError):
+    """400: the URL is invalid or could not be fetched, or a required field was missing."""
+
+
+class NotOwnerError(MediaCrushAPIError):
+    """401: only the address that uploaded a hash may delete it or change its flags."""
+
+
+class NotFoundError(MediaCrushAPIError):
+    """404: there is no file or album with that hash (or the URL's source answered 404)."""
+
+
+class TooLargeError(MediaCrushAPIError):
+    """413: an album over 1024 items, a URL upload over 50 MB, or a body the front server refused."""
+
+
+class UnsupportedMediaError(MediaCrushAPIError):
+    """415: an album item that is not a file, an unknown flag, or the status of an album."""
+
+
+class RateLimitedError(MediaCrushAPIError):
+    """420: the upload byte budget of this address is spent; `retry_after` is the client's pause, if known."""
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        error: object = None,
+        route: str | None = None,
+        body_excerpt: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            status_code=status_code, error=error, route=route, body_excerpt=body_excerpt
+        )
+        self.retry_after = retry_after
+
+
+class ServerError(MediaCrushAPIError):
+    """5xx: the application failed (its HTML 500 page) or a front server did."""
+
+
+class ResponseFormatError(MediaCrushError):
+    """A reply that is not valid for its route (bad JSON, wrong types); `path_errors` name the fields."""
+
+    def __init__(
+        self, message: str, *, path_errors: Sequence[str] = (), route: str | None = None
+    ) -> None:
+        detail = "; ".join(path_errors)
+        where = f" ({route})" if route else ""
+        super().__init__(f"{message}{where}{': ' + detail if detail else ''}")
+        self.path_errors = tuple(path_errors)
+        self.route = route
+
+
+class WaitTimeoutError(MediaCrushError, TimeoutError):
+    """`wait()` gave up before the hash reached a terminal status; `last_status` is the last one seen."""
+
+    def __init__(self, *, hash: str, last_status: str | None, timeout: float) -> None:  # noqa: A002
+        super().__init__(
+            f"{hash} did not finish processing within {timeout:g} s (last status: {last_status})"
+        )
+        self.hash = hash
+        self.last_status = last_status
+        self.timeout = timeout
+
+
+class TransportError(MediaCrushError):
+    """The request failed on the network after retries; `request_sent` tells if the server may have it."""
+
+    def __init__(self, message: str, *, request_sent: bool, route: str | None = None) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+        self.route = route
+
+
+class DownloadError(MediaCrushError):
+    """A download failed its integrity checks; the partial file is kept for a later resume."""
+
+    def __init__(self, reason: str, *, part_path: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.part_path = part_path
