@@ -318,6 +318,8 @@ class MediaCrushClient:
                 parts.status_code, parts.content, route=route, expected_hash=expected
             )
         except RateLimitedError as exc:
+            # `send()` pauses before each retry; the last refusal pauses later uploads too.
+            self._budget.refused()
             exc.retry_after = self._budget.paused_for()
             raise
 

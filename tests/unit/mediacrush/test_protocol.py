@@ -103,7 +103,10 @@ def test_album_and_url_builders_post_forms():
         ("url", "https://x.org/c.gif"),
     )
     (wire,) = p.url_info_requests(["https://x.org/a", "https://x.org/b"], cors_status=False)
-    assert (wire.path, wire.form) == ("/api/url/info", (("list", "https://x.org/a,https://x.org/b"),))
+    assert (wire.path, wire.form) == (
+        "/api/url/info",
+        (("list", "https://x.org/a,https://x.org/b"),),
+    )
 
 
 def test_long_hash_lists_are_split_under_the_url_limit():
@@ -128,9 +131,11 @@ def test_url_info_lists_are_split_by_count():
 
 def test_multipart_frame_and_length():
     """The multipart head and tail frame one `file` part; quotes and newlines in the name are escaped."""
-    head, tail = p.multipart_frame(boundary="B0UND", filename='a"b\r\n.gif', content_type="image/gif")
+    head, tail = p.multipart_frame(
+        boundary="B0UND", filename='a"b\r\n.gif', content_type="image/gif"
+    )
     assert head == (
-        b"--B0UND\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a%22b%0D%0A.gif\"\r\n"
+        b'--B0UND\r\nContent-Disposition: form-data; name="file"; filename="a%22b%0D%0A.gif"\r\n'
         b"Content-Type: image/gif\r\n\r\n"
     )
     assert tail == b"\r\n--B0UND--\r\n"

@@ -26,7 +26,7 @@ from mediacrush_async._converter import BlobObject, structure
 
 def md5_id(data: bytes) -> str:
     """The id formula written out independently: base64(md5)[:12] with + -> - and / -> _."""
-    encoded = base64.b64encode(hashlib.md5(data).digest()).decode()
+    encoded = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
     return encoded[:12].replace("+", "-").replace("/", "_")
 
 
@@ -90,7 +90,9 @@ def test_lenient_numbers_but_not_bools():
 
 def test_union_normalises_keys_before_dispatch():
     """Upper-case keys and a missing `type` with `blob_type: album` still dispatch to Album (STYLE 4 trap 2)."""
-    assert isinstance(structure({"TYPE": "Application/Album", "HASH": "6ecd2bbd34ec"}, BlobObject), Album)
+    assert isinstance(
+        structure({"TYPE": "Application/Album", "HASH": "6ecd2bbd34ec"}, BlobObject), Album
+    )
     assert isinstance(structure({"blob_type": "album", "hash": "6ecd2bbd34ec"}, BlobObject), Album)
     blob = structure({"Type": "image/gif", "Hash": "a" * 12, "Blob_Type": "VIDEO"}, BlobObject)
     assert isinstance(blob, File)
@@ -264,7 +266,8 @@ def test_base_url_accepted(url, clean):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://mediacru.sh", "ftp://x", "mediacru.sh", "https://u:p@x.org", "https://x.org/?a=1"]
+    "url",
+    ["http://mediacru.sh", "ftp://x", "mediacru.sh", "https://u:p@x.org", "https://x.org/?a=1"],
 )
 def test_base_url_refused(url):
     """Plain http to a remote host, other schemes and URLs with credentials or queries are refused."""
