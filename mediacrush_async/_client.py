@@ -21,7 +21,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from _clientkit._clock import Clock, SystemClock
-from _clientkit._failures import ClientkitFailure, DownloadFailure, TransportFailure
+from _clientkit._download import download_file
+from _clientkit._failures import (
+    ClientkitFailure,
+    DownloadFailure,
+    HTTPStatusFailure,
+    TransportFailure,
+)
 from _clientkit._limiter import Ticket
 from _clientkit._retry import RetryPolicy
 from _clientkit._transport import ResponseParts, Retry, send
@@ -274,8 +280,8 @@ class MediaCrushClient:
         source = await open_source(file, filename=filename)
         try:
             self._budget.check_size(source.size)
-            local_hash = await source.content_hash()
-            if skip_existing and await self.exists(local_hash):
+            local_hash = await source.content_hash() if skip_existing else None
+            if local_hash is not None and await self.exists(local_hash):
                 log.debug("upload skipped: the server has the file", extra={"hash": local_hash})
                 return UploadResult(hash=local_hash, already_uploaded=True, file=None)
             return await self._upload_source(source, local_hash, progress)
@@ -283,7 +289,7 @@ class MediaCrushClient:
             await source.aclose()
 
     async def _upload_source(
-        self, source: UploadSource, local_hash: str, progress: ProgressCallback | None
+        self, source: UploadSource, local_hash: str | None, progress: ProgressCallback | None
     ) -> UploadResult:
         boundary = secrets.token_hex(16)
         head, tail = _protocol.multipart_frame(
@@ -340,7 +346,11 @@ class MediaCrushClient:
     # ------------------------------------------------------------------ reading
 
     async def info(self, hash: str) -> File | Album:  # noqa: A002 - the SPEC's name
-        """The file or album object of `hash` (`GET /api/<hash>`), chosen by its `type`."""
+        """The file or album object of `hash` (`GET /api/<hash>`), chosen by its `type`.
+
+        A file whose processing failed has no object any more: the server answers its HTML 500 page
+        (`ServerError`); `status()` tells the failure.
+        """
         checked = _validate.file_hash(hash)
         parts = await self._send(
             _protocol.info_request(checked, cors_status=self._cors_status), safe=True
@@ -504,16 +514,20 @@ class MediaCrushClient:
         """Download a stored file (a `FileEntry` or a URL) into `dest` (a directory or a file path).
 
         Resumable (`.part` file, Range/If-Range) and verified; returns the final path. A `FileEntry`
-        without a `url` is fetched from this server by its `file` path.
+        without a `url` is fetched from this server by its `file` path. Downloads are not API calls:
+        no budget applies. An HTTP error status raises the class of that status (a derived file that is
+        listed but not made yet: `NotFoundError`); an integrity failure raises `DownloadError`.
         """
         self._check_open()
         url = self._download_url(file_entry_or_url)
-        from _clientkit._download import download_file  # TODO: top-level once _clientkit ships it
-
         try:
             path = await download_file(
                 self._http, url, dest, resume=resume, progress=progress, clock=self._clock
             )
+        except HTTPStatusFailure as exc:
+            # A listed file may not exist yet (entries appear before processing makes them): 404.
+            reply = _protocol.Reply(exc.status_code, None, exc.body_excerpt)
+            raise _protocol.error_for(reply, route="download") from exc
         except DownloadFailure as exc:
             raise DownloadError(exc.reason, part_path=exc.part_path) from exc
         except TransportFailure as exc:

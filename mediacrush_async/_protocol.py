@@ -40,6 +40,7 @@ __all__ = [
     "decode",
     "delete_request",
     "effective_status",
+    "error_for",
     "exists_request",
     "flags_request",
     "info_many_requests",

@@ -8,6 +8,7 @@ to a temporary file (in memory only up to `SPOOL_MEMORY`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import mimetypes
@@ -78,7 +79,7 @@ class UploadSource:
         while offset < self.size:
             want = min(chunk_size, self.size - offset)
             try:
-                data = await self._run(lambda o=offset, w=want: self._read_at(o, w))  # type: ignore[misc]
+                data = await self._run(functools.partial(self._read_at, offset, want))
             except OSError as exc:
                 raise InvalidArgumentError("file", f"cannot read the file: {exc}") from exc
             if not data:

@@ -18,6 +18,7 @@ from mediacrush_async import (
     ByteBudget,
     ConfigurationError,
     File,
+    FileEntry,
     InvalidArgumentError,
     InvalidURLError,
     MediaCrushClient,
@@ -774,6 +775,76 @@ async def test_wait_times_out(router, mc, clock):
     assert isinstance(caught.value, WaitTimeoutError)
     assert caught.value.last_status == "processing"
     assert clock.monotonic() >= 1005.0
+
+
+# ---------------------------------------------------------------- download
+
+
+class _Body(httpx.AsyncByteStream):
+    """A streamed body (httpx reads `content=` bodies at once, which a streaming downloader cannot re-read)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self):
+        yield self._data
+
+
+def stored(
+    status: int, data: bytes, content_type: str = "application/octet-stream"
+) -> httpx.Response:
+    """A streamed reply with a Content-Length, as a file server sends it."""
+    headers = {"Content-Type": content_type, "Content-Length": str(len(data))}
+    return httpx.Response(status, headers=headers, stream=_Body(data))
+
+
+@pytest.fixture
+async def files_client(clock):
+    """A client whose transport serves stored files (respx reads mock bodies early; downloads stream)."""
+    served: dict[str, httpx.Response] = {}
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        make = served.get(str(request.url))
+        return make if make is not None else stored(404, b"<html>Not Found</html>", "text/html")
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with MediaCrushClient(BASE, http_client=http, clock=clock) as client:
+        yield client, served, seen
+    await http.aclose()
+
+
+async def test_download_a_file_entry(files_client, tmp_path):
+    """A FileEntry is fetched from its CDN url into the directory, named after the file."""
+    mc, served, _ = files_client
+    data = b"\x00mp4" * 1000
+    url = f"https://cdn.mediacru.sh/{H}.mp4"
+    served[url] = stored(200, data, "video/mp4")
+    entry = FileEntry(file=f"/{H}.mp4", url=url, type="video/mp4")
+    seen: list[tuple[int, int | None]] = []
+    path = await mc.download(entry, tmp_path, progress=lambda d, t: seen.append((d, t)))
+    assert path == tmp_path / f"{H}.mp4"
+    assert path.read_bytes() == data
+    assert seen[-1] == (len(data), len(data))
+
+
+async def test_download_entry_without_url_uses_the_base_url(files_client, tmp_path):
+    """An entry without `url` (old replies, album items) is fetched from the server by its path."""
+    mc, served, seen = files_client
+    served[f"{BASE}/{H}.jpe"] = stored(200, b"jpeg", "image/jpeg")
+    path = await mc.download(FileEntry(file=f"/{H}.jpe"), tmp_path / "cat.jpg")
+    assert path.read_bytes() == b"jpeg"
+    assert [str(r.url) for r in seen] == [f"{BASE}/{H}.jpe"]
+
+
+async def test_download_of_a_missing_file_is_not_found(files_client, tmp_path):
+    """A listed file that does not exist (yet) answers 404: NotFoundError, and no final file appears."""
+    mc, _, _ = files_client
+    with pytest.raises(NotFoundError) as caught:
+        await mc.download(f"{BASE}/{H}.ogv", tmp_path)
+    assert caught.value.route == "download"
+    assert not (tmp_path / f"{H}.ogv").exists()
 
 
 # ---------------------------------------------------------------- both modes agree
