@@ -89,13 +89,15 @@ class _BudgetSlot:
 
 
 def _classify(parts: ResponseParts) -> Retry | None:
-    """Retry 5xx (also when wrapped in `x-status`); a 420 is a refusal that pauses uploads."""
+    """Retry 5xx replies (also when wrapped in `x-status`)."""
     status = _protocol.effective_status(parts.status_code, parts.content)
-    if status == 420:
-        return Retry(refusal=True)
-    if 500 <= status <= 599:
-        return Retry()
-    return None
+    return Retry() if 500 <= status <= 599 else None
+
+
+def _classify_upload(parts: ResponseParts) -> Retry | None:
+    """For uploads, a 420 is also a refusal: the budget pauses uploads, then the upload is sent again."""
+    status = _protocol.effective_status(parts.status_code, parts.content)
+    return Retry(refusal=True) if status == 420 else _classify(parts)
 
 
 class MediaCrushClient:
@@ -236,7 +238,7 @@ class MediaCrushClient:
                 build,
                 safe=safe,
                 policy=self._policy,
-                classify=_classify,
+                classify=_classify if budget is None else _classify_upload,
                 limiter=budget,
                 refusal_pause=self._budget.period,
                 clock=self._clock,

@@ -170,6 +170,24 @@ async def test_lifecycle_guard_and_caller_client_stays_open(http, clock):
     assert "mediacru.sh" in repr(client)
 
 
+async def test_unclosed_client_warns(http, clock):
+    """A client that owns its HTTP client and is dropped while open warns with ResourceWarning."""
+    client = MediaCrushClient()
+    await client.__aenter__()
+    with pytest.warns(ResourceWarning, match="not closed"):
+        client.__del__()
+    await client.aclose()
+    client.__del__()  # closed: silent
+
+
+async def test_a_420_outside_uploads_is_not_a_pause(router, mc):
+    """Only uploads pause on 420; any other route raises RateLimitedError at once."""
+    route = router.get(f"/api/{H}").mock(side_effect=server(420, {"error": 420}))
+    with pytest.raises(RateLimitedError):
+        await mc.info(H)
+    assert route.call_count == 1
+
+
 def test_bad_options_are_refused():
     """A negative max_retries or a non-ByteBudget budget raises a ValueError naming the option."""
     with pytest.raises(ValueError, match="max_retries"):
