@@ -18,7 +18,9 @@ _scalars = (
     | st.integers(min_value=-(2**40), max_value=2**40)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12)
-    | st.sampled_from([H, "status", "done", "files", "hash", "type", "application/album", "x-status"])
+    | st.sampled_from(
+        [H, "status", "done", "files", "hash", "type", "application/album", "x-status"]
+    )
 )
 _keys = st.sampled_from(
     [
