@@ -541,14 +541,14 @@ class MediaCrushClient:
         return Path(path)
 
     def _download_url(self, target: FileEntry | str) -> str:
+        field = "file_entry_or_url"
         if isinstance(target, FileEntry):
             raw = target.url or target.file
-            field = "file_entry_or_url"
         elif isinstance(target, str):
-            raw, field = target, "file_entry_or_url"
+            raw = target
         else:
             raise InvalidArgumentError(
-                "file_entry_or_url", f"must be a FileEntry or a URL, got {type(target).__name__}"
+                field, f"must be a FileEntry or a URL, got {type(target).__name__}"
             )
         if raw.startswith("/") and not raw.startswith("//"):
             raw = f"{self._base_url}{raw}"
