@@ -481,6 +481,8 @@ class App:
         """`URLFile.download`: the bytes, MD5, cleaned name and type, or the error code."""
         cfg = self.config
         runtime = self._runtime()
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            return 400  # requests raises InvalidSchema / MissingSchema
         writer = SpoolWriter(runtime.spool_dir, cfg.memory_threshold)
         try:
             async with runtime.http.stream("GET", url) as resp:

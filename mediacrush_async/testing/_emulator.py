@@ -183,6 +183,8 @@ class MediaCrushEmulator:
                 log_config=None,
                 access_log=False,
                 server_header=False,
+                date_header=False,  # the app sends its own Date, as it does in-process
+                proxy_headers=False,  # the client address rule is the server's own (X-Real-IP)
                 timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
             )
             server = _make_server(config)
