@@ -1,0 +1,478 @@
+"""The batch journal: SQLite in WAL mode, one row per item, intents before non-idempotent calls.
+
+Rules (SPEC 5, ANCHORS 6):
+- every stage transition is committed before the engine makes the next remote call;
+- before UploadMedia or StartJob an *intent* row is written in the same transaction as the move to
+  `UPLOADING`/`STARTING`; the answer resolves it. An open intent after a crash means "outcome unknown";
+- a journal belongs to one job spec (service + settings): opening it for another is refused;
+- it never stores secrets (no API key or secret, no Authorization header).
+
+All SQLite work runs on one worker thread at a time (`anyio.to_thread` with a `CapacityLimiter(1)`), on one
+connection. Commits are grouped: writes that arrive while a commit is running share the next transaction.
+Every public write is shielded from cancellation, so a cancelled caller never leaves a half-known commit.
+`synchronous=NORMAL` in WAL mode survives any crash of the application (`kill -9`); only a power loss may
+lose the last commits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from ._service import JobSpec
+from ._stages import INTENT_STAGES, Item, Stage, check_transition
+
+__all__ = ["Intent", "Journal", "JournalError", "JournalMismatchError"]
+
+log = logging.getLogger("orchestrator")
+
+SCHEMA_VERSION: Final = "1"
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    input TEXT NOT NULL,
+    output_path TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    size INTEGER,
+    spec_fingerprint TEXT NOT NULL,
+    stage_token TEXT,
+    remote_id TEXT,
+    remote_deleted INTEGER NOT NULL DEFAULT 0,
+    restored_url TEXT,
+    bytes_on_disk INTEGER NOT NULL DEFAULT 0,
+    output_size INTEGER,
+    sha256 TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT,
+    error_message TEXT,
+    fetches INTEGER NOT NULL DEFAULT 0,
+    timings TEXT NOT NULL DEFAULT '{}',
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    remote_id TEXT,
+    created_at REAL NOT NULL,
+    resolved_at REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS intents_key ON intents (key);
+"""
+
+# Item fields stored as columns, in table order.
+_COLUMNS: Final = (
+    "key",
+    "seq",
+    "input",
+    "output_path",
+    "stage",
+    "size",
+    "spec_fingerprint",
+    "stage_token",
+    "remote_id",
+    "remote_deleted",
+    "restored_url",
+    "bytes_on_disk",
+    "output_size",
+    "sha256",
+    "attempts",
+    "error_code",
+    "error_message",
+    "fetches",
+    "timings",
+)
+_MUTABLE: Final = frozenset(_COLUMNS) - {"key", "seq", "input"}
+# built from the constant column list above, never from input
+_INSERT: Final = (
+    f"INSERT INTO items ({', '.join(_COLUMNS)}, updated_at) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}, ?) ON CONFLICT(key) DO "
+)
+_UPSERT: Final = (
+    _INSERT
+    + "UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS[1:], "updated_at"))
+)
+_INTENT_KIND: Final = {Stage.UPLOADING: "upload", Stage.STARTING: "start"}
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or written."""
+
+
+class JournalMismatchError(JournalError):
+    """The journal was created for a different job spec; reusing it would mix two batches."""
+
+
+@attrs.frozen
+class Intent:
+    """One recorded intent: about to call UploadMedia (`upload`) or StartJob (`start`) for an item."""
+
+    id: int
+    key: str
+    kind: str
+    remote_id: str | None
+    created_at: float
+    resolved_at: float | None
+    outcome: str | None
+
+
+def _row(item: Item, changes: dict[str, Any], now: float) -> tuple[Any, ...]:
+    values: list[Any] = []
+    for column in _COLUMNS:
+        value = changes[column] if column in changes else getattr(item, column)
+        if column == "stage":
+            value = Stage(value).value
+        elif column == "remote_deleted":
+            value = int(bool(value))
+        elif column == "timings":
+            value = json.dumps(value, sort_keys=True)
+        values.append(value)
+    values.append(now)
+    return tuple(values)
+
+
+def _item_from_row(row: sqlite3.Row) -> Item:
+    return Item(
+        key=row["key"],
+        seq=row["seq"],
+        input=row["input"],
+        output_path=row["output_path"],
+        stage=Stage(row["stage"]),
+        size=row["size"],
+        spec_fingerprint=row["spec_fingerprint"],
+        stage_token=row["stage_token"],
+        remote_id=row["remote_id"],
+        remote_deleted=bool(row["remote_deleted"]),
+        restored_url=row["restored_url"],
+        bytes_on_disk=row["bytes_on_disk"],
+        output_size=row["output_size"],
+        sha256=row["sha256"],
+        attempts=row["attempts"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        fetches=row["fetches"],
+        timings=json.loads(row["timings"]),
+    )
+
+
+_Op = Callable[[sqlite3.Connection], Any]
+
+
+@attrs.define(eq=False)
+class _Pending:
+    op: _Op
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Journal:
+    """The SQLite journal of one batch (async context manager).
+
+    `async with Journal(path, spec) as journal:` creates the file (mode 0600) or reopens it, refusing a
+    journal of another spec with `JournalMismatchError`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], spec: JobSpec) -> None:
+        self._path = Path(path)
+        self._spec = spec
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+        self._lock = anyio.Lock()
+        self._queue: list[_Pending] = []
+
+    def __repr__(self) -> str:
+        return f"<orchestrator.Journal {str(self._path)!r} spec={self._spec.fingerprint}>"
+
+    @property
+    def path(self) -> Path:
+        """Where the journal lives."""
+        return self._path
+
+    @property
+    def spec(self) -> JobSpec:
+        """The job spec the journal belongs to."""
+        return self._spec
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Open (or create) the journal and check its spec."""
+        if self._conn is not None:
+            raise JournalError("the journal is already open")
+        self._conn = await anyio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        """Close the connection (a WAL checkpoint happens on close)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    @staticmethod
+    async def check(path: str | os.PathLike[str], spec: JobSpec) -> None:
+        """Raise `JournalMismatchError` if a journal exists at `path` for another spec (read-only)."""
+        await anyio.to_thread.run_sync(_check_spec_sync, Path(path), spec)
+
+    def _open_sync(self) -> sqlite3.Connection:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self._path.exists()
+        if fresh:
+            # create the file owner-only before SQLite opens it
+            os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the journal {self._path}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            _check_or_write_spec(conn, self._path, self._spec)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise JournalError(f"{self._path} is not a usable journal: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # ------------------------------------------------------------------ the one writer
+
+    async def _run(self, op: _Op) -> Any:
+        """Run `op(conn)` inside a transaction on the worker thread, grouped with concurrent writes."""
+        if self._conn is None:
+            raise JournalError("the journal is not open")
+        pending = _Pending(op)
+        self._queue.append(pending)
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                if not pending.done:
+                    batch, self._queue = self._queue, []
+                    await anyio.to_thread.run_sync(self._apply, batch, limiter=self._limiter)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def _apply(self, batch: Sequence[_Pending]) -> None:
+        conn = self._conn
+        assert conn is not None  # noqa: S101 - checked by _run
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for pending in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    pending.result = pending.op(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    pending.error = exc
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = JournalError(f"journal write failed: {exc}")
+            for pending in batch:
+                pending.error = error
+        finally:
+            for pending in batch:
+                pending.done = True
+
+    # ------------------------------------------------------------------ items
+
+    async def load(self) -> list[Item]:
+        """Every item of the journal, in batch order."""
+
+        def op(conn: sqlite3.Connection) -> list[Item]:
+            rows = conn.execute("SELECT * FROM items ORDER BY seq").fetchall()
+            return [_item_from_row(row) for row in rows]
+
+        items: list[Item] = await self._run(op)
+        return items
+
+    async def add(self, items: Iterable[Item]) -> None:
+        """Insert new items; a key already in the journal is left as it is."""
+        now = time.time()
+        rows = [_row(item, {}, now) for item in items]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(_INSERT + "NOTHING", rows)
+
+        await self._run(op)
+
+    async def save(self, item: Item, stage: Stage | None = None, **changes: Any) -> Stage:
+        """Commit a transition (and/or field changes) of `item`, then apply it to the object.
+
+        Returns the old stage. Moving into `UPLOADING`/`STARTING` also writes the intent row; moving out of
+        them resolves it with the outcome `changes.pop("outcome")` or the new stage's name.
+        """
+        unknown = set(changes) - _MUTABLE - {"outcome"}
+        if unknown:
+            raise JournalError(f"not journal fields: {sorted(unknown)}")
+        old = item.stage
+        outcome = changes.pop("outcome", None)
+        now = time.time()
+        if stage is not None and stage is not old:
+            check_transition(old, stage)
+            changes["stage"] = stage
+            changes["timings"] = {**item.timings, stage.value: now}
+        row = _row(item, changes, now)
+        new_stage = stage if stage is not None else old
+        opening = new_stage in INTENT_STAGES and new_stage is not old
+        closing = old in INTENT_STAGES and new_stage is not old
+        remote_id = changes.get("remote_id", item.remote_id)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT, row)
+            if closing:
+                conn.execute(
+                    "UPDATE intents SET resolved_at = ?, outcome = ?, remote_id = COALESCE(?, remote_id)"
+                    " WHERE key = ? AND resolved_at IS NULL",
+                    (now, outcome or new_stage.value, remote_id, item.key),
+                )
+            if opening:
+                conn.execute(
+                    "INSERT INTO intents (key, kind, remote_id, created_at) VALUES (?, ?, ?, ?)",
+                    (item.key, _INTENT_KIND[new_stage], remote_id, now),
+                )
+
+        await self._run(op)
+        for name, value in changes.items():
+            setattr(item, name, value)
+        return old
+
+    async def intents(self, key: str | None = None) -> list[Intent]:
+        """The intents recorded (for one item, or all), oldest first."""
+
+        def op(conn: sqlite3.Connection) -> list[Intent]:
+            sql = "SELECT * FROM intents"
+            args: tuple[str, ...] = ()
+            if key is not None:
+                sql += " WHERE key = ?"
+                args = (key,)
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+            return [
+                Intent(
+                    id=r["id"],
+                    key=r["key"],
+                    kind=r["kind"],
+                    remote_id=r["remote_id"],
+                    created_at=r["created_at"],
+                    resolved_at=r["resolved_at"],
+                    outcome=r["outcome"],
+                )
+                for r in rows
+            ]
+
+        intents: list[Intent] = await self._run(op)
+        return intents
+
+    # ------------------------------------------------------------------ batch-wide facts
+
+    async def get_meta(self, name: str) -> Any:
+        """A JSON value stored for the batch (None when absent)."""
+
+        def op(conn: sqlite3.Connection) -> Any:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+            return None if row is None else json.loads(row["value"])
+
+        return await self._run(op)
+
+    async def set_meta(self, name: str, value: Any) -> None:
+        """Store a JSON value for the batch."""
+        text = json.dumps(value, sort_keys=True)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (name, text),
+            )
+
+        await self._run(op)
+
+
+def _check_or_write_spec(conn: sqlite3.Connection, path: Path, spec: JobSpec) -> None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+    if row is None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [
+                ("schema_version", json.dumps(SCHEMA_VERSION)),
+                ("spec", json.dumps(spec.to_json())),
+                ("fingerprint", json.dumps(spec.fingerprint)),
+                ("created_at", json.dumps(time.time())),
+            ],
+        )
+        conn.execute("COMMIT")
+        return
+    _compare_spec(path, json.loads(row["value"]), spec)
+
+
+def _compare_spec(path: Path, stored_json: str, spec: JobSpec) -> None:
+    if stored_json == spec.to_json():
+        return
+    stored = json.loads(stored_json)
+    wanted = json.loads(spec.to_json())
+    differences = []
+    if stored.get("service") != wanted["service"]:
+        differences.append(f"service {stored.get('service')!r} != {wanted['service']!r}")
+    old_settings, new_settings = stored.get("settings", {}), wanted["settings"]
+    differences.extend(
+        f"{name}: journal has {old_settings.get(name)!r}, this run asks {new_settings.get(name)!r}"
+        for name in sorted(set(old_settings) | set(new_settings))
+        if old_settings.get(name) != new_settings.get(name)
+    )
+    raise JournalMismatchError(
+        f"the journal {path} belongs to a different job spec ({'; '.join(differences)}); "
+        "use another --journal (or --out) for a new job, or rerun with the original settings"
+    )
+
+
+def _check_spec_sync(path: Path, spec: JobSpec) -> None:
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot open the journal {path}: {exc}") from exc
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path} is not a usable journal: {exc}") from exc
+    finally:
+        conn.close()
+    if row is not None:
+        _compare_spec(path, json.loads(row[0]), spec)

@@ -1,0 +1,285 @@
+"""Budget-aware polling: when to sweep (ListMedia) and which items to probe (GetProgress). Pure, no I/O.
+
+The planner is told when items start waiting for the service, what each observation showed, and what the
+time is (`now`, from an injected clock); `plan(now)` answers what to ask next and when to wake up.
+
+- **Sweeps** reveal a whole phase for the batch in one call (Recuro's ListMedia shows every restored file).
+  One is due when the earliest predicted completion among the swept items has come, never sooner than
+  `min_interval` after the last sweep and never later than `max_interval`.
+- **Probes** (one call per item) go to items whose phase a sweep cannot reveal (Recuro: media analysis), at
+  their predicted completion, and to swept items that are overdue (a failed job never shows in a sweep).
+- **Prediction.** From the item's own progress rate when the service reported progress (fraction done per
+  second since the phase began), else from the durations of items that already finished that phase (a
+  least-squares line over size when sizes vary, else the median), else an exponential backoff from
+  `min_interval`. Each probe is spaced between `min_interval` and `max_interval` from the previous contact.
+  Predictions lean late (`margin`): a probe too early costs a request, one too late only a little time.
+- **Webhook mode.** Callbacks report completions, so polling becomes a slow reconciliation: a sweep every
+  `reconcile_interval` while anything waits, and a probe for an item silent that long (a lost callback).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable
+
+import attrs
+
+from ._service import Phase, RemoteStatus
+
+__all__ = ["Plan", "PollPlanner", "PollSettings"]
+
+_WAITING = frozenset({Phase.PROCESSING, Phase.RUNNING})
+_HISTORY = 64  # durations kept per phase for the model
+
+
+@attrs.frozen
+class PollSettings:
+    """Knobs of the planner (seconds on the runner's clock).
+
+    Attributes:
+        min_interval: never contact the same item (or sweep) again sooner than this.
+        max_interval: contact every waiting item (or sweep) at least this often.
+        margin: probe this fraction of the expected duration after the predicted completion.
+        overdue_factor: a swept item not seen done after this multiple of its expected duration is probed.
+        sweep_fraction: sweeps are at least this fraction of the swept phase's typical duration apart.
+        webhook: callbacks drive the transitions; polling only reconciles.
+        reconcile_interval: webhook mode's sweep and silence interval.
+    """
+
+    min_interval: float = 2.0
+    max_interval: float = 60.0
+    margin: float = 0.1
+    overdue_factor: float = 1.5
+    sweep_fraction: float = 0.1
+    webhook: bool = False
+    reconcile_interval: float = 300.0
+
+    def __attrs_post_init__(self) -> None:
+        if not (0 < self.min_interval <= self.max_interval):
+            raise ValueError(
+                f"poll intervals must satisfy 0 < min ({self.min_interval}) <= max ({self.max_interval})"
+            )
+
+
+@attrs.frozen
+class Plan:
+    """What to ask now: a sweep, probes (most overdue first), and when to plan again otherwise."""
+
+    sweep: bool
+    probes: tuple[str, ...]
+    wake_at: float | None
+
+
+@attrs.define
+class _Waiting:
+    phase: Phase
+    entered: float
+    size: int | None
+    last_contact: float  # the last probe, callback or sweep that found it not done
+    last_probe: float  # the last probe or callback
+    contacts: int = 0
+    predicted: float | None = None
+
+
+@attrs.define
+class _Model:
+    """Durations (size, seconds) of items that finished a phase."""
+
+    samples: list[tuple[int | None, float]] = attrs.Factory(list)
+
+    def add(self, size: int | None, duration: float) -> None:
+        self.samples.append((size, max(duration, 0.0)))
+        del self.samples[:-_HISTORY]
+
+    def expect(self, size: int | None) -> float | None:
+        if not self.samples:
+            return None
+        durations = [d for _, d in self.samples]
+        sized = [(s, d) for s, d in self.samples if s is not None]
+        if size is not None and len(sized) >= 3:
+            xs = [float(s) for s, _ in sized]
+            ys = [d for _, d in sized]
+            mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+            var = sum((x - mean_x) ** 2 for x in xs)
+            if var > 0:
+                slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var
+                if slope >= 0:
+                    return max(mean_y + slope * (size - mean_x), min(ys))
+        return statistics.median(durations)
+
+
+class PollPlanner:
+    """Decides sweeps and probes for the items that wait on the service (see the module docstring)."""
+
+    def __init__(self, settings: PollSettings, *, sweep_phases: Iterable[Phase] = ()) -> None:
+        self._settings = settings
+        self._sweep_phases = frozenset(sweep_phases) & _WAITING
+        self._items: dict[str, _Waiting] = {}
+        self._models: dict[Phase, _Model] = {phase: _Model() for phase in _WAITING}
+        self._last_sweep: float | None = None
+
+    @property
+    def settings(self) -> PollSettings:
+        """The planner's knobs."""
+        return self._settings
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    # ------------------------------------------------------------------ what happened
+
+    def track(self, key: str, phase: Phase, now: float, *, size: int | None = None) -> None:
+        """`key` now waits for the service to finish `phase` (PROCESSING or RUNNING)."""
+        if phase not in _WAITING:
+            raise ValueError(f"only {sorted(_WAITING)} are waited for, not {phase}")
+        current = self._items.get(key)
+        if current is not None and current.phase is phase:
+            return
+        self._items[key] = _Waiting(
+            phase=phase, entered=now, size=size, last_contact=now, last_probe=now
+        )
+
+    def untrack(self, key: str) -> None:
+        """`key` no longer waits (finished, failed, or left the batch)."""
+        self._items.pop(key, None)
+
+    def expected_duration(self, key: str) -> float | None:
+        """How long the item's current phase is expected to take in total (None if nothing is known)."""
+        waiting = self._items.get(key)
+        if waiting is None:
+            return None
+        return self._expected(waiting)
+
+    def observe(self, key: str, status: RemoteStatus, now: float) -> None:
+        """An observation of `key` (a probe's answer or a callback)."""
+        waiting = self._items.get(key)
+        if waiting is None:
+            return
+        if status.phase in (waiting.phase, Phase.UNKNOWN):
+            waiting.contacts += 1
+            waiting.last_contact = waiting.last_probe = now
+            fraction = status.fraction if status.phase is waiting.phase else None
+            if fraction is not None and fraction > 0 and now > waiting.entered:
+                # the item's own progress rate: fraction done per second since the phase began
+                total = (now - waiting.entered) / min(fraction, 1.0)
+                waiting.predicted = waiting.entered + total * (1 + self._settings.margin)
+            elif waiting.predicted is not None and waiting.predicted <= now:
+                waiting.predicted = None  # proved wrong; fall back to the model or backoff
+            return
+        if status.phase in (Phase.READY, Phase.RUNNING, Phase.RESTORED):
+            # the phase is over: learn how long it took
+            self._models[waiting.phase].add(waiting.size, now - waiting.entered)
+        del self._items[key]
+
+    def observe_sweep(self, now: float, restored: Iterable[str]) -> None:
+        """A sweep at `now` showed the keys in `restored` done; the other swept items are not."""
+        self._last_sweep = now
+        done = set(restored)
+        for key, waiting in list(self._items.items()):
+            if waiting.phase not in self._sweep_phases:
+                continue
+            if key in done:
+                self._models[waiting.phase].add(waiting.size, now - waiting.entered)
+                del self._items[key]
+                continue
+            if self._target(waiting) <= now:
+                waiting.contacts += 1  # due but not done: back off from here
+                waiting.predicted = None
+            waiting.last_contact = max(waiting.last_contact, now)
+
+    # ------------------------------------------------------------------ what to do
+
+    def plan(self, now: float, *, max_probes: int = 8) -> Plan:
+        """What to ask at `now`: sweep or not, which items to probe, and when to plan again.
+
+        The sweep and probes returned are taken as sent at `now` (they are not planned again until
+        their answer or `min_interval`).
+        """
+        s = self._settings
+        if not self._items:
+            return Plan(sweep=False, probes=(), wake_at=None)
+        sweep_due = self._sweep_due()
+        sweep = sweep_due is not None and sweep_due <= now
+        due: list[tuple[float, str]] = []
+        wake = math.inf if sweep_due is None or sweep else sweep_due
+        for key, waiting in self._items.items():
+            at = self._probe_due(waiting)
+            if at <= now:
+                due.append((at, key))
+            else:
+                wake = min(wake, at)
+        due.sort()
+        probes = tuple(key for _, key in due[: max(max_probes, 0)])
+        for key in probes:
+            waiting = self._items[key]
+            waiting.last_contact = waiting.last_probe = now
+        if len(due) > len(probes):
+            wake = min(wake, due[len(probes)][0])
+        if sweep:
+            self._last_sweep = now
+            wake = min(wake, now + s.min_interval)
+        return Plan(sweep=sweep, probes=probes, wake_at=None if math.isinf(wake) else wake)
+
+    def _sweep_due(self) -> float | None:
+        s = self._settings
+        swept = [w for w in self._items.values() if w.phase in self._sweep_phases]
+        if not swept:
+            return None
+        first = min(w.entered for w in swept)
+        last = (
+            self._last_sweep if self._last_sweep is not None and self._last_sweep >= first else None
+        )
+        if s.webhook:
+            return (last if last is not None else first) + s.reconcile_interval
+        earliest = min(self._target(w) for w in swept)
+        base = last if last is not None else first
+        # a sweep serves the whole batch: space sweeps by a fraction of the typical duration, so
+        # completions are collected several at a time instead of one sweep per item
+        typical = [
+            d for d in (self._models[p].expect(None) for p in self._sweep_phases) if d is not None
+        ]
+        gap = s.min_interval
+        if typical:
+            gap = min(max(max(typical) * s.sweep_fraction, s.min_interval), s.max_interval)
+        return min(max(earliest, base + gap), base + s.max_interval)
+
+    def _probe_due(self, waiting: _Waiting) -> float:
+        s = self._settings
+        if s.webhook:
+            return waiting.last_probe + s.reconcile_interval
+        if waiting.phase not in self._sweep_phases:
+            at = self._target(waiting)
+            return min(
+                max(at, waiting.last_contact + s.min_interval),
+                waiting.last_contact + s.max_interval,
+            )
+        # a swept phase: probe only when overdue (a failure never shows in a sweep)
+        expected = self._expected(waiting)
+        overdue = (
+            waiting.entered + expected * s.overdue_factor + s.min_interval
+            if expected is not None
+            else waiting.last_probe + s.max_interval
+        )
+        return max(overdue, waiting.last_probe + s.max_interval / 2)
+
+    def _target(self, waiting: _Waiting) -> float:
+        """When the item is predicted done (plus margin), or its backoff time when nothing is known."""
+        s = self._settings
+        if waiting.predicted is not None:
+            return waiting.predicted
+        expected = self._models[waiting.phase].expect(waiting.size)
+        if expected is not None:
+            at = waiting.entered + expected * (1 + s.margin)
+            if at > waiting.last_contact:
+                return at
+        backoff = min(s.min_interval * 2.0**waiting.contacts, s.max_interval)
+        return waiting.last_contact + backoff
+
+    def _expected(self, waiting: _Waiting) -> float | None:
+        if waiting.predicted is not None:
+            return waiting.predicted - waiting.entered
+        return self._models[waiting.phase].expect(waiting.size)

@@ -1,0 +1,170 @@
+"""What the engine needs from a service: the `ServiceAdapter` protocol, the job spec, and outcome types.
+
+The engine (`_runner.py`) is service-agnostic: it drives items through the stage machine and asks the
+adapter to do the remote work. An adapter raises exactly two kinds of exceptions the engine understands:
+
+- `ItemError`: a definite failure of this item (the service refused, a job failed, an integrity error);
+  the item is failed with `code` and `message`, and the rest of the batch goes on.
+- `OutcomeUnknownError`: the call may or may not have taken effect (the request may have reached the service:
+  `request_sent=True`, or a 5xx after sending). For UploadMedia and StartJob the engine reconciles; it never
+  repeats the call blindly.
+
+Anything else an adapter raises is treated as transient: the engine retries the step after a backoff, a
+bounded number of times, then fails the item with the exception's class name as its code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+__all__ = [
+    "ItemError",
+    "JobSpec",
+    "OutcomeUnknownError",
+    "Phase",
+    "RemoteMedia",
+    "RemoteStatus",
+    "ServiceAdapter",
+]
+
+
+class ItemError(Exception):
+    """A definite failure of one item: `code` (a server error code or our own) and `message`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class OutcomeUnknownError(Exception):
+    """A non-idempotent call may or may not have reached the service; reconcile, never repeat blindly."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Phase(StrEnum):
+    """Where a remote item stands, as the engine needs to know it."""
+
+    PROCESSING = "processing"  # the service is ingesting / analysing the media
+    READY = "ready"  # media ready; a job can be started
+    RUNNING = "running"  # a job is queued or running
+    RESTORED = "restored"  # the result can be downloaded
+    FAILED = "failed"  # the service reports a failure (error_code / error_message)
+    GONE = "gone"  # the service does not know the id (deleted, or never existed)
+    UNKNOWN = "unknown"  # no news (e.g. a sweep that cannot see this phase)
+
+
+@attrs.frozen
+class RemoteStatus:
+    """One observation of a remote item.
+
+    Attributes:
+        phase: where the item stands.
+        fraction: progress through the current phase, 0.0-1.0 (for predicting completion), or None.
+        state: the service's own state name (for display).
+        progress: the service's own progress number (for display).
+        result_url: where to download the result (phase RESTORED).
+        error_code: the service's reason (phase FAILED).
+        error_message: a readable message (phase FAILED).
+    """
+
+    phase: Phase
+    fraction: float | None = None
+    state: str = ""
+    progress: float = 0.0
+    result_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@attrs.frozen
+class RemoteMedia:
+    """One entry of a sweep (Recuro ListMedia): an id on the account and its result URL if any."""
+
+    remote_id: str
+    result_url: str | None
+
+
+@attrs.frozen
+class JobSpec:
+    """What every item of the batch is asked to become; a journal belongs to exactly one spec.
+
+    Attributes:
+        service: the service name ("recuro", "mediacrush").
+        settings: JSON-able job settings (format, filters, scale...). Never credentials.
+    """
+
+    service: str
+    settings: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces), the input of the fingerprint."""
+        return json.dumps(
+            {"service": self.service, "settings": dict(self.settings)},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """A short stable hash of the spec."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+ProgressCallback = Callable[[int, int | None], object]
+
+
+class ServiceAdapter(Protocol):
+    """The remote half of the stage machine, one small class per service.
+
+    Attributes:
+        name: the service name.
+        needs_start: True when a job must be started once the media is ready (Recuro's StartJob).
+        sweep_phases: the phases one `sweep()` can reveal (Recuro's ListMedia: only RESTORED).
+    """
+
+    name: str
+    needs_start: bool
+    sweep_phases: frozenset[Phase]
+
+    def job_spec(self) -> JobSpec:
+        """The spec this adapter runs every item with (fingerprinted into the journal)."""
+        ...
+
+    def output_name(self, input_name: str) -> str:
+        """The output file name for an input base name (e.g. the extension of the output format)."""
+        ...
+
+    async def upload(self, source_url: str, *, notify_url: str | None) -> str:
+        """Hand the service a URL to fetch; return the remote id (UploadMedia). Not idempotent."""
+        ...
+
+    async def start(self, remote_id: str, *, notify_url: str | None) -> None:
+        """Start the job on ready media (StartJob). Not idempotent."""
+        ...
+
+    async def status(self, remote_id: str) -> RemoteStatus:
+        """Observe one remote item (GetProgress). A service-side failure is phase FAILED, not an error."""
+        ...
+
+    async def sweep(self) -> list[RemoteMedia]:
+        """Every media on the account with its result URL if any (ListMedia): one call for the batch."""
+        ...
+
+    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
+        """Download the result to exactly `dest` (resuming a `.part` left by an earlier run)."""
+        ...
+
+    async def delete(self, remote_id: str) -> None:
+        """Delete remote media (DeleteMedia); deleting an already deleted id is success."""
+        ...

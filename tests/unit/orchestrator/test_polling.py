@@ -1,0 +1,188 @@
+"""The poll planner on plain numbers: backoff, learned durations, progress rate, sweeps, webhook mode."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from orchestrator._polling import PollPlanner, PollSettings
+from orchestrator._service import Phase, RemoteStatus
+
+SETTINGS = PollSettings(min_interval=1.0, max_interval=30.0, margin=0.1)
+SWEEP = frozenset({Phase.RUNNING})
+
+
+def _planner(**changes) -> PollPlanner:
+    import attrs
+
+    return PollPlanner(attrs.evolve(SETTINGS, **changes), sweep_phases=SWEEP)
+
+
+def test_nothing_waiting_means_nothing_to_do():
+    """An empty planner plans nothing and never wakes."""
+    plan = _planner().plan(0.0)
+    assert (plan.sweep, plan.probes, plan.wake_at) == (False, (), None)
+
+
+def test_bad_intervals_are_refused():
+    """min must be positive and not above max."""
+    with pytest.raises(ValueError, match="poll intervals"):
+        PollSettings(min_interval=5, max_interval=1)
+
+
+def test_unknown_items_back_off_exponentially():
+    """With nothing learned, probes come at min_interval, then 2x, 4x... after each contact."""
+    planner = _planner()
+    planner.track("a", Phase.PROCESSING, 0.0)
+    assert planner.plan(0.5).probes == ()
+    assert planner.plan(0.5).wake_at == 1.0
+    times = []
+    now = 0.0
+    for _ in range(4):
+        now = planner.plan(now).wake_at
+        assert planner.plan(now).probes == ("a",)
+        planner.observe("a", RemoteStatus(Phase.PROCESSING), now)
+        times.append(now)
+    assert times == [1.0, 3.0, 7.0, 15.0]
+
+
+def test_learned_duration_schedules_one_probe():
+    """After items finished a phase in ~10 s, a new item is probed once, just after 10 s."""
+    planner = _planner()
+    for n in range(3):
+        planner.track(f"old{n}", Phase.PROCESSING, 0.0)
+        planner.observe(f"old{n}", RemoteStatus(Phase.READY), 10.0)
+    planner.track("new", Phase.PROCESSING, 100.0)
+    plan = planner.plan(100.0)
+    assert plan.probes == ()
+    assert plan.wake_at == pytest.approx(111.0)
+    assert planner.plan(111.0).probes == ("new",)
+
+
+def test_durations_grow_with_size():
+    """With varied sizes the model fits a line, so a big item is expected to take longer."""
+    planner = _planner()
+    for n, (size, seconds) in enumerate([(100, 2.0), (200, 4.0), (400, 8.0)]):
+        planner.track(f"k{n}", Phase.PROCESSING, 0.0, size=size)
+        planner.observe(f"k{n}", RemoteStatus(Phase.READY), seconds)
+    planner.track("big", Phase.PROCESSING, 0.0, size=1000)
+    assert planner.expected_duration("big") == pytest.approx(20.0)
+
+
+def test_progress_rate_predicts_completion():
+    """An item 25 % through after 5 s is expected done at 20 s (plus the margin)."""
+    planner = _planner()
+    planner.track("a", Phase.PROCESSING, 0.0)
+    planner.plan(1.0)
+    planner.observe("a", RemoteStatus(Phase.PROCESSING, fraction=0.25), 5.0)
+    assert planner.plan(5.0).wake_at == pytest.approx(22.0)
+
+
+def test_probe_spacing_is_bounded_by_max_interval():
+    """However late the prediction, an item is asked at least every max_interval."""
+    planner = _planner()
+    planner.track("a", Phase.PROCESSING, 0.0)
+    planner.observe("a", RemoteStatus(Phase.PROCESSING, fraction=0.001), 1.0)
+    assert planner.plan(1.0).wake_at == pytest.approx(31.0)
+
+
+def test_sweep_finds_restored_items_and_learns():
+    """Swept items are not probed; a sweep comes at the earliest predicted completion."""
+    planner = _planner()
+    for n in range(5):
+        planner.track(f"j{n}", Phase.RUNNING, 0.0)
+    plan = planner.plan(0.0)
+    assert not plan.sweep
+    assert plan.probes == ()
+    assert plan.wake_at == 1.0
+    assert planner.plan(1.0).sweep
+    planner.observe_sweep(1.0, [])
+    now = planner.plan(1.0).wake_at
+    assert now == pytest.approx(3.0)  # backoff while nothing is known
+    assert planner.plan(now).sweep
+    planner.observe_sweep(now, ["j0", "j1"])
+    assert "j0" not in planner
+    assert len(planner) == 3
+    planner.track("late", Phase.RUNNING, 10.0)
+    assert planner.expected_duration("late") == pytest.approx(3.0)
+
+
+def test_overdue_swept_item_gets_a_probe():
+    """A job not seen done long after its expected time is probed (failures never show in a sweep)."""
+    planner = _planner()
+    planner.track("done", Phase.RUNNING, 0.0)
+    planner.plan(5.0)
+    planner.observe_sweep(5.0, ["done"])
+    planner.track("stuck", Phase.RUNNING, 10.0)
+    probed_at = None
+    now = 10.0
+    for _ in range(50):
+        plan = planner.plan(now)
+        if plan.sweep:
+            planner.observe_sweep(now, [])
+        if plan.probes:
+            probed_at = now
+            break
+        now = plan.wake_at
+    assert probed_at is not None
+    assert 10.0 + 5.0 * 1.5 <= probed_at <= 10.0 + 30.0
+
+
+def test_sweep_intervals_stay_within_bounds():
+    """Sweeps are never closer than min_interval nor further apart than max_interval."""
+    planner = _planner()
+    planner.track("x", Phase.RUNNING, 0.0)
+    planner.observe("x", RemoteStatus(Phase.RUNNING, fraction=0.0001), 0.5)
+    sweeps = []
+    now = 0.0
+    while now < 200:
+        plan = planner.plan(now)
+        if plan.sweep:
+            sweeps.append(now)
+            planner.observe_sweep(now, [])
+        if plan.probes:
+            for key in plan.probes:
+                planner.observe(key, RemoteStatus(Phase.RUNNING), now)
+        now = plan.wake_at
+    gaps = [b - a for a, b in itertools.pairwise(sweeps)]
+    assert gaps
+    assert all(1.0 <= gap <= 30.0 + 1e-9 for gap in gaps)
+
+
+def test_webhook_mode_only_reconciles_slowly():
+    """With callbacks, nothing is asked before the reconcile interval."""
+    planner = PollPlanner(
+        PollSettings(min_interval=1, max_interval=30, webhook=True, reconcile_interval=300),
+        sweep_phases=SWEEP,
+    )
+    planner.track("m", Phase.PROCESSING, 0.0)
+    planner.track("j", Phase.RUNNING, 0.0)
+    plan = planner.plan(100.0)
+    assert (plan.sweep, plan.probes, plan.wake_at) == (False, (), 300.0)
+    plan = planner.plan(300.0)
+    assert plan.sweep
+    assert set(plan.probes) == {"m", "j"}
+
+
+def test_probes_are_limited_and_most_overdue_first():
+    """At most max_probes are returned, oldest due first, and the rest are due right after."""
+    planner = _planner()
+    for n in range(5):
+        planner.track(f"k{n}", Phase.PROCESSING, float(n))
+    plan = planner.plan(100.0, max_probes=2)
+    assert plan.probes == ("k0", "k1")
+    assert plan.wake_at == pytest.approx(3.0)
+    assert planner.plan(100.0, max_probes=10).probes == ("k2", "k3", "k4")
+
+
+def test_a_phase_change_untracks_and_a_failure_teaches_nothing():
+    """READY ends PROCESSING; FAILED ends it without becoming a duration sample."""
+    planner = _planner()
+    planner.track("a", Phase.PROCESSING, 0.0)
+    planner.observe("a", RemoteStatus(Phase.FAILED, error_code="X"), 50.0)
+    assert "a" not in planner
+    planner.track("b", Phase.PROCESSING, 0.0)
+    assert planner.expected_duration("b") is None
+    with pytest.raises(ValueError, match="waited for"):
+        planner.track("c", Phase.READY, 0.0)
