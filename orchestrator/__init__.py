@@ -1,0 +1,79 @@
+"""Batch engine: drives many items through a service (Recuro, MediaCrush), crash-safe, inside one rate budget.
+
+```python
+async with Journal(out / ".recuro-journal.sqlite", adapter.job_spec()) as journal, \\
+        LocalFileServer() as stager, \\
+        Runner(adapter, journal, config=RunnerConfig(out_dir=out), stager=stager) as runner:
+    async for event in runner.run(inputs):
+        print(event)
+```
+The engine is service-agnostic: it talks to a `ServiceAdapter` (`orchestrator._adapters.recuro` for Recuro).
+"""
+
+from __future__ import annotations
+
+from ._events import (
+    BatchDone,
+    DownloadProgress,
+    Event,
+    ItemDone,
+    ItemFailed,
+    ItemProgress,
+    ItemQueued,
+    StageChanged,
+)
+from ._journal import Intent, Journal, JournalError, JournalMismatchError
+from ._polling import PollSettings
+from ._report import Report, ReportItem, build_report
+from ._runner import Runner, RunnerConfig
+from ._service import (
+    ItemError,
+    JobSpec,
+    OutcomeUnknownError,
+    Phase,
+    RemoteMedia,
+    RemoteStatus,
+    ServiceAdapter,
+)
+from ._stages import Item, Stage
+from ._staging import AccessRecord, LocalFileServer, StagedSource, Stager
+
+__all__ = [
+    "AccessRecord",
+    "BatchDone",
+    "DownloadProgress",
+    "Event",
+    "Intent",
+    "Item",
+    "ItemDone",
+    "ItemError",
+    "ItemFailed",
+    "ItemProgress",
+    "ItemQueued",
+    "JobSpec",
+    "Journal",
+    "JournalError",
+    "JournalMismatchError",
+    "LocalFileServer",
+    "OutcomeUnknownError",
+    "Phase",
+    "PollSettings",
+    "RemoteMedia",
+    "RemoteStatus",
+    "Report",
+    "ReportItem",
+    "Runner",
+    "RunnerConfig",
+    "ServiceAdapter",
+    "Stage",
+    "StageChanged",
+    "StagedSource",
+    "Stager",
+    "build_report",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("orchestrator."):
+        _obj.__module__ = "orchestrator"
+del _name, _obj
