@@ -1,0 +1,1 @@
+"""Command-line entry points: `recuro` and `mediacrush` (the one place that prints)."""

@@ -1,0 +1,46 @@
+"""The `mediacrush` command: upload, inspect and delete media on a MediaCrush server, or run its emulator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE = 2
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from mediacrush_async.testing._cli import main as emulator_main
+
+    return emulator_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `mediacrush` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="mediacrush", description="Use a MediaCrush server, or run its emulator."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    emulator = sub.add_parser(
+        "emulator", help="serve the MediaCrush emulator on loopback", add_help=False
+    )
+    emulator.add_argument("rest", nargs=argparse.REMAINDER)
+    emulator.set_defaults(handler=_emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `mediacrush` with `argv`; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The `recuro` command: one subcommand per job (see SPEC section 6, or `recuro --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ._client_cmds import add_client_commands
+from ._common import EXIT_USAGE
+
+__all__ = ["build_parser", "main"]
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from recuro_async.testing._cli import main as emulator_main
+
+    return emulator_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `recuro` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="recuro", description="Restore media with the Recuro Media API, or run its emulator."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_client_commands(sub)
+    emulator = sub.add_parser(
+        "emulator",
+        help="serve the Recuro emulator on loopback (prints RECURO_BASE_URL/KEY/SECRET first)",
+        add_help=False,
+    )
+    emulator.add_argument("rest", nargs=argparse.REMAINDER)
+    emulator.set_defaults(handler=_emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `recuro` with `argv` (default: the process arguments); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""`RecuroClient`: lifecycle, and one method per API action.
+
+Each method does the same five steps: validate, build, send, parse, structure. Wire rules live in
+`_protocol`/`_converter`; limiting, retries and downloads in `_clientkit`; this module only does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import httpx
+
+from _clientkit._auth import OriginAuth
+from _clientkit._clock import Clock, SystemClock
+from _clientkit._download import DownloadOptions, download_file
+from _clientkit._failures import (
+    ClientkitFailure,
+    DownloadFailure,
+    ResponseTooLargeFailure,
+    TransportFailure,
+)
+from _clientkit._limiter import Limiter, SlidingWindowLimiter, slot
+from _clientkit._redact import Secret
+from _clientkit._retry import RetryPolicy
+from _clientkit._transport import send
+
+from . import _protocol, _validate
+from ._constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    MAX_POLL_INTERVAL,
+)
+from ._enums import Filter, OutputFormat, State
+from ._errors import (
+    DownloadError,
+    InvalidArgumentError,
+    RecuroError,
+    ResponseFormatError,
+    TransportError,
+    WaitTimeoutError,
+)
+from ._models import FilterInfo, Media, OutputFormatInfo, Progress, RateLimit
+from ._protocol import Action, Credentials
+
+__all__ = ["RecuroClient"]
+
+log = logging.getLogger("recuro_async")
+
+_SAFE_ACTIONS = frozenset(
+    {
+        Action.LIST_MEDIA,
+        Action.LIST_FILTERS,
+        Action.LIST_OUTPUT_FORMATS,
+        Action.GET_PROGRESS,
+        Action.DELETE_MEDIA,
+    }
+)
+
+ProgressCallback = Callable[[int, int | None], object]
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+class RecuroClient:
+    """An async client for the Recuro Media API 1.0.
+
+    Use it as an async context manager (or call `aclose()`). All calls share one limiter that keeps
+    every sliding window of `rate_limit.period` seconds at or below `rate_limit.max_requests` requests,
+    retries included; pass `limiter=` to share one account's budget between clients.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - a frozen value, safe as a default
+        limiter: Limiter | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        download_options: DownloadOptions | None = None,
+        count_downloads: bool = False,
+    ) -> None:
+        key, secret = _validate.credentials(api_key, api_secret)
+        self._credentials = Credentials(key, Secret(secret))
+        self._base_url = _validate.base_url(base_url)
+        self._clock: Clock = clock or SystemClock()
+        self._policy = RetryPolicy(max_retries=max_retries)
+        self._rate_limit = rate_limit
+        if limiter is not None:
+            self._limiter: Limiter | None = limiter
+        elif rate_limit is not None:
+            self._limiter = SlidingWindowLimiter(
+                rate_limit.max_requests, rate_limit.period, clock=self._clock, grace=timeout
+            )
+        else:
+            self._limiter = None
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT)),
+            follow_redirects=False,
+        )
+        self._auth = OriginAuth(self._base_url, Secret(self._credentials.header_value()))
+        self._download_options = download_options or DownloadOptions()
+        self._count_downloads = count_downloads
+        self._known_filters: tuple[str, ...] | None = None
+        self._known_formats: tuple[str, ...] | None = None
+        self._state = _State.UNOPENED
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError(
+                f"a RecuroClient can be opened once; this one is {self._state.value}"
+            )
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this client created it (a caller's `http_client` stays open)."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._owns_http:
+            await self._http.aclose()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", _State.CLOSED) is _State.OPENED and getattr(
+            self, "_owns_http", False
+        ):
+            warnings.warn(
+                "RecuroClient was not closed; use 'async with RecuroClient(...)' or await aclose()",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    def __repr__(self) -> str:
+        return f"<RecuroClient base_url={self._base_url!r} api_key={self._credentials.key!r} state={self._state.value}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL requests are POSTed to."""
+        return self._base_url
+
+    @property
+    def limiter(self) -> Limiter | None:
+        """The limiter every API call of this client goes through (share it with other clients)."""
+        return self._limiter
+
+    # ------------------------------------------------------------------ the five steps
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this RecuroClient is closed")
+
+    async def _call(self, action: Action, params: Mapping[str, Any] | None = None) -> Any:
+        """Build, send (limiter + retries) and parse one API call; returns decoded JSON or None."""
+        self._check_open()
+        request = lambda: _protocol.build_request(self._base_url, self._credentials, action, params)  # noqa: E731
+        try:
+            parts = await send(
+                self._http,
+                request,
+                safe=action in _SAFE_ACTIONS,
+                policy=self._policy,
+                classify=_protocol.classify,
+                limiter=self._limiter,
+                refusal_pause=self._rate_limit.period if self._rate_limit else 60.0,
+                clock=self._clock,
+                log=log,
+                action=action.value,
+            )
+        except TransportFailure as exc:
+            raise TransportError(
+                f"{action.value} failed: {exc}", request_sent=exc.request_sent, action=action.value
+            ) from exc
+        except ResponseTooLargeFailure as exc:
+            raise ResponseFormatError(str(exc), action=action.value) from exc
+        return _protocol.parse_response(action, parts, secrets=(self._credentials.secret.reveal(),))
+
+    # ------------------------------------------------------------------ actions
+
+    async def list_media(self) -> list[Media]:
+        """All media uploaded to the account (ListMedia)."""
+        data = await self._call(Action.LIST_MEDIA)
+        return _protocol.structure_as(data, list[Media], Action.LIST_MEDIA)
+
+    async def list_filters(self) -> list[FilterInfo]:
+        """The filters the service offers (ListFilters); later validation accepts exactly these."""
+        data = await self._call(Action.LIST_FILTERS)
+        infos = _protocol.structure_as(data, list[FilterInfo], Action.LIST_FILTERS)
+        if infos:
+            self._known_filters = tuple(info.name for info in infos)
+        return infos
+
+    async def list_output_formats(self) -> list[OutputFormatInfo]:
+        """The output formats the service offers (ListOutputFormats); validation then accepts these."""
+        data = await self._call(Action.LIST_OUTPUT_FORMATS)
+        infos = _protocol.structure_as(data, list[OutputFormatInfo], Action.LIST_OUTPUT_FORMATS)
+        if infos:
+            self._known_formats = tuple(info.name for info in infos)
+        return infos
+
+    async def upload_media(
+        self,
+        original_file_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        notify_url: str | None = None,
+    ) -> str:
+        """Ask the service to fetch and analyse a media file (UploadMedia); returns its file_id.
+
+        Not retried once the request may have reached the service: a `TransportError` with
+        `request_sent=True` means the outcome is unknown (check `list_media()` before trying again).
+        """
+        params = {
+            "original_file_url": _validate.url(original_file_url, "original_file_url"),
+            "username": username,
+            "password": password,
+            "notify_url": _validate.optional_url(notify_url, "notify_url"),
+        }
+        data = await self._call(Action.UPLOAD_MEDIA, params)
+        file_id = data.get("file_id") if isinstance(data, dict) else None
+        if not isinstance(file_id, str) or not file_id:
+            raise ResponseFormatError(
+                "UploadMedia answered without a file_id",
+                path_errors=["$.file_id"],
+                action="UploadMedia",
+            )
+        return file_id
+
+    async def start_job(
+        self,
+        file_id: str,
+        *,
+        output_format: OutputFormat | str,
+        filters: Sequence[Filter | str],
+        output_scaling: str | int | None = None,
+        notify_url: str | None = None,
+    ) -> None:
+        """Start restoring a media file that reached MediaCompleted (StartJob).
+
+        Not retried once the request may have reached the service (a duplicate job costs money).
+        """
+        params = {
+            "file_id": _validate.file_id(file_id),
+            "output_format": _validate.output_format(output_format, self._known_formats),
+            "filters": _validate.filters(filters, self._known_filters),
+            "output_scaling": _validate.output_scaling(output_scaling),
+            "notify_url": _validate.optional_url(notify_url, "notify_url"),
+        }
+        await self._call(Action.START_JOB, params)
+
+    async def get_progress(self, file_id: str) -> Progress:
+        """The state of a media file and its progress within that state (GetProgress)."""
+        data = await self._call(Action.GET_PROGRESS, {"file_id": _validate.file_id(file_id)})
+        return _protocol.structure_as(data, Progress, Action.GET_PROGRESS)
+
+    async def delete_media(self, file_id: str) -> None:
+        """Delete a media file and everything derived from it (DeleteMedia); safe to repeat."""
+        await self._call(Action.DELETE_MEDIA, {"file_id": _validate.file_id(file_id)})
+
+    def validate_job(
+        self,
+        *,
+        output_format: OutputFormat | str,
+        filters: Iterable[Filter | str],
+        output_scaling: str | int | None = None,
+    ) -> tuple[str, list[str], str | None]:
+        """Check job settings without sending anything; returns them as they would go on the wire."""
+        return (
+            _validate.output_format(output_format, self._known_formats),
+            _validate.filters(filters, self._known_filters),
+            _validate.output_scaling(output_scaling),
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    async def wait_for(
+        self,
+        file_id: str,
+        state: State,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        timeout: float | None = None,  # noqa: ASYNC109 - the SPEC 2.1 signature
+        on_progress: Callable[[Progress], object] | None = None,
+    ) -> Progress:
+        """Poll GetProgress until the media reaches `state` (or a later one); returns that Progress.
+
+        The interval starts at `poll_interval` and grows by half each time nothing moved, up to
+        `max(poll_interval, 60 s)`. Raises `WaitTimeoutError` after `timeout` seconds.
+        """
+        _validate.file_id(file_id)
+        if not isinstance(state, State) or state is State.UNKNOWN:
+            raise _invalid_state(state)
+        if not poll_interval > 0:
+            raise InvalidArgumentError("poll_interval", f"must be > 0, got {poll_interval!r}")
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        interval = poll_interval
+        last: Progress | None = None
+        while True:
+            progress = await self.get_progress(file_id)
+            if on_progress is not None:
+                on_progress(progress)
+            if progress.state >= state:
+                return progress
+            moved = last is None or (progress.state, progress.progress) != (
+                last.state,
+                last.progress,
+            )
+            interval = (
+                poll_interval
+                if moved
+                else min(interval * 1.5, max(poll_interval, MAX_POLL_INTERVAL))
+            )
+            last = progress
+            if deadline is not None:
+                remaining = deadline - self._clock.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeoutError(
+                        file_id=file_id, state=state.value, last=progress.raw_state
+                    )
+                await self._clock.sleep(min(interval, remaining))
+            else:
+                await self._clock.sleep(interval)
+
+    async def download(
+        self,
+        url: str,
+        dest: str | os.PathLike[str],
+        *,
+        resume: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Download a restored file into `dest` (a directory or a file path); resumable, verified.
+
+        The Authorization header goes only to the API's own origin, never to a redirect elsewhere.
+        """
+        self._check_open()
+        checked = _validate.url(url, "url")
+        if urlsplit(checked).scheme == "http" and not _validate.is_loopback_host(
+            urlsplit(checked).hostname or ""
+        ):
+            raise InvalidArgumentError("url", "must be https:// (http:// only for loopback hosts)")
+        try:
+            if self._count_downloads and self._limiter is not None:
+                async with slot(self._limiter):
+                    path = await self._download(checked, dest, resume, progress)
+            else:
+                path = await self._download(checked, dest, resume, progress)
+        except DownloadFailure as exc:
+            raise DownloadError(exc.reason, part_path=exc.part_path) from exc
+        except TransportFailure as exc:
+            raise TransportError(f"download failed: {exc}", request_sent=exc.request_sent) from exc
+        except ClientkitFailure as exc:
+            raise DownloadError(str(exc)) from exc
+        return Path(path)
+
+    async def _download(
+        self,
+        url: str,
+        dest: str | os.PathLike[str],
+        resume: bool,
+        progress: ProgressCallback | None,
+    ) -> os.PathLike[str]:
+        return await download_file(
+            self._http,
+            url,
+            dest,
+            auth=self._auth,
+            resume=resume,
+            progress=progress,
+            options=self._download_options,
+            clock=self._clock,
+        )
+
+
+def _invalid_state(state: object) -> RecuroError:
+    allowed = ", ".join(s.value for s in State if s is not State.UNKNOWN)
+    return InvalidArgumentError("state", f"must be a State, got {state!r}; allowed: {allowed}")
