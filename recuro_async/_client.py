@@ -45,6 +45,7 @@ from ._enums import Filter, OutputFormat, State
 from ._errors import (
     DownloadError,
     InvalidArgumentError,
+    MediaNotFoundError,
     RecuroError,
     ResponseFormatError,
     TransportError,
@@ -284,9 +285,18 @@ class RecuroClient:
         data = await self._call(Action.GET_PROGRESS, {"file_id": _validate.file_id(file_id)})
         return _protocol.structure_as(data, Progress, Action.GET_PROGRESS)
 
-    async def delete_media(self, file_id: str) -> None:
-        """Delete a media file and everything derived from it (DeleteMedia); safe to repeat."""
-        await self._call(Action.DELETE_MEDIA, {"file_id": _validate.file_id(file_id)})
+    async def delete_media(self, file_id: str, *, missing_ok: bool = True) -> None:
+        """Delete a media file and everything derived from it (DeleteMedia); safe to repeat.
+
+        Deleting an id the service no longer knows is success (a retried or repeated delete finds it
+        gone); pass `missing_ok=False` to get the `MediaNotFoundError` instead.
+        """
+        try:
+            await self._call(Action.DELETE_MEDIA, {"file_id": _validate.file_id(file_id)})
+        except MediaNotFoundError:
+            if not missing_ok:
+                raise
+            log.debug("DeleteMedia found the media already gone", extra={"action": "DeleteMedia"})
 
     def validate_job(
         self,

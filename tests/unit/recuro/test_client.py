@@ -453,3 +453,11 @@ async def test_every_request_takes_a_limiter_slot(router, http, clock):
         for _ in range(3):
             await recuro.list_media()
     assert clock.monotonic() >= 60.0
+
+
+async def test_delete_of_a_missing_id_is_success_unless_asked(router, recuro):
+    """DeleteMedia of an id the service no longer knows succeeds; missing_ok=False raises instead."""
+    router.post(BASE, json__action="DeleteMedia").mock(return_value=err(400, "MediaNotFound", "unknown"))
+    assert await recuro.delete_media("gone") is None
+    with pytest.raises(MediaNotFoundError):
+        await recuro.delete_media("gone", missing_ok=False)
