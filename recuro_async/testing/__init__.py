@@ -78,6 +78,7 @@ from recuro_async.testing._emulator import (
     RecuroEmulator,
     RunningEmulator,
     run_emulator,
+    serve_asgi,
 )
 from recuro_async.testing._faults import FaultRecord
 from recuro_async.testing._log import LogEntry
@@ -106,6 +107,7 @@ __all__ = [
     "expected_restored_file",
     "restored_size",
     "run_emulator",
+    "serve_asgi",
     "sniff_container",
 ]
 

@@ -6,13 +6,14 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import random
 import shutil
 import socket
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -23,7 +24,7 @@ import attrs
 import httpx
 
 from recuro_async.testing._app import EmulatorApp
-from recuro_async.testing._catalog import ApiError
+from recuro_async.testing._catalog import STATES, ApiError, canonical_state
 from recuro_async.testing._config import EmulatorConfig
 from recuro_async.testing._faults import FaultPlan, FaultRecord
 from recuro_async.testing._lifecycle import (
@@ -209,41 +210,12 @@ class RecuroEmulator:
 
         `await task_group.start(emulator.serve)` returns e.g. "http://127.0.0.1:PORT/api/1.0/".
         """
-        import uvicorn
-
         self._require_running()
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        server: uvicorn.Server | None = None
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.setblocking(False)  # noqa: FBT003 - the socket API takes a positional flag
-            config = uvicorn.Config(
-                self._socket_app,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                interface="asgi3",
-                proxy_headers=False,
-                ws="none",
-                timeout_graceful_shutdown=1,
-                server_header=False,
+        async with anyio.create_task_group() as tg:
+            origin = await tg.start(
+                functools.partial(serve_asgi, self._socket_app, host=host, port=port)
             )
-            config.load()
-            server = uvicorn.Server(config)
-            server.lifespan = config.lifespan_class(config)
-            await server.startup(sockets=[sock])
-            bound_host, bound_port = sock.getsockname()[:2]
-            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-            task_status.started(f"http://{shown}:{bound_port}/api/1.0/")
-            await server.main_loop()  # ticks the Date header until cancelled
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                if server is not None and server.started:
-                    await server.shutdown(sockets=[sock])
-            sock.close()
+            task_status.started(f"{origin}/api/1.0/")
 
     async def _socket_app(
         self,
@@ -285,6 +257,33 @@ class RecuroEmulator:
             return media.snapshot(anyio.current_time()).state
         except ApiError as exc:
             return exc.code
+
+    async def wait_for_state(self, file_id: str, state: str) -> str:
+        """Wait until a media file reaches `state` or a later one, or fails; return what it reached.
+
+        Returns the state, or the error_code (MediaUploadFailed, MediaFormatUnsupported, JobFailed,
+        MediaNotFound). Exact and cheap: it sleeps until the next transition of the media's timeline or
+        the next event (fetch done, restored file written, a request). Bound it with `anyio.fail_after`.
+        """
+        wanted = canonical_state(state)
+        if wanted is None:
+            raise ValueError(f"unknown state {state!r}; valid states: {', '.join(STATES)}")
+        rank = STATES.index(wanted)
+        while True:
+            media = self._media.get(file_id)
+            if media is None:
+                return "MediaNotFound"
+            now = anyio.current_time()
+            try:
+                reached = media.snapshot(now).state
+            except ApiError as exc:
+                return exc.code
+            if STATES.index(reached) >= rank:
+                return reached
+            changed = self._changed
+            upcoming = media.next_change(now)
+            with anyio.move_on_after(math.inf if upcoming is None else upcoming - now):
+                await changed.wait()
 
     def peak_window_count(self, window: float | None = None) -> int:
         """The most API requests that arrived within any `window` seconds (default: the rate window)."""
@@ -614,6 +613,58 @@ class RecuroEmulator:
 def restored_url(origin: str, guid: str) -> str:
     """The download URL of a restored file served at `origin`."""
     return f"{origin.rstrip('/')}/download.php?guid={guid}"
+
+
+async def serve_asgi(
+    app: Callable[[Any, Any, Any], Awaitable[None]],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve any ASGI 3 app with uvicorn until cancelled; report its origin ("http://HOST:PORT") when listening.
+
+    The socket is bound before uvicorn starts, so readiness needs no polling, and a busy port raises OSError
+    (uvicorn itself would exit the process). Used for the emulator and, in tests, for small helper servers.
+    """
+    import uvicorn
+
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )[0]
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then (else every
+    # response whose body follows its headers in a second write waits ~40 ms for a delayed ACK).
+    sock = socket.socket(family, kind, proto)
+    server: uvicorn.Server | None = None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.setblocking(False)  # noqa: FBT003 - the socket API takes a positional flag
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            interface="asgi3",
+            proxy_headers=False,
+            ws="none",
+            timeout_graceful_shutdown=1,
+            server_header=False,
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        task_status.started(f"http://{shown}:{bound_port}")
+        await server.main_loop()  # ticks the Date header until cancelled
+        await anyio.sleep_forever()
+    finally:
+        with anyio.CancelScope(shield=True):
+            if server is not None and server.started:
+                await server.shutdown(sockets=[sock])
+        sock.close()
 
 
 async def _remove_tree(path: Path) -> None:

@@ -77,11 +77,14 @@ class FaultPlan:
         return cut
 
     def truncate(self, file_id: str | None, body_length: int) -> int | None:
-        """Return how many bytes of a download body to send before dropping, or None."""
+        """Return how many bytes of a download body to send before dropping, or None.
+
+        At least one byte is always sent, so a client resuming from what it holds always progresses.
+        """
         fired = self._draw("truncate", self.truncate_rate)
-        if fired is None or body_length < 1:
+        if fired is None or body_length < 2:
             return None
-        cut = int(fired * body_length)
+        cut = 1 + int(fired * (body_length - 1))
         self.record.append(FaultRecord("truncate", "download", file_id, float(cut)))
         return cut
 

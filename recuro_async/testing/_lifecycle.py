@@ -199,6 +199,16 @@ class Media:
             return Snapshot("JobUploading", ALMOST_DONE)
         return Snapshot("JobCompleted", 100.0, job.guid)
 
+    def next_change(self, now: float) -> float | None:
+        """The next moment after `now` at which the timeline alone changes the state, or None."""
+        times = [seg.end for seg in self.segments or ()]
+        if self.job is not None:
+            times += [seg.end for seg in self.job.segments]
+            if self.job.fail_at is not None:
+                times.append(self.job.fail_at)
+        later = [t for t in times if t > now]
+        return min(later) if later else None
+
     def restored_guid(self, now: float) -> str | None:
         """The guid of the restored file when the job is completed at `now`, else None."""
         job = self.job
