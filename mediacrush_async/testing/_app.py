@@ -507,7 +507,9 @@ class App:
         if status == 404:
             writer.abort()
             return 404
-        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        # Letters and dots of the last path segment (digits dropped), then the extension Python 2
+        # guessed from the remote type appended; a Content-Disposition filename replaces both.
+        name = _clean_name(unquote(urlsplit(url).path.rsplit("/", 1)[-1]), digits=False)
         known = PY2_EXTENSIONS.get((content_type or "").lower())
         if known is not None:
             name = f"{name}.{known}"
@@ -516,8 +518,8 @@ class App:
             msg["content-disposition"] = disposition
             filename = msg.get_filename()
             if filename:
-                name = filename
-        return writer.finish(), writer.md5.digest(), _clean_name(name, digits=False), content_type
+                name = _clean_name(filename, digits=True)
+        return writer.finish(), writer.md5.digest(), name, content_type
 
     async def _h_upload_url(self, request: Request, ctx: _Ctx, _: dict[str, str]) -> ApiResult:
         if self.config.read_only:

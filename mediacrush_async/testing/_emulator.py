@@ -280,7 +280,9 @@ class run_emulator:  # noqa: N801 - used like a function: `async with run_emulat
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        # Exit as if the body ended normally, so its own exception propagates unwrapped
+        # (not inside the task group's ExceptionGroup); the server is cancelled either way.
         if self._stack is not None:
             stack, self._stack = self._stack, None
-            return await stack.__aexit__(exc_type, exc, tb)
+            await stack.aclose()
         return None
