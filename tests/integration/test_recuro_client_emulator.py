@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +10,6 @@ import httpx
 import pytest
 
 from recuro_async import (
-    DownloadError,
     Filter,
     MediaNotFoundError,
     OutputFormat,
@@ -31,7 +28,6 @@ from recuro_async.testing import (
     serve_asgi,
 )
 from recuro_async.webhooks import Notification, WebhookReceiver
-
 
 TIME_SCALE = 0.01
 POLL = 0.01
@@ -102,36 +98,37 @@ def max_in_window(times: list[float], window: float) -> int:
 async def test_whole_lifecycle_with_a_byte_exact_download(tmp_path):
     """Upload, analyse, restore, download (bytes equal the emulator's restoration) and delete."""
     original = mov(300_000)
-    async with served(StaticFiles({"/reel1.mov": original})) as media, emulator() as running:
-        async with client_for(running) as recuro:
-            assert {f.name for f in await recuro.list_filters()} >= {"Noise", "ColorBalance"}
-            assert "Mp4H264" in {f.name for f in await recuro.list_output_formats()}
-            file_id = await recuro.upload_media(f"{media}/reel1.mov")
-            await recuro.wait_for(file_id, State.MEDIA_COMPLETED, poll_interval=POLL, timeout=30)
-            await recuro.start_job(
-                file_id,
-                output_format=OutputFormat.MP4_H264,
-                filters=[Filter.NOISE, Filter.COLOR_BALANCE],
-                output_scaling="1080",
-            )
-            done = await recuro.wait_for(
-                file_id, State.JOB_COMPLETED, poll_interval=POLL, timeout=30
-            )
-            assert done.restored_file_url is not None
-            assert [m.file_id for m in await recuro.list_media()] == [file_id]
-            path = await recuro.download(done.restored_file_url, tmp_path)
-            expected = expected_restored_bytes(
-                original,
-                output_format="Mp4H264",
-                filters=["Noise", "ColorBalance"],
-                output_scaling="1080",
-            )
-            assert path.read_bytes() == expected
-            assert path.parent == tmp_path
-            await recuro.delete_media(file_id)
-            assert await recuro.list_media() == []
-            with pytest.raises(MediaNotFoundError):
-                await recuro.get_progress(file_id)
+    async with (
+        served(StaticFiles({"/reel1.mov": original})) as media,
+        emulator() as running,
+        client_for(running) as recuro,
+    ):
+        assert {f.name for f in await recuro.list_filters()} >= {"Noise", "ColorBalance"}
+        assert "Mp4H264" in {f.name for f in await recuro.list_output_formats()}
+        file_id = await recuro.upload_media(f"{media}/reel1.mov")
+        await recuro.wait_for(file_id, State.MEDIA_COMPLETED, poll_interval=POLL, timeout=30)
+        await recuro.start_job(
+            file_id,
+            output_format=OutputFormat.MP4_H264,
+            filters=[Filter.NOISE, Filter.COLOR_BALANCE],
+            output_scaling="1080",
+        )
+        done = await recuro.wait_for(file_id, State.JOB_COMPLETED, poll_interval=POLL, timeout=30)
+        assert done.restored_file_url is not None
+        assert [m.file_id for m in await recuro.list_media()] == [file_id]
+        path = await recuro.download(done.restored_file_url, tmp_path)
+        expected = expected_restored_bytes(
+            original,
+            output_format="Mp4H264",
+            filters=["Noise", "ColorBalance"],
+            output_scaling="1080",
+        )
+        assert path.read_bytes() == expected
+        assert path.parent == tmp_path
+        await recuro.delete_media(file_id)
+        assert await recuro.list_media() == []
+        with pytest.raises(MediaNotFoundError):
+            await recuro.get_progress(file_id)
 
 
 async def test_error_paths_surface_the_servers_codes():
@@ -163,10 +160,12 @@ async def test_burst_past_the_limit_is_absorbed(refusal):
     """A client allowed too much is refused by the emulator, pauses, and every call still succeeds."""
     async with emulator(refusal=refusal, rate_limit=40) as running:
         # The client believes it may send 100 per window; the emulator allows 40.
-        async with client_for(running, rate_limit=RateLimit(100, 60.0 * TIME_SCALE)) as recuro:
-            async with anyio.create_task_group() as tg:
-                for _ in range(120):
-                    tg.start_soon(recuro.list_media)
+        async with (
+            client_for(running, rate_limit=RateLimit(100, 60.0 * TIME_SCALE)) as recuro,
+            anyio.create_task_group() as tg,
+        ):
+            for _ in range(120):
+                tg.start_soon(recuro.list_media)
         statuses = [entry.status for entry in running.emulator.log]
         assert statuses.count(200) == 120
         assert any(s != 200 for s in statuses), (
@@ -177,10 +176,12 @@ async def test_burst_past_the_limit_is_absorbed(refusal):
 async def test_default_limiter_never_exceeds_the_window():
     """With a matching limit, a burst of 4 windows' worth is never refused and no window holds more."""
     async with emulator(rate_limit=40) as running:
-        async with client_for(running, rate_limit=RateLimit(40, 60.0 * TIME_SCALE)) as recuro:
-            async with anyio.create_task_group() as tg:
-                for _ in range(160):
-                    tg.start_soon(recuro.list_media)
+        async with (
+            client_for(running, rate_limit=RateLimit(40, 60.0 * TIME_SCALE)) as recuro,
+            anyio.create_task_group() as tg,
+        ):
+            for _ in range(160):
+                tg.start_soon(recuro.list_media)
         log = running.emulator.log
         assert len(log) == 160
         assert all(entry.status == 200 for entry in log)
@@ -196,26 +197,27 @@ async def test_callbacks_reach_a_webhook_receiver():
         receive,
         served(StaticFiles({"/a.mov": mov(50_000)})) as media,
         served(receiver) as hooks,
+        emulator() as running,
+        client_for(running) as recuro,
     ):
-        async with emulator() as running, client_for(running) as recuro:
-            notify = receiver.notify_url(hooks)
-            file_id = await recuro.upload_media(f"{media}/a.mov", notify_url=notify)
-            with anyio.fail_after(30):
-                media_done = await receive.receive()
-            assert (media_done.file_id, media_done.error_code, media_done.succeeded) == (
-                file_id,
-                "MediaCompleted",
-                True,
-            )
-            await recuro.start_job(
-                file_id, output_format="MovProRes422Hq", filters=["Noise"], notify_url=notify
-            )
-            with anyio.fail_after(30):
-                job_done = await receive.receive()
-            assert job_done.succeeded
-            assert job_done.is_job
-            progress = await recuro.get_progress(file_id)
-            assert job_done.restored_file_url == progress.restored_file_url
+        notify = receiver.notify_url(hooks)
+        file_id = await recuro.upload_media(f"{media}/a.mov", notify_url=notify)
+        with anyio.fail_after(30):
+            media_done = await receive.receive()
+        assert (media_done.file_id, media_done.error_code, media_done.succeeded) == (
+            file_id,
+            "MediaCompleted",
+            True,
+        )
+        await recuro.start_job(
+            file_id, output_format="MovProRes422Hq", filters=["Noise"], notify_url=notify
+        )
+        with anyio.fail_after(30):
+            job_done = await receive.receive()
+        assert job_done.succeeded
+        assert job_done.is_job
+        progress = await recuro.get_progress(file_id)
+        assert job_done.restored_file_url == progress.restored_file_url
 
 
 async def test_download_resumes_after_truncation_to_the_expected_bytes(tmp_path):

@@ -11,8 +11,11 @@ import pytest
 from recuro_async._errors import ResponseFormatError
 from recuro_async.webhooks import Notification, WebhookReceiver, parse_notification
 
-
-MEDIA_DONE = {"file_id": "ids-345643.mov", "error_code": "MediaCompleted", "error_message": "Media completed successfully."}
+MEDIA_DONE = {
+    "file_id": "ids-345643.mov",
+    "error_code": "MediaCompleted",
+    "error_message": "Media completed successfully.",
+}
 JOB_DONE = {
     "file_id": "ids-345643.mov",
     "error_code": "JobCompleted",
@@ -25,7 +28,9 @@ def test_parse_the_documents_examples():
     """The document's MediaCompleted and JobCompleted bodies parse as successes."""
     media = parse_notification(json.dumps(MEDIA_DONE).encode())
     job = parse_notification(json.dumps(JOB_DONE).encode())
-    assert media == Notification("ids-345643.mov", "MediaCompleted", "Media completed successfully.", None, True)
+    assert media == Notification(
+        "ids-345643.mov", "MediaCompleted", "Media completed successfully.", None, succeeded=True
+    )
     assert not media.is_job
     assert job.succeeded
     assert job.is_job
@@ -34,12 +39,22 @@ def test_parse_the_documents_examples():
 
 def test_parse_failure_form_and_odd_case():
     """A failure code is not a success; keys parse in any case."""
-    note = parse_notification(b'{"FILE_ID": "f", "Error_Code": "JobFailed", "ERROR_MESSAGE": "codec"}')
+    note = parse_notification(
+        b'{"FILE_ID": "f", "Error_Code": "JobFailed", "ERROR_MESSAGE": "codec"}'
+    )
     assert (note.file_id, note.error_code, note.succeeded) == ("f", "JobFailed", False)
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"not json", b"[]", b'{"file_id": "f"}', b'{"file_id": 3, "error_code": "x"}', b"\xff\xfe"]
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"file_id": "f"}',
+        b'{"file_id": 3, "error_code": "x"}',
+        b"\xff\xfe",
+    ],
 )
 def test_parse_rejects_malformed_bodies(body):
     """Malformed bodies raise ResponseFormatError, nothing else."""
@@ -51,9 +66,13 @@ def test_parse_rejects_malformed_bodies(body):
 async def receiver_and_stream():
     send, receive = anyio.create_memory_object_stream[Notification](10)
     receiver = WebhookReceiver(send, known_file_ids={"ids-345643.mov"}, max_body=1024)
-    async with send, receive, httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=receiver), base_url="http://hooks.test"
-    ) as client:
+    async with (
+        send,
+        receive,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=receiver), base_url="http://hooks.test"
+        ) as client,
+    ):
         yield receiver, receive, client
 
 
@@ -100,6 +119,8 @@ async def test_receiver_with_callback_consumer_and_repr():
     receiver = WebhookReceiver(consume)
     assert receiver.token not in repr(receiver)
     assert receiver.notify_url("https://me.example/hooks/").endswith(f"/hooks/{receiver.token}/")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver), base_url="http://h") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=receiver), base_url="http://h"
+    ) as client:
         await client.post(receiver.path + "media", json=MEDIA_DONE)
     assert [n.error_code for n in seen] == ["MediaCompleted"]

@@ -27,7 +27,6 @@ from recuro_async import (
     WaitTimeoutError,
 )
 
-
 BASE = "https://api.test/api/1.0/"
 URL = "https://www.recuromedia.com/download.php?guid=1c8d4737"
 
@@ -457,7 +456,9 @@ async def test_every_request_takes_a_limiter_slot(router, http, clock):
 
 async def test_delete_of_a_missing_id_is_success_unless_asked(router, recuro):
     """DeleteMedia of an id the service no longer knows succeeds; missing_ok=False raises instead."""
-    router.post(BASE, json__action="DeleteMedia").mock(return_value=err(400, "MediaNotFound", "unknown"))
+    router.post(BASE, json__action="DeleteMedia").mock(
+        return_value=err(400, "MediaNotFound", "unknown")
+    )
     assert await recuro.delete_media("gone") is None
     with pytest.raises(MediaNotFoundError):
         await recuro.delete_media("gone", missing_ok=False)

@@ -32,7 +32,6 @@ from recuro_async._protocol import (
     structure_as,
 )
 
-
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "recuro"
 BASE = "https://www.recuromedia.com/api/1.0/"
 
@@ -44,9 +43,13 @@ def sample(action: str, status: int) -> ResponseParts:
     return ResponseParts(meta["status_code"], httpx.Headers(meta["headers"]), body)
 
 
-def parts(status: int, body: object = None, *, raw: bytes | None = None, **headers: str) -> ResponseParts:
+def parts(
+    status: int, body: object = None, *, raw: bytes | None = None, **headers: str
+) -> ResponseParts:
     content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-    return ResponseParts(status, httpx.Headers({k.replace("_", "-"): v for k, v in headers.items()}), content)
+    return ResponseParts(
+        status, httpx.Headers({k.replace("_", "-"): v for k, v in headers.items()}), content
+    )
 
 
 def test_request_is_a_json_post_with_authorization():
@@ -69,7 +72,10 @@ def test_optional_properties_left_out_when_none():
         Action.UPLOAD_MEDIA,
         {"original_file_url": "https://x/a.mov", "username": None, "notify_url": None},
     )
-    assert json.loads(request.content) == {"action": "UploadMedia", "original_file_url": "https://x/a.mov"}
+    assert json.loads(request.content) == {
+        "action": "UploadMedia",
+        "original_file_url": "https://x/a.mov",
+    }
 
 
 def test_credentials_repr_hides_the_secret():
@@ -93,7 +99,9 @@ def test_seed_list_media_parses():
 def test_seed_list_filters_and_formats_parse():
     """The document's ListFilters and ListOutputFormats examples parse."""
     filters = structure_as(
-        parse_response(Action.LIST_FILTERS, sample("ListFilters", 200)), list[FilterInfo], Action.LIST_FILTERS
+        parse_response(Action.LIST_FILTERS, sample("ListFilters", 200)),
+        list[FilterInfo],
+        Action.LIST_FILTERS,
     )
     formats = structure_as(
         parse_response(Action.LIST_OUTPUT_FORMATS, sample("ListOutputFormats", 200)),
@@ -137,7 +145,11 @@ def test_keys_and_values_in_any_case(body):
     """Keys and state values parse in any case; progress as number or numeric string."""
     data = parse_response(Action.GET_PROGRESS, parts(200, body))
     progress = structure_as(data, Progress, Action.GET_PROGRESS)
-    assert (progress.state, progress.progress, progress.restored_file_url) == (State.MEDIA_ANALYZE, 42.5, None)
+    assert (progress.state, progress.progress, progress.restored_file_url) == (
+        State.MEDIA_ANALYZE,
+        42.5,
+        None,
+    )
 
 
 def test_unknown_state_kept_raw():
@@ -180,7 +192,12 @@ def test_seed_error_body():
     [
         (400, {"error_code": "RateLimitExceeded", "error_message": "slow"}, {}, RateLimitedError),
         (400, {"ERROR_CODE": "ratelimit", "Error_Message": "slow"}, {}, RateLimitedError),
-        (429, {"error_code": "TooMany", "error_message": "x"}, {"retry-after": "7"}, RateLimitedError),
+        (
+            429,
+            {"error_code": "TooMany", "error_message": "x"},
+            {"retry-after": "7"},
+            RateLimitedError,
+        ),
         (400, {"error_code": "MediaNotFound", "error_message": "gone"}, {}, MediaNotFoundError),
         (404, {"error_code": "Whatever", "error_message": "gone"}, {}, MediaNotFoundError),
         (500, {"error_code": "InternalError", "error_message": "boom"}, {}, ServerError),
@@ -214,7 +231,9 @@ def test_non_json_error_page_is_a_web_server_error(status):
 def test_error_excerpt_redacts_the_secret():
     """A proxy page that echoes the secret has it masked in the error."""
     with pytest.raises(RecuroHTTPError) as info:
-        parse_response(Action.LIST_MEDIA, parts(403, raw=b"denied for k:hunter2"), secrets=["hunter2"])
+        parse_response(
+            Action.LIST_MEDIA, parts(403, raw=b"denied for k:hunter2"), secrets=["hunter2"]
+        )
     assert "hunter2" not in str(info.value)
 
 
