@@ -72,11 +72,13 @@ from __future__ import annotations
 import contextlib
 
 from recuro_async.testing._catalog import ACTIONS, CONTAINERS, FILTERS, OUTPUT_FORMATS, STATES
+from recuro_async.testing._cli import main as emulator_main
 from recuro_async.testing._config import DEMO_API_KEY, DEMO_API_SECRET, EmulatorConfig
 from recuro_async.testing._emulator import (
     CallbackAttempt,
     RecuroEmulator,
     RunningEmulator,
+    bind_socket,
     run_emulator,
     serve_asgi,
 )
@@ -103,6 +105,8 @@ __all__ = [
     "LogEntry",
     "RecuroEmulator",
     "RunningEmulator",
+    "bind_socket",
+    "emulator_main",
     "expected_restored_bytes",
     "expected_restored_file",
     "restored_size",

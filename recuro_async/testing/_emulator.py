@@ -204,18 +204,23 @@ class RecuroEmulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        sock: socket.socket | None = None,
         task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve over real sockets with uvicorn until cancelled; report the API base URL when listening.
 
-        `await task_group.start(emulator.serve)` returns e.g. "http://127.0.0.1:PORT/api/1.0/".
+        `await task_group.start(emulator.serve)` returns e.g. "http://127.0.0.1:PORT/api/1.0/". Pass an
+        already bound `sock` (see `bind_socket`) to get a busy port as a plain OSError before any task
+        group wraps it.
         """
         self._require_running()
-        async with anyio.create_task_group() as tg:
-            origin = await tg.start(
-                functools.partial(serve_asgi, self._socket_app, host=host, port=port)
-            )
-            task_status.started(f"{origin}/api/1.0/")
+        await serve_asgi(
+            self._socket_app,
+            host=host,
+            port=port,
+            sock=sock,
+            task_status=_ApiBaseStatus(task_status),
+        )
 
     async def _socket_app(
         self,
@@ -615,31 +620,44 @@ def restored_url(origin: str, guid: str) -> str:
     return f"{origin.rstrip('/')}/download.php?guid={guid}"
 
 
-async def serve_asgi(
-    app: Callable[[Any, Any, Any], Awaitable[None]],
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve any ASGI 3 app with uvicorn until cancelled; report its origin ("http://HOST:PORT") when listening.
-
-    The socket is bound before uvicorn starts, so readiness needs no polling, and a busy port raises OSError
-    (uvicorn itself would exit the process). Used for the emulator and, in tests, for small helper servers.
-    """
-    import uvicorn
-
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """Bind a TCP socket for `serve_asgi` (raises OSError, e.g. when the port is taken)."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )[0]
     # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then (else every
     # response whose body follows its headers in a second write waits ~40 ms for a delayed ACK).
     sock = socket.socket(family, kind, proto)
-    server: uvicorn.Server | None = None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.setblocking(False)  # noqa: FBT003 - the socket API takes a positional flag
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve_asgi(
+    app: Callable[[Any, Any, Any], Awaitable[None]],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: socket.socket | None = None,
+    task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve any ASGI 3 app with uvicorn until cancelled; report its origin ("http://HOST:PORT") when listening.
+
+    The socket is bound before uvicorn starts (or given, bound, as `sock`; it is closed on exit), so
+    readiness needs no polling and a busy port raises OSError (uvicorn itself would exit the process).
+    Used for the emulator and, in tests, for small helper servers.
+    """
+    import uvicorn
+
+    if sock is None:
+        sock = bind_socket(host, port)
+    server: uvicorn.Server | None = None
+    try:
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -665,6 +683,16 @@ async def serve_asgi(
             if server is not None and server.started:
                 await server.shutdown(sockets=[sock])
         sock.close()
+
+
+class _ApiBaseStatus(anyio.abc.TaskStatus[str]):
+    """Turns the origin serve_asgi reports into the API base URL."""
+
+    def __init__(self, inner: anyio.abc.TaskStatus[str]) -> None:
+        self._inner = inner
+
+    def started(self, value: str | None = None) -> None:
+        self._inner.started(f"{value}/api/1.0/")
 
 
 async def _remove_tree(path: Path) -> None:
@@ -706,8 +734,9 @@ async def run_emulator(
     config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[RunningEmulator]:
     """Run an emulator on loopback for the duration of the block."""
+    sock = bind_socket(host, port)  # a busy port raises OSError here, not inside a task group
     async with RecuroEmulator(config) as emulator, anyio.create_task_group() as tg:
-        base_url = await tg.start(functools.partial(emulator.serve, host=host, port=port))
+        base_url = await tg.start(functools.partial(emulator.serve, sock=sock))
         origin = base_url.removesuffix("/api/1.0/")
         try:
             yield RunningEmulator(base_url, emulator, f"{origin}/download.php", origin)

@@ -110,9 +110,9 @@ def safe_name(name: str) -> str:
 
 
 def extension_of(url: str) -> str:
-    """Return the lower-case extension of the URL's file name ("" when there is none)."""
+    """Return the lower-case media extension of the URL's file name ("" when it has none)."""
     ext = posixpath.splitext(name_from_url(url))[1].lower()
-    return ext if re.fullmatch(r"\.[a-z0-9]{1,5}", ext) else ""
+    return ext if ext in _EXTENSIONS else ""
 
 
 # ---------------------------------------------------------------- restoration
