@@ -450,6 +450,7 @@ class App:
         )
         store.files[h] = record
         self._runtime().pipeline.start(record)
+        store.notify()
         return {"hash": h}, 200
 
     async def _h_upload_file(self, request: Request, ctx: _Ctx, _: dict[str, str]) -> ApiResult:

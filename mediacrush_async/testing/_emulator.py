@@ -23,6 +23,9 @@ from ._config import FAILURE_STATUSES, EmulatorConfig
 from ._lifecycle import Pipeline
 from ._log import LogEntry
 
+#: The processing stages in order (MEDIACRUSH.md section 4).
+_STAGES = ("pending", "processing", "ready", "done")
+
 #: uvicorn waits this long for open requests when the server stops.
 _GRACEFUL_SHUTDOWN_SECONDS = 2
 
@@ -87,6 +90,29 @@ class MediaCrushEmulator:
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count!r}")
         self._app.force_failure(file_hash, status, count=count)
+
+    async def wait_for_status(self, file_hash: str, status: str = "done") -> str:
+        """Wait until `file_hash` reaches `status` or a later stage, or fails; return what it reached.
+
+        Stages go pending < processing < ready < done; a failure status (error, timeout,
+        unrecognised, internal_error) is returned as soon as it happens. Raises LookupError for an id
+        that is neither a file nor a failed file. No polling: it wakes on each change. Bound it with
+        `anyio.fail_after`.
+        """
+        if status not in _STAGES:
+            raise ValueError(f"status must be one of {', '.join(_STAGES)}; got {status!r}")
+        store = self._app.store
+        while True:
+            record = store.files.get(file_hash)
+            failed = store.failed.get(file_hash)
+            if record is not None:
+                if _STAGES.index(record.stage) >= _STAGES.index(status):
+                    return record.stage
+            elif failed is not None:
+                return failed.status
+            else:
+                raise LookupError(f"{file_hash!r} is not a file of this emulator")
+            await store.changed().wait()
 
     def bytes_counted(self, client: str) -> int:
         """Bytes counted against `client`'s upload limit in its current window."""

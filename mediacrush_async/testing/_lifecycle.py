@@ -102,6 +102,7 @@ class Pipeline:
             return
         store.drop_file(record)
         store.failed[record.hash] = FailedRecord(hash=record.hash, status=status)
+        store.notify()
         logger.debug("processing failed", extra={"hash": record.hash, "status": status})
 
     def _publish(self, record: FileRecord, made: dict[str, Blob]) -> None:
@@ -143,6 +144,7 @@ class Pipeline:
         record.outputs = plan_outputs(
             kind, record.original_ext, png_thumbnails=cfg.doc_png_thumbnails
         )
+        self._store.notify()
         await anyio.sleep(cfg.scaled(cfg.queue_seconds))
         if self._workers is None:
             await self._convert(record, kind, head, failure, made)
@@ -162,6 +164,7 @@ class Pipeline:
         proc = PROCESSORS[kind.processor]
         threshold = cfg.memory_threshold
         record.stage = "processing"
+        self._store.notify()
         started = anyio.current_time()
         sync_seconds = cfg.scaled(
             cfg.processing_seconds * proc.factor + cfg.seconds_per_mib * record.upload.size / _MIB
@@ -200,6 +203,7 @@ class Pipeline:
         record.metadata = metadata_for(kind, head, record.upload.size)
         self._publish(record, made)
         record.stage = "ready"
+        self._store.notify()
 
         started = anyio.current_time()
         finish_seconds = (
@@ -219,3 +223,4 @@ class Pipeline:
         await anyio.sleep_until(started + finish_seconds)
         self._publish(record, made)
         record.stage = "done"
+        self._store.notify()

@@ -121,6 +121,19 @@ class Store:
         self.stored: dict[str, StoredFile] = {}
         self.url_keys: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
+        self._changed: anyio.Event | None = None
+
+    def changed(self) -> anyio.Event:
+        """An event set at the next change of any record (created on demand, inside the event loop)."""
+        if self._changed is None:
+            self._changed = anyio.Event()
+        return self._changed
+
+    def notify(self) -> None:
+        """Wake whoever waits on `changed()`."""
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     def lookup(self, h: str) -> Record | None:
         """`RedisObject.klass`: File first, then Album, then FailedFile."""
@@ -149,6 +162,7 @@ class Store:
             record.scope.cancel()
         self.remove_stored(record.hash)
         record.upload.discard()
+        self.notify()
 
     def album_files(self, album: AlbumRecord) -> list[FileRecord]:
         """The album's items that are still Files, in order (issue #422: missing ones are skipped)."""

@@ -617,3 +617,37 @@ def test_log_entries_serialise_to_json():
         time=1.5, client="1.2.3.4", route="GET /api/<hash>", hash="h", status=404, wire_status=200
     )
     assert json.loads(json.dumps(entry.to_json()))["wire_status"] == 200
+
+
+async def test_wait_for_status_wakes_on_each_change():
+    """`wait_for_status` returns the stage reached, a failure status, or raises for an unknown id."""
+    gif, bad = sample_media("gif", seed=20), sample_media("gif", seed=21)
+    async with emulator(time_scale=0.05) as (emu, c):
+        h = (await upload(c, gif)).json()["hash"]
+        with anyio.fail_after(10):
+            assert await emu.wait_for_status(h, "processing") == "processing"
+            assert (await c.get(f"/api/{h}/status")).json()["status"] == "processing"
+            assert await emu.wait_for_status(h) == "done"
+        emu.force_failure(content_hash_of(bad), "timeout")
+        hb = (await upload(c, bad)).json()["hash"]
+        with anyio.fail_after(10):
+            assert await emu.wait_for_status(hb) == "timeout"
+        with pytest.raises(LookupError):
+            await emu.wait_for_status("AAAAAAAAAAAA")
+        with pytest.raises(ValueError, match="pending"):
+            await emu.wait_for_status(h, "finished")
+
+
+def test_python_dash_m_runs_the_cli():
+    """`python -m mediacrush_async.testing --help` prints the emulator's usage."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mediacrush_async.testing", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "MEDIACRUSH_BASE_URL" in result.stdout
