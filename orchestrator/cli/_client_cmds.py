@@ -80,7 +80,7 @@ def _progress(args: argparse.Namespace) -> int:
 def _rm(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with client_from_args(args) as client:
-            await client.delete_media(args.file_id)
+            await client.delete_media(args.file_id, missing_ok=False)
         print(f"deleted {args.file_id}")
         return EXIT_OK
 

@@ -11,10 +11,10 @@ __all__ = ["build_parser", "main"]
 EXIT_USAGE = 2
 
 
-def _emulator(args: argparse.Namespace) -> int:
+def _emulator(argv: Sequence[str]) -> int:
     from mediacrush_async.testing._cli import main as emulator_main
 
-    return emulator_main(args.rest)
+    return emulator_main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     emulator = sub.add_parser(
         "emulator", help="serve the MediaCrush emulator on loopback", add_help=False
     )
-    emulator.add_argument("rest", nargs=argparse.REMAINDER)
-    emulator.set_defaults(handler=_emulator)
+    emulator.add_argument("options", nargs=argparse.REMAINDER, help="see 'emulator --help'")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `mediacrush` with `argv`; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:  # the emulator parses its own options
+        return _emulator(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
