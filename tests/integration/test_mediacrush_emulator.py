@@ -259,7 +259,7 @@ async def test_byte_budget_gives_420_then_resets_with_the_window():
         sample_media("gif", size=6000, seed=8),
         sample_media("png"),
     )
-    async with served(byte_limit=10_000, byte_window=30.0) as (emu, c):
+    async with served(byte_limit=10_000, byte_window=60.0) as (emu, c):
         assert (await upload(c, a)).status_code == 200
         r = await upload(c, b)
         assert (r.status_code, r.json()) == (420, {"error": 420})
