@@ -212,6 +212,7 @@ class App:
                 response = error_page_500()
             else:
                 response = await self._dispatch(request, ctx)
+            await request.drain()  # whatever the handler left unread (as the front server would)
         except ClientGone:
             return
         response.headers.append(("Date", http_date(time.time())))
@@ -377,6 +378,7 @@ class App:
         limit = self.config.max_body_size
         length = request.content_length
         if limit is not None and length is not None and length > limit:
+            await request.drain()
             raise HTTPError(nginx_page(413))
         runtime = self._runtime()
         form = await read_form(

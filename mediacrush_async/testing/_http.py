@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,6 +24,8 @@ Send = Callable[[Message], Awaitable[None]]
 #: Non-file form fields are kept in memory up to this many bytes in total.
 FORM_MEMORY_LIMIT = 16 * 1024 * 1024
 LOOPBACK_PROXIES = ("127.0.0.1", "127.0.0.2")
+#: At most this much of an unread or refused body is read and dropped before answering.
+DRAIN_CAP = 256 * 1024 * 1024
 
 # ------------------------------------------------------------------------------------------- pages
 
@@ -179,7 +181,8 @@ class Request:
         server = scope.get("server")
         self._server = (str(server[0]), server[1]) if server else ("localhost", None)
         self._receive = receive
-        self._consumed = False
+        self._done = False
+        self._received = 0
 
     @property
     def client_ip(self) -> str:
@@ -204,29 +207,36 @@ class Request:
         value = self.headers.get("content-length", "")
         return int(value) if value.isdigit() else None
 
-    async def stream(self, limit: int | None = None) -> AsyncIterator[bytes]:
-        """Yield the body's chunks; raise an nginx 413 once more than `limit` bytes arrive."""
-        if self._consumed:
-            return
-        self._consumed = True
-        total = 0
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = bytes(message.get("body", b""))
-            total += len(chunk)
-            if limit is not None and total > limit:
-                raise HTTPError(nginx_page(413))
-            if chunk:
-                yield chunk
-            if not message.get("more_body", False):
-                return
+    async def _next(self) -> bytes | None:
+        if self._done:
+            return None
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        if not message.get("more_body", False):
+            self._done = True
+        return bytes(message.get("body", b""))
 
-    async def drain(self) -> None:
-        """Read and forget whatever is left of the body."""
-        async for _ in self.stream():
-            pass
+    async def read_chunk(self, limit: int | None = None) -> bytes | None:
+        """The next chunk of the body (None at its end); past `limit` bytes, nginx's HTML 413.
+
+        Before refusing, the rest of the body is read and dropped (as nginx's lingering close
+        does), so the client gets to read the 413 instead of a reset connection.
+        """
+        chunk = await self._next()
+        if chunk is None:
+            return None
+        self._received += len(chunk)
+        if limit is not None and self._received > limit:
+            await self.drain()
+            raise HTTPError(nginx_page(413))
+        return chunk
+
+    async def drain(self, cap: int = DRAIN_CAP) -> None:
+        """Read and drop what is left of the body, up to `cap` bytes."""
+        dropped = 0
+        while dropped <= cap and (chunk := await self._next()) is not None:
+            dropped += len(chunk)
 
 
 @attrs.define
@@ -327,7 +337,7 @@ async def read_form(
     mime = ctype.split(";", 1)[0].strip().lower()
     if mime == "application/x-www-form-urlencoded":
         data = bytearray()
-        async for chunk in request.stream(body_limit):
+        while (chunk := await request.read_chunk(body_limit)) is not None:
             data += chunk
             if len(data) > FORM_MEMORY_LIMIT:
                 raise HTTPError(werkzeug_page(413))
@@ -336,7 +346,7 @@ async def read_form(
         return form
     boundary = boundary_of(ctype) if mime == "multipart/form-data" else None
     if boundary is None:
-        async for _ in request.stream(body_limit):
+        while await request.read_chunk(body_limit) is not None:
             pass
         return form
 
@@ -360,7 +370,7 @@ async def read_form(
 
     parser = MultipartParser(boundary, on_part)
     try:
-        async for chunk in request.stream(body_limit):
+        while (chunk := await request.read_chunk(body_limit)) is not None:
             parser.feed(chunk)
         parser.close()
     except MultipartError as exc:

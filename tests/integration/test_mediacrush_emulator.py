@@ -320,6 +320,33 @@ async def test_front_server_body_limit_is_an_nginx_html_413():
         assert "413 Request Entity Too Large" in r.text
 
 
+async def test_big_refused_bodies_are_read_so_the_client_sees_the_413():
+    """A multi-MiB body over the limit, declared or chunked, still gets its HTML 413 (no reset)."""
+    big = sample_media("mp4", size=3_000_000)
+    async with served(max_body_size=1_000_000) as (_, c):
+        r = await upload(c, big, "big.mp4", "video/mp4")
+        assert r.status_code == 413
+        boundary = "----emu"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="b.mp4"\r\n\r\n'.encode()
+            + big
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(0, len(body), 65536):
+                yield body[i : i + 65536]
+
+        r = await c.post(
+            "/api/upload/file",
+            content=chunks(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert r.status_code == 413
+        assert "nginx" in r.text
+        assert (await c.get("/api/AAAAAAAAAAAA")).status_code == 404
+
+
 async def test_ranges_and_conditional_requests():
     """Downloads honour Range (206), If-Range (206 on a match, 200 otherwise), 416 past the end, and HEAD."""
     data = sample_media("mp4", size=20_000, seed=11)
