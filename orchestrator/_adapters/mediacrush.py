@@ -1,0 +1,424 @@
+"""The MediaCrush adapter: the engine's remote steps as calls of the public `mediacrush_async` client.
+
+upload -> wait `done` -> download the derived files (`files` and `extras`) -> optional delete.
+
+How MediaCrush maps onto the engine:
+- There is no job to start (`needs_start` is False): an item goes UPLOADED -> RESTORED when its processing
+  is `done`. `pending`, `processing` and `ready` are phase PROCESSING (with a rough fraction for the poll
+  planner); the four failure statuses (unrecognised, error, timeout, internal_error) are phase FAILED with
+  the status as the error code; an unknown hash is phase GONE.
+- Local files are pushed, not fetched: `PushStager` "stages" a file as its own `file://` URI, and `upload()`
+  streams it as multipart after a content-hash pre-check (`/exists`). http(s) inputs go through
+  `upload_url`, which the server fetches.
+- Uploads are idempotent: the id is the content hash and a repeat is answered "already uploaded". So no
+  upload outcome is ever unknown: a failure that may have reached the server is transient, and the repeat
+  finds the file by its hash. There is no account listing, so `sweep()` is empty and reconciliation of an
+  upload left open by a crash finds no candidate and uploads again, which is safe for the same reason.
+- An item's result is several files: `download()` fetches each (resumable) into the output directory under
+  its served name `<hash>.<ext>`, then writes the item's output proper, a JSON manifest listing them with
+  sizes and sha256 checksums (`read_manifest`).
+- Deleting is only ever asked for with `keep_remote=False`. The adapter deletes only files it uploaded
+  itself in this process: a file the pre-check found already on the server (someone else's, or ours from
+  an earlier run) is left alone, since a delete removes it for everyone who uploaded the same bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import secrets
+import stat
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from mediacrush_async import (
+    Album,
+    File,
+    FileEntry,
+    InvalidArgumentError,
+    MediaCrushAPIError,
+    MediaCrushClient,
+    NotFoundError,
+    NotOwnerError,
+    ProcessingStatus,
+    RateLimitedError,
+    ServerError,
+    Status,
+    UnsupportedMediaError,
+    content_hash,
+)
+from orchestrator._service import (
+    ItemError,
+    JobSpec,
+    Phase,
+    ProgressCallback,
+    RemoteMedia,
+    RemoteStatus,
+)
+from orchestrator._staging import StagedSource
+
+__all__ = [
+    "FAILURE_MESSAGES",
+    "MANIFEST_SUFFIX",
+    "DerivedFile",
+    "Manifest",
+    "MediaCrushAdapter",
+    "PushStager",
+    "UploadProgress",
+    "read_manifest",
+    "status_of",
+]
+
+log = logging.getLogger("orchestrator")
+
+MANIFEST_SUFFIX: Final = ".mediacrush.json"
+FAILURE_MESSAGES: Final = {
+    ProcessingStatus.UNRECOGNISED: "the server did not recognise the file as media",
+    ProcessingStatus.ERROR: "processing failed on the server",
+    ProcessingStatus.TIMEOUT: "processing took too long on the server",
+    ProcessingStatus.INTERNAL_ERROR: (
+        "the server's workers failed; uploading again may work (--retry-failed)"
+    ),
+}
+# rough share of the whole processing done when a status is first seen (for the poll planner)
+_FRACTIONS: Final = {ProcessingStatus.PROCESSING: 0.3, ProcessingStatus.READY: 0.7}
+_HASH_CHUNK: Final = 1024 * 1024
+
+UploadProgress = Callable[[Path, int, int | None], object]
+"""`progress(path, sent_bytes, total_bytes)` while a local file is uploaded."""
+
+
+def status_of(status: Status, *, base_url: str) -> RemoteStatus:
+    """A MediaCrush status as the engine sees it (`done` is RESTORED at the object's API URL)."""
+    value = status.status
+    shown = status.raw_status or value.value
+    if value is ProcessingStatus.DONE:
+        return RemoteStatus(
+            Phase.RESTORED,
+            fraction=1.0,
+            state=shown,
+            progress=100.0,
+            result_url=f"{base_url}/api/{status.hash}",
+        )
+    if value.is_failure:
+        return RemoteStatus(
+            Phase.FAILED,
+            state=shown,
+            error_code=value.value,
+            error_message=FAILURE_MESSAGES.get(value, f"processing ended as {shown!r}"),
+        )
+    if value is ProcessingStatus.UNKNOWN:
+        return RemoteStatus(Phase.UNKNOWN, state=shown)
+    return RemoteStatus(Phase.PROCESSING, fraction=_FRACTIONS.get(value), state=shown)
+
+
+# ---------------------------------------------------------------------- the manifest
+
+
+@attrs.frozen
+class DerivedFile:
+    """One stored file of an item, as its manifest lists it.
+
+    Attributes:
+        name: the served name, `<hash>.<ext>`.
+        role: `file` (the original first, then the outputs) or `extra` (e.g. a thumbnail).
+        url: where it can be downloaded.
+        type: its mimetype, or None.
+        path: where it was downloaded to, or None (not downloaded, or listed but missing on the server).
+        size: its size in bytes once downloaded.
+        sha256: its checksum once downloaded.
+    """
+
+    name: str
+    role: str
+    url: str
+    type: str | None = None
+    path: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+
+
+@attrs.frozen
+class Manifest:
+    """The output of one item: its hash and every derived file.
+
+    Attributes:
+        hash: the file's MediaCrush id.
+        blob_type: `video`, `audio` or `image`.
+        files: the files and extras, in the server's order.
+    """
+
+    hash: str
+    blob_type: str | None
+    files: tuple[DerivedFile, ...]
+
+    def to_json(self) -> str:
+        """The manifest as written to disk."""
+        return json.dumps(attrs.asdict(self), indent=2) + "\n"
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read a manifest that `MediaCrushAdapter.download` wrote (blocking; small file)."""
+    data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    files = tuple(DerivedFile(**entry) for entry in data.get("files", ()))
+    return Manifest(hash=data["hash"], blob_type=data.get("blob_type"), files=files)
+
+
+def _write_manifest(dest: Path, manifest: Manifest) -> None:
+    part = dest.with_name(dest.name + ".part")
+    with part.open("w", encoding="utf-8") as handle:
+        handle.write(manifest.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
+    part.replace(dest)
+
+
+def _size_and_sha256(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+# ---------------------------------------------------------------------- staging
+
+
+def _readable_uri(path: Path) -> str:
+    """The `file://` URI of `path`; `OSError` unless it is a readable regular file (blocking)."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+        raise OSError(code, "not a regular file", str(path))
+    with path.open("rb") as handle:
+        handle.read(1)
+    return path.absolute().as_uri()
+
+
+class PushStager:
+    """A `Stager` for services that take the bytes: a local file is "staged" as its own `file://` URI.
+
+    Nothing is served; `stage()` only checks that the file can be read (an `OSError` fails its item), and
+    `MediaCrushAdapter.upload()` streams the file itself. `fetches()` answers None: there is no access log.
+    """
+
+    async def stage(self, path: Path, *, token: str | None = None) -> StagedSource:
+        """The file's `file://` URI, after checking that it is a readable regular file."""
+        uri = await anyio.to_thread.run_sync(_readable_uri, path)
+        return StagedSource(url=uri, token=token or secrets.token_urlsafe(9))
+
+    def fetches(self, token: str) -> int | None:  # noqa: ARG002 - the Stager protocol
+        """Unknown: nothing is served, so nothing is logged."""
+        return None
+
+    async def unstage(self, token: str) -> None:
+        """Nothing to stop serving."""
+
+
+def _path_of(file_url: str) -> Path:
+    return Path(urllib.request.url2pathname(urllib.parse.urlsplit(file_url).path))
+
+
+# ---------------------------------------------------------------------- the adapter
+
+
+class MediaCrushAdapter:
+    """`ServiceAdapter` for MediaCrush over a `MediaCrushClient` the caller owns (and closes).
+
+    `download=False` fetches nothing: the manifest then lists the derived files' URLs only (for a batch
+    that only uploads and waits). `on_upload_progress(path, sent, total)` follows local uploads.
+    """
+
+    name = "mediacrush"
+    needs_start = False
+    start_when_predicted = False
+    # status is one cheap, unlimited call per file; a failure only shows that way, so items are probed
+    sweep_phases: frozenset[Phase] = frozenset()
+
+    def __init__(
+        self,
+        client: MediaCrushClient,
+        *,
+        download: bool = True,
+        on_upload_progress: UploadProgress | None = None,
+    ) -> None:
+        self._client = client
+        self._download = download
+        self._on_upload_progress = on_upload_progress
+        self._objects: dict[str, File] = {}
+        self._uploaded: set[str] = set()
+        self._shared: set[str] = set()
+        self._locks: dict[str, anyio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"<MediaCrushAdapter base_url={self._client.base_url!r} download={self._download}>"
+
+    def job_spec(self) -> JobSpec:
+        """Every item is uploaded and its files and extras are kept (downloaded, or listed)."""
+        return JobSpec("mediacrush", {"outputs": "files+extras", "download": self._download})
+
+    def output_name(self, input_name: str) -> str:
+        """The manifest's name: the input's base name plus `.mediacrush.json`."""
+        return (input_name or "media") + MANIFEST_SUFFIX
+
+    def owns(self, file_hash: str) -> bool:
+        """True when this adapter uploaded `file_hash` itself (and may delete it)."""
+        return file_hash in self._uploaded
+
+    # ------------------------------------------------------------------ remote steps
+
+    async def upload(self, source_url: str, *, notify_url: str | None) -> str:  # noqa: ARG002
+        """Upload a staged local file (`file://`) or have the server fetch an http(s) URL; the hash.
+
+        MediaCrush has no callbacks, so `notify_url` is ignored.
+        """
+        try:
+            if source_url.startswith("file:"):
+                return await self._upload_file(_path_of(source_url))
+            result = await self._client.upload_url(source_url)
+        except InvalidArgumentError as exc:
+            raise ItemError("InvalidInput", str(exc)) from exc
+        except (RateLimitedError, ServerError):
+            raise  # the client waited or retried already; the engine retries the step
+        except MediaCrushAPIError as exc:
+            raise ItemError(type(exc).__name__, str(exc)) from exc
+        if result.already_uploaded:
+            self._shared.add(result.hash)
+        else:
+            self._uploaded.add(result.hash)
+        return result.hash
+
+    async def _upload_file(self, path: Path) -> str:
+        """The pre-check by content hash is the evidence of who owns the file."""
+        try:
+            file_hash = await anyio.to_thread.run_sync(content_hash, path)
+        except InvalidArgumentError as exc:
+            raise ItemError("InputUnreadable", str(exc)) from exc
+        if await self._client.exists(file_hash):
+            log.info("upload skipped: the server has the file", extra={"hash": file_hash})
+            self._shared.add(file_hash)
+            return file_hash
+        hook = self._on_upload_progress
+        result = await self._client.upload_file(
+            path,
+            skip_existing=False,
+            progress=None if hook is None else lambda sent, total: hook(path, sent, total),
+        )
+        if result.hash != file_hash:
+            raise ItemError(
+                "HashMismatch", f"the server stored {result.hash}, the file's hash is {file_hash}"
+            )
+        # a 409 here is our own earlier attempt (or a concurrent uploader of the same bytes)
+        self._uploaded.add(file_hash)
+        return file_hash
+
+    async def start(self, remote_id: str, *, notify_url: str | None) -> None:  # noqa: ARG002
+        """MediaCrush has no jobs (`needs_start` is False): never called."""
+        raise ItemError("NoJob", f"MediaCrush starts no jobs ({remote_id})")
+
+    async def status(self, remote_id: str) -> RemoteStatus:
+        """`GET /api/<hash>/status` as a `RemoteStatus`; an unknown hash is GONE."""
+        try:
+            status = await self._client.status(remote_id)
+        except NotFoundError as exc:
+            return RemoteStatus(Phase.GONE, error_code="NotFound", error_message=str(exc))
+        except UnsupportedMediaError as exc:
+            return RemoteStatus(Phase.FAILED, error_code="NotAFile", error_message=str(exc))
+        if status.file is not None and status.status is ProcessingStatus.DONE:
+            self._objects[remote_id] = status.file
+        return status_of(status, base_url=self._client.base_url)
+
+    async def sweep(self) -> list[RemoteMedia]:
+        """MediaCrush has no account listing: always empty (see the module docstring)."""
+        return []
+
+    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
+        """Every derived file into `dest`'s directory, then the manifest at exactly `dest`."""
+        file_hash = url.rstrip("/").rsplit("/", 1)[-1]
+        lock = self._locks.setdefault(file_hash, anyio.Lock())
+        async with lock:  # two inputs with the same bytes share their derived files
+            blob = self._objects.pop(file_hash, None) or await self._info(file_hash)
+            entries = [("file", e) for e in blob.files] + [("extra", e) for e in blob.extras]
+            done_before = 0
+            listed: list[DerivedFile] = []
+            for index, (role, entry) in enumerate(entries):
+                derived, size = await self._fetch(
+                    entry,
+                    role,
+                    dest.parent,
+                    original=index == 0,
+                    progress=progress,
+                    base=done_before,
+                )
+                done_before += size
+                listed.append(derived)
+            manifest = Manifest(hash=file_hash, blob_type=blob.blob_type, files=tuple(listed))
+            await anyio.to_thread.run_sync(_write_manifest, dest, manifest)
+        return dest
+
+    async def _info(self, file_hash: str) -> File:
+        blob = await self._client.info(file_hash)
+        if isinstance(blob, Album):
+            raise ItemError("NotAFile", f"{file_hash} is an album")
+        return blob
+
+    async def _fetch(
+        self,
+        entry: FileEntry,
+        role: str,
+        directory: Path,
+        *,
+        original: bool,
+        progress: ProgressCallback | None,
+        base: int,
+    ) -> tuple[DerivedFile, int]:
+        """Download one derived file (or only list it); returns its manifest entry and size."""
+        name = entry.file.rstrip("/").rsplit("/", 1)[-1]
+        url = entry.url or f"{self._client.base_url}{entry.file}"
+        listed = DerivedFile(name=name, role=role, url=url, type=entry.type)
+        if not self._download:
+            return listed, 0
+
+        def report(done: int, total: int | None) -> None:  # noqa: ARG001 - one total per item
+            if progress is not None:
+                progress(base + done, None)
+
+        try:
+            path = await self._client.download(entry, directory / name, progress=report)
+        except NotFoundError as exc:
+            if original:
+                raise ItemError("MissingOriginal", f"{name}: {exc}") from exc
+            # the server lists some names it never makes (e.g. `.jpg` for a `.jpeg` original)
+            log.warning("a listed derived file does not exist", extra={"file_name": name})
+            return listed, 0
+        size, digest = await anyio.to_thread.run_sync(_size_and_sha256, path)
+        return attrs.evolve(listed, path=str(path), size=size, sha256=digest), size
+
+    async def delete(self, remote_id: str) -> None:
+        """Delete a file this adapter uploaded; anything else is left alone (module docstring)."""
+        if remote_id not in self._uploaded:
+            reason = "already on the server" if remote_id in self._shared else "not uploaded here"
+            log.warning("remote file left in place", extra={"hash": remote_id, "reason": reason})
+            return
+        try:
+            await self._client.delete(remote_id)
+        except NotFoundError:
+            log.debug("file already gone at delete", extra={"hash": remote_id})
+        except NotOwnerError:
+            # a file whose processing failed is refused like someone else's: it is gone anyway
+            log.info(
+                "delete refused: not the owner, or processing failed", extra={"hash": remote_id}
+            )
+        self._uploaded.discard(remote_id)
