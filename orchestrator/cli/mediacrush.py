@@ -6,9 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main"]
+from ._mediacrush_cmds import EXIT_USAGE, add_commands
+from ._mediacrush_demo import add_demo_command
 
-EXIT_USAGE = 2
+__all__ = ["build_parser", "main"]
 
 
 def _emulator(argv: Sequence[str]) -> int:
@@ -20,18 +21,24 @@ def _emulator(argv: Sequence[str]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `mediacrush` and its subcommands."""
     parser = argparse.ArgumentParser(
-        prog="mediacrush", description="Use a MediaCrush server, or run its emulator."
+        prog="mediacrush",
+        description="Use a MediaCrush server, or run its emulator. Every command reads "
+        "MEDIACRUSH_BASE_URL (default https://mediacru.sh).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_commands(sub)
+    add_demo_command(sub)
     emulator = sub.add_parser(
-        "emulator", help="serve the MediaCrush emulator on loopback", add_help=False
+        "emulator",
+        help="serve the MediaCrush emulator on loopback (prints MEDIACRUSH_BASE_URL first)",
+        add_help=False,
     )
     emulator.add_argument("options", nargs=argparse.REMAINDER, help="see 'emulator --help'")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `mediacrush` with `argv`; returns the exit code."""
+    """Run `mediacrush` with `argv` (default: the process arguments); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:  # the emulator parses its own options
         return _emulator(argv[1:])

@@ -1,0 +1,769 @@
+"""`mediacrush upload|info|status|rm`: the MediaCrush subcommands (SPEC section 6).
+
+`upload` runs the batch through the orchestrator (`Runner` + `MediaCrushAdapter`): each file is uploaded after
+a content-hash pre-check, processing is awaited, and with `--out` every derived file (files and extras) is
+downloaded there next to a `<input>.mediacrush.json` manifest and a journal, so rerunning the same command
+resumes. A failed processing fails its item only; the others go on. Everything the user typed is checked
+before any request: bad input exits 2 naming the file.
+
+Output: rich progress bars and a summary table on a terminal; otherwise tab-separated lines on stdout, the
+input first and its state second (`uploading`, `pending`, `processing`, `ready`, `downloading`, then
+`done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes: 0 all done, 1 some failed, 2 usage or
+configuration error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from mediacrush_async import (
+    Album,
+    ConfigurationError,
+    File,
+    MediaCrushAPIError,
+    MediaCrushClient,
+    MediaCrushError,
+    NotFoundError,
+    NotOwnerError,
+    Status,
+)
+from mediacrush_async._constants import DEFAULT_BASE_URL
+from orchestrator._adapters.mediacrush import (
+    Manifest,
+    MediaCrushAdapter,
+    PushStager,
+    read_manifest,
+)
+from orchestrator._events import (
+    BatchDone,
+    DownloadProgress,
+    Event,
+    ItemDone,
+    ItemFailed,
+    ItemProgress,
+    ItemQueued,
+    StageChanged,
+)
+from orchestrator._journal import Journal, JournalMismatchError
+from orchestrator._polling import PollSettings
+from orchestrator._report import build_report
+from orchestrator._runner import Runner, RunnerConfig
+from orchestrator._stages import Item, Stage
+
+__all__ = [
+    "BASE_URL_ENV",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "JOURNAL_NAME",
+    "UploadOptions",
+    "UploadOutcome",
+    "add_commands",
+    "check_inputs",
+    "configure_logging",
+    "fail",
+    "run_upload",
+]
+
+BASE_URL_ENV: Final = "MEDIACRUSH_BASE_URL"
+JOURNAL_NAME: Final = ".mediacrush-journal.sqlite"
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+_API_REASONS: Final = {
+    401: "refused: only the address that uploaded it may do this",
+    404: "no such file or album",
+    413: "too large",
+    415: "not a file (an album?)",
+    420: "the upload budget of this address is spent; try again later",
+}
+
+
+class UsageError(Exception):
+    """The command cannot start as typed; each problem is one line for a person (exit 2)."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+# ---------------------------------------------------------------------- shared
+
+
+def fail(message: str) -> None:
+    """Print an error for a person, on stderr."""
+    print(f"mediacrush: error: {message}", file=sys.stderr, flush=True)
+
+
+def say(message: str) -> None:
+    """Print a note for a person, on stderr."""
+    print(f"mediacrush: {message}", file=sys.stderr, flush=True)
+
+
+def describe(exc: BaseException) -> str:
+    """A readable one-line reason for a client error."""
+    if isinstance(exc, MediaCrushAPIError):
+        reason = _API_REASONS.get(exc.status_code)
+        return f"{reason} ({exc})" if reason else str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--base-url (default: $MEDIACRUSH_BASE_URL, else the public server)."""
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+        metavar="URL",
+        help=f"server base URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})",
+    )
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a subcommand; configuration and input errors exit 2, API failures 1, Ctrl-C 130."""
+    try:
+        return anyio.run(main)
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        for problem in exc.problems:
+            fail(problem)
+        return EXIT_USAGE
+    except (ConfigurationError, ValueError) as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    except MediaCrushError as exc:
+        fail(describe(exc))
+        return EXIT_FAILED
+
+
+class _ExtrasFormatter(logging.Formatter):
+    """`mediacrush: LOGGER: message key=value...`, with the record's `extra=` fields."""
+
+    _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+        "message",
+        "asctime",
+        "taskName",
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"mediacrush: {record.name}: {record.getMessage()}"
+        extras = {k: v for k, v in vars(record).items() if k not in self._STANDARD}
+        if extras:
+            text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        return text
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """Engine and client logs on stderr: errors only, or what they decide with `verbose`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ExtrasFormatter())
+    for name in ("orchestrator", "mediacrush_async"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO if verbose else logging.ERROR)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table: rich on a terminal, tab-separated lines otherwise (easy to pipe)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    else:
+        for row in rows:
+            print("\t".join(row))
+
+
+# ---------------------------------------------------------------------- info, status, rm
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def _file_rows(blob: File) -> list[tuple[str, str]]:
+    rows = [
+        ("hash", blob.hash),
+        ("type", blob.type or ""),
+        ("blob_type", blob.blob_type or ""),
+        ("original", blob.original or ""),
+    ]
+    if blob.title:
+        rows.append(("title", blob.title))
+    if blob.description:
+        rows.append(("description", blob.description))
+    if blob.compression is not None:
+        rows.append(("compression", f"{blob.compression:g}"))
+    if blob.flags:
+        rows.append(("flags", " ".join(f"{k}={str(v).lower()}" for k, v in blob.flags.items())))
+    meta = blob.metadata
+    if meta is not None:
+        if meta.dimensions is not None:
+            rows.append(("dimensions", f"{meta.dimensions.width}x{meta.dimensions.height}"))
+        if meta.duration is not None:
+            rows.append(("duration", f"{meta.duration:g} s"))
+        for name, value in (("has_audio", meta.has_audio), ("has_video", meta.has_video)):
+            if value is not None:
+                rows.append((name, _yes_no(value)))
+    rows.extend(("file", e.url or e.file) for e in blob.files)
+    rows.extend(("extra", e.url or e.file) for e in blob.extras)
+    return rows
+
+
+def _album_rows(album: Album) -> list[tuple[str, str]]:
+    rows = [("hash", album.hash), ("type", album.type), ("blob_type", album.blob_type or "")]
+    if album.title:
+        rows.append(("title", album.title))
+    rows.extend(("item", f"{f.hash}\t{f.blob_type or ''}") for f in album.files)
+    return rows
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | list | set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def _info(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        async with MediaCrushClient(args.base_url) as client:
+            blob = await client.info(args.hash)
+        if args.json:
+            print(json.dumps(attrs.asdict(blob), indent=2, sort_keys=True, default=_jsonable))
+        else:
+            rows = _album_rows(blob) if isinstance(blob, Album) else _file_rows(blob)
+            _print_rows(("field", "value"), rows)
+        return EXIT_OK
+
+    return run_async(main)
+
+
+def _status_row(file_hash: str, status: Status | None) -> tuple[str, str, str]:
+    if status is None:
+        return (file_hash, "not found", "")
+    blob_type = status.file.blob_type if status.file is not None else None
+    return (file_hash, status.raw_status or status.status.value, blob_type or "")
+
+
+def _status(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        async with MediaCrushClient(args.base_url) as client:
+            statuses = await client.status_many(args.hashes)
+        rows = [_status_row(h, statuses.get(h)) for h in dict.fromkeys(args.hashes)]
+        _print_rows(("hash", "status", "blob_type"), rows)
+        missing = [row[0] for row in rows if row[1] == "not found"]
+        for file_hash in missing:
+            fail(f"{file_hash}: no such file")
+        return EXIT_FAILED if missing else EXIT_OK
+
+    return run_async(main)
+
+
+def _rm(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        async with MediaCrushClient(args.base_url) as client:
+            try:
+                await client.delete(args.hash)
+            except (NotOwnerError, NotFoundError) as exc:
+                fail(f"{args.hash}: {describe(exc)}")
+                return EXIT_FAILED
+        print(f"deleted {args.hash}")
+        return EXIT_OK
+
+    return run_async(main)
+
+
+# ---------------------------------------------------------------------- upload: input and options
+
+
+@attrs.frozen
+class UploadOptions:
+    """What `mediacrush upload` was asked to do.
+
+    Attributes:
+        files: the local files, as typed.
+        base_url: the server.
+        out: where derived files, manifests and the journal go; None uploads and waits only.
+        delete: delete each uploaded file from the server once its files are downloaded.
+        retry_failed: try the items that failed in an earlier run with the same --out again.
+        report: write the JSON report here.
+        max_active: files being worked on at once.
+        time_scale: scales the poll intervals and backoffs (for an emulator with a time scale).
+    """
+
+    files: tuple[str, ...]
+    base_url: str = DEFAULT_BASE_URL
+    out: Path | None = None
+    delete: bool = False
+    retry_failed: bool = False
+    report: Path | None = None
+    max_active: int = 16
+    time_scale: float = 1.0
+
+
+@attrs.frozen
+class UploadOutcome:
+    """How the batch ended: the exit code and the items (in batch order)."""
+
+    code: int
+    items: tuple[Item, ...]
+    manifests: Mapping[str, Manifest]
+
+
+def _problem_with(text: str) -> str | None:
+    path = Path(text)
+    try:
+        if not path.exists():
+            return f"{text}: no such file"
+        if path.is_dir():
+            return f"{text}: is a directory, not a file"
+        if not path.is_file():
+            return f"{text}: not a regular file"
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"{text}: cannot read it: {exc.strerror or exc}"
+    return None
+
+
+def check_inputs(files: Sequence[str], out: Path | None) -> list[str]:
+    """Every problem with the files and the output directory, one line each (blocking; no request)."""
+    problems = [] if files else ["no files to upload"]
+    problems += [p for p in (_problem_with(f) for f in files) if p is not None]
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            problems.append(f"--out {str(out)!r}: not a directory")
+        else:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                problems.append(f"--out {str(out)!r}: cannot create it: {exc.strerror or exc}")
+            else:
+                if not os.access(out, os.W_OK | os.X_OK):
+                    problems.append(f"--out {str(out)!r}: not writable")
+    return problems
+
+
+# ---------------------------------------------------------------------- upload: showing the batch
+
+
+def _name(item: Item) -> str:
+    return item.input
+
+
+class _View(Protocol):
+    def __enter__(self) -> object: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def handle(self, event: Event, item: Item | None, manifest: Manifest | None) -> None: ...
+
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None: ...
+
+
+def _targets(manifest: Manifest | None) -> list[str]:
+    if manifest is None:
+        return []
+    return [f.path or f.url for f in manifest.files]
+
+
+class _PlainView:
+    """Tab-separated lines on stdout: the input, its state, and details."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def __enter__(self) -> object:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _line(self, item: Item, *fields: str) -> None:
+        print("\t".join((_name(item), *fields)), flush=True)
+
+    def _state(self, item: Item, state: str, *fields: str) -> None:
+        if self._last.get(item.key) != state:
+            self._last[item.key] = state
+            self._line(item, state, *fields)
+
+    def handle(self, event: Event, item: Item | None, manifest: Manifest | None) -> None:
+        if item is None:
+            return
+        if isinstance(event, StageChanged):
+            if event.new is Stage.UPLOADING:
+                self._state(item, "uploading")
+            elif event.new is Stage.UPLOADED:
+                self._state(item, "uploaded", item.remote_id or "")
+            elif event.new is Stage.DOWNLOADING:
+                self._state(item, "downloading")
+        elif isinstance(event, ItemProgress):
+            self._state(item, event.state)
+        elif isinstance(event, ItemDone):
+            self._state(item, "done", item.remote_id or "", *_targets(manifest))
+        elif isinstance(event, ItemFailed):
+            state = "parked" if event.parked else "failed"
+            self._state(item, state, event.error_code, event.error_message)
+
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
+        """Plain lines show no byte counts."""
+
+
+class _RichView:
+    """Progress bars on a terminal: one per file and one overall, then a summary table."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskID,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._console = Console()
+        self._progress = Progress(
+            TextColumn("{task.description}", style="bold"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[state]}"),
+            TimeElapsedColumn(),
+            console=self._console,
+        )
+        self._overall: TaskID = self._progress.add_task("all files", total=0, state="")
+        self._tasks: dict[str, TaskID] = {}
+        self._rows: dict[str, tuple[int, tuple[str, str, str, str]]] = {}
+
+    def __enter__(self) -> object:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+        from rich.table import Table
+
+        if self._rows:
+            table = Table("file", "result", "hash", "details")
+            for _, row in sorted(self._rows.values()):
+                table.add_row(*row)
+            self._console.print(table)
+
+    def _task(self, item: Item) -> Any:
+        task = self._tasks.get(item.key)
+        if task is None:
+            task = self._progress.add_task(Path(item.input).name, total=None, state="queued")
+            self._tasks[item.key] = task
+            total = self._progress.tasks[self._overall].total or 0
+            self._progress.update(self._overall, total=total + 1)
+        return task
+
+    def handle(self, event: Event, item: Item | None, manifest: Manifest | None) -> None:
+        from rich.filesize import decimal
+
+        if item is None:
+            return
+        task = self._task(item)
+        if isinstance(event, StageChanged):
+            labels = {
+                Stage.UPLOADING: "uploading",
+                Stage.UPLOADED: "processing",
+                Stage.DOWNLOADING: "downloading",
+            }
+            if event.new in labels:
+                self._progress.update(task, state=labels[event.new], total=None, completed=0)
+        elif isinstance(event, ItemProgress):
+            self._progress.update(task, state=f"processing: {event.state}")
+        elif isinstance(event, DownloadProgress):
+            self._progress.update(task, state=f"downloading {decimal(event.done)}")
+        elif isinstance(event, ItemDone):
+            self._progress.update(task, state="[green]done", total=1, completed=1)
+            self._progress.advance(self._overall)
+            count = len(manifest.files) if manifest is not None else 0
+            self._rows[item.key] = (
+                item.seq,
+                (
+                    Path(item.input).name,
+                    "[green]done",
+                    item.remote_id or "",
+                    f"{count} file{'' if count == 1 else 's'}",
+                ),
+            )
+        elif isinstance(event, ItemFailed):
+            self._progress.update(task, state=f"[red]failed: {event.error_code}", total=1)
+            self._progress.advance(self._overall)
+            self._rows[item.key] = (
+                item.seq,
+                (
+                    Path(item.input).name,
+                    "[red]failed",
+                    item.remote_id or "",
+                    f"{event.error_code}: {event.error_message}",
+                ),
+            )
+
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
+        task = self._tasks.get(key)
+        if task is not None:
+            self._progress.update(task, state="uploading", completed=sent, total=total)
+
+
+# ---------------------------------------------------------------------- upload: the batch
+
+
+async def _watch_interrupts(runner: Runner) -> None:
+    """First SIGINT/SIGTERM: admit nothing new and finish what is on the wire; second: stop now."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        count = 0
+        async for _ in received:
+            count += 1
+            if count == 1:
+                say("interrupted: finishing calls in flight (Ctrl-C again to stop now)")
+                runner.stop()
+            else:
+                say("stopping now; rerun the same command with the same --out to resume")
+                runner.abort()
+
+
+def _runner_config(options: UploadOptions, out_dir: Path) -> RunnerConfig:
+    scale = options.time_scale
+    return RunnerConfig(
+        out_dir=out_dir,
+        keep_remote=not options.delete,
+        retry_failed=options.retry_failed,
+        max_active=options.max_active,
+        max_uploads=4,  # uploads are idempotent (content-hash ids): no need to send one at a time
+        max_downloads=4,
+        poll=PollSettings(min_interval=0.5 * scale, max_interval=10.0 * scale),
+        settle=0.0,  # an unanswered upload is simply made again; nothing to wait for
+        backoff=1.0 * scale,
+        backoff_cap=30.0 * scale,
+    )
+
+
+async def run_upload(
+    options: UploadOptions, *, tty: bool | None = None, watch_signals: bool = True
+) -> UploadOutcome:
+    """Upload `options.files` as one batch through the orchestrator, showing progress; the outcome.
+
+    Raises `UsageError` (a journal of another kind of batch in --out) and `ConfigurationError` (a bad
+    base URL) before any request.
+    """
+    show_bars = sys.stdout.isatty() if tty is None else tty
+    view: _View = _RichView() if show_bars else _PlainView()
+    with tempfile.TemporaryDirectory(prefix="mediacrush-") as scratch:
+        out_dir = options.out if options.out is not None else Path(scratch)
+        async with MediaCrushClient(options.base_url) as client:
+            adapter = MediaCrushAdapter(
+                client,
+                download=options.out is not None,
+                on_upload_progress=lambda path, sent, total: view.upload_progress(
+                    str(path), sent, total
+                ),
+            )
+            spec = adapter.job_spec()
+            journal_path = out_dir / JOURNAL_NAME
+            try:
+                await Journal.check(journal_path, spec)
+            except JournalMismatchError as exc:
+                raise UsageError([f"--out {str(out_dir)!r}: {exc}"]) from exc
+            return await _run_batch(
+                options,
+                adapter=adapter,
+                journal_path=journal_path,
+                out_dir=out_dir,
+                view=view,
+                watch_signals=watch_signals,
+            )
+
+
+async def _run_batch(
+    options: UploadOptions,
+    *,
+    adapter: MediaCrushAdapter,
+    journal_path: Path,
+    out_dir: Path,
+    view: _View,
+    watch_signals: bool,
+) -> UploadOutcome:
+    spec = adapter.job_spec()
+    started = time.monotonic()
+    manifests: dict[str, Manifest] = {}
+    last: BatchDone | None = None
+    async with (
+        Journal(journal_path, spec) as journal,
+        Runner(
+            adapter, journal, config=_runner_config(options, out_dir), stager=PushStager()
+        ) as runner,
+        anyio.create_task_group() as tg,
+    ):
+        if watch_signals:
+            tg.start_soon(_watch_interrupts, runner)
+        items: dict[str, Item] = {}
+        with view:
+            async for event in runner.run(options.files):
+                if isinstance(event, BatchDone):
+                    last = event
+                    continue
+                if isinstance(event, ItemQueued) or event.key not in items:
+                    items = {i.key: i for i in runner.items}
+                manifest = None
+                if isinstance(event, ItemDone):
+                    manifest = await anyio.to_thread.run_sync(read_manifest, event.output_path)
+                    manifests[event.key] = manifest
+                view.handle(event, items.get(event.key), manifest)
+        tg.cancel_scope.cancel()
+        final = tuple(runner.items)
+    if options.report is not None:
+        report = build_report(
+            final,
+            service=spec.service,
+            settings=spec.settings,
+            interrupted=last is not None and last.interrupted,
+        )
+        await anyio.Path(options.report).write_text(report.to_json(), encoding="utf-8")
+    code = _exit_code(last)
+    if last is not None:
+        say(
+            f"{last.done} done, {last.failed} failed"
+            + (f", {last.parked} parked" if last.parked else "")
+            + (f", {last.pending} pending" if last.pending else "")
+            + f" in {time.monotonic() - started:.1f} s"
+        )
+    return UploadOutcome(code=code, items=final, manifests=manifests)
+
+
+def _exit_code(last: BatchDone | None) -> int:
+    if last is None or last.interrupted:
+        return EXIT_INTERRUPTED
+    if last.failed or last.parked or last.pending:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _upload(args: argparse.Namespace) -> int:
+    configure_logging(verbose=args.verbose)
+    problems = check_inputs(args.files, args.out)
+    if problems:
+        for problem in problems:
+            fail(problem)
+        return EXIT_USAGE
+    options = UploadOptions(
+        files=tuple(args.files),
+        base_url=args.base_url,
+        out=args.out,
+        delete=args.delete,
+        retry_failed=args.retry_failed,
+        report=args.report,
+        max_active=args.max_active,
+        time_scale=args.time_scale,
+    )
+
+    async def main() -> int:
+        outcome = await run_upload(options)
+        return outcome.code
+
+    return run_async(main)
+
+
+# ---------------------------------------------------------------------- registering
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register upload, info, status and rm on `sub`."""
+    parser = sub.add_parser(
+        "upload",
+        help="upload files, wait for processing, download the derived files",
+        description="Upload each FILE (skipped when the server already has its bytes), wait until "
+        "it is processed and, with --out, download its derived files (files and extras) there. "
+        "Rerun the same command with the same --out to resume.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="local media files")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="download the derived files here (with a manifest per file and a journal)",
+    )
+    parser.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete each file from the server once its derived files are downloaded",
+    )
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="try the files that failed before again"
+    )
+    parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report to FILE")
+    parser.add_argument(
+        "--max-active",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="files worked on at once (default: 16)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="scale poll intervals (for an emulator run with --time-scale)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
+    add_connection_arguments(parser)
+    parser.set_defaults(handler=_upload)
+
+    parser = sub.add_parser("info", help="show a file or album object")
+    parser.add_argument("hash", metavar="HASH")
+    parser.add_argument("--json", action="store_true", help="print the object as JSON")
+    add_connection_arguments(parser)
+    parser.set_defaults(handler=_info)
+
+    parser = sub.add_parser("status", help="show the processing status of files")
+    parser.add_argument("hashes", nargs="+", metavar="HASH")
+    add_connection_arguments(parser)
+    parser.set_defaults(handler=_status)
+
+    parser = sub.add_parser("rm", help="delete a file or album (only its uploader's address may)")
+    parser.add_argument("hash", metavar="HASH")
+    add_connection_arguments(parser)
+    parser.set_defaults(handler=_rm)
