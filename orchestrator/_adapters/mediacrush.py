@@ -306,23 +306,30 @@ class MediaCrushAdapter:
             file_hash = await anyio.to_thread.run_sync(content_hash, path)
         except InvalidArgumentError as exc:
             raise ItemError("InputUnreadable", str(exc)) from exc
-        if await self._client.exists(file_hash):
-            log.info("upload skipped: the server has the file", extra={"hash": file_hash})
-            self._shared.add(file_hash)
-            return file_hash
-        hook = self._on_upload_progress
-        result = await self._client.upload_file(
-            path,
-            skip_existing=False,
-            progress=None if hook is None else lambda sent, total: hook(path, sent, total),
-        )
-        if result.hash != file_hash:
-            raise ItemError(
-                "HashMismatch", f"the server stored {result.hash}, the file's hash is {file_hash}"
+        async with self._lock(file_hash):  # two inputs with the same bytes: one upload
+            if file_hash in self._uploaded or file_hash in self._shared:
+                return file_hash
+            if await self._client.exists(file_hash):
+                log.info("upload skipped: the server has the file", extra={"hash": file_hash})
+                self._shared.add(file_hash)
+                return file_hash
+            hook = self._on_upload_progress
+            result = await self._client.upload_file(
+                path,
+                skip_existing=False,
+                progress=None if hook is None else lambda sent, total: hook(path, sent, total),
             )
-        # a 409 here is our own earlier attempt (or a concurrent uploader of the same bytes)
-        self._uploaded.add(file_hash)
+            if result.hash != file_hash:
+                raise ItemError(
+                    "HashMismatch",
+                    f"the server stored {result.hash}, the file's hash is {file_hash}",
+                )
+            # a 409 here is our own earlier attempt (or a concurrent uploader of the same bytes)
+            self._uploaded.add(file_hash)
         return file_hash
+
+    def _lock(self, file_hash: str) -> anyio.Lock:
+        return self._locks.setdefault(file_hash, anyio.Lock())
 
     async def start(self, remote_id: str, *, notify_url: str | None) -> None:  # noqa: ARG002
         """MediaCrush has no jobs (`needs_start` is False): never called."""
@@ -347,8 +354,7 @@ class MediaCrushAdapter:
     async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
         """Every derived file into `dest`'s directory, then the manifest at exactly `dest`."""
         file_hash = url.rstrip("/").rsplit("/", 1)[-1]
-        lock = self._locks.setdefault(file_hash, anyio.Lock())
-        async with lock:  # two inputs with the same bytes share their derived files
+        async with self._lock(file_hash):  # two inputs with the same bytes share their files
             blob = self._objects.pop(file_hash, None) or await self._info(file_hash)
             entries = [("file", e) for e in blob.files] + [("extra", e) for e in blob.extras]
             done_before = 0
