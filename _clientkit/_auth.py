@@ -1,0 +1,76 @@
+"""Credentials scoped to one origin, so a redirect or an absolute download URL elsewhere never gets them.
+
+Client-wide default headers go to every URL a client fetches (ANCHORS 5.5), so the API credential is an
+`httpx.Auth` that looks at each request's origin (scheme, host, port) and adds the header only for the
+API's own origin, and removes a same-named header from requests to any other origin.
+
+Redirects: httpx runs an auth flow once per `send()`, not once per redirect hop; when httpx follows a
+redirect itself it strips only `Authorization` across origins (other header names are forwarded). So
+with a custom `header_name`, send API calls with `follow_redirects=False` (our clients do), or follow
+redirects one hop at a time with this auth on each hop, as `_clientkit._download.download_file` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Final
+
+import httpx
+
+from _clientkit._redact import Secret, redact_text
+
+__all__ = ["OriginAuth", "origin_of"]
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def origin_of(url: httpx.URL | str) -> tuple[str, str, int | None]:
+    """The (scheme, host, port) origin of `url`, with the scheme's default port filled in."""
+    parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    scheme = parsed.scheme.lower()
+    port = parsed.port if parsed.port is not None else _DEFAULT_PORTS.get(scheme)
+    return scheme, parsed.host.lower(), port
+
+
+class OriginAuth(httpx.Auth):
+    """Adds `header_name: <secret>` to requests whose origin equals `origin_url`'s, and to no others.
+
+    Attributes:
+        origin: the (scheme, host, port) the credential belongs to.
+        header_name: the header that carries the credential.
+    """
+
+    requires_request_body = False
+    requires_response_body = False
+
+    def __init__(
+        self, origin_url: str, header_value: Secret, header_name: str = "Authorization"
+    ) -> None:
+        if not isinstance(header_value, Secret):
+            raise TypeError("header_value must be a _clientkit._redact.Secret, not a plain string")
+        try:
+            url = httpx.URL(origin_url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ValueError("origin_url must be an absolute http:// or https:// URL") from exc
+        if url.scheme not in _DEFAULT_PORTS or not url.host:
+            raise ValueError("origin_url must be an absolute http:// or https:// URL")
+        if not header_name or not header_name.isascii() or ":" in header_name:
+            raise ValueError("header_name must be a non-empty ASCII header name")
+        self.origin = origin_of(url)
+        self.header_name = header_name
+        self._value = header_value
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if origin_of(request.url) == self.origin:
+            request.headers[self.header_name] = self._value.reveal()
+        elif self.header_name in request.headers:
+            del request.headers[self.header_name]
+        yield request
+
+    def redact(self, text: str) -> str:
+        """`text` with the credential masked (for error-body excerpts that might echo it)."""
+        return redact_text(text, [self._value.reveal()])
+
+    def __repr__(self) -> str:
+        scheme, host, port = self.origin
+        return f"OriginAuth(origin='{scheme}://{host}:{port}', header_name={self.header_name!r}, header_value=Secret('***'))"
