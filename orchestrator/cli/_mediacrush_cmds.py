@@ -39,6 +39,7 @@ from mediacrush_async import (
     MediaCrushError,
     NotFoundError,
     NotOwnerError,
+    ServerError,
     Status,
 )
 from mediacrush_async._constants import DEFAULT_BASE_URL
@@ -252,7 +253,15 @@ def _jsonable(value: object) -> object:
 def _info(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with MediaCrushClient(args.base_url) as client:
-            blob = await client.info(args.hash)
+            try:
+                blob = await client.info(args.hash)
+            except ServerError:
+                # a file whose processing failed has no object any more: its status says why
+                status = await client.status(args.hash)
+                if not status.status.is_failure:
+                    raise
+                fail(f"{args.hash}: processing failed ({status.raw_status or status.status.value})")
+                return EXIT_FAILED
         if args.json:
             print(json.dumps(attrs.asdict(blob), indent=2, sort_keys=True, default=_jsonable))
         else:

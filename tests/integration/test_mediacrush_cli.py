@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from mediacrush_async.testing import (
     sample_media,
 )
 from orchestrator._adapters.mediacrush import read_manifest
+from orchestrator.cli._mediacrush_cmds import UploadOptions, run_upload
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = 0.01
@@ -32,17 +34,20 @@ def emulator():
     return run_emulator(EmulatorConfig(time_scale=TIME_SCALE))
 
 
-async def mediacrush(*args: str, base_url: str | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run `mediacrush ARGS` as its own process, without blocking the event loop."""
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.cli.mediacrush", *args]
+
+
+def environment(base_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIACRUSH_")}
     if base_url is not None:
         env["MEDIACRUSH_BASE_URL"] = base_url
-    return await anyio.run_process(
-        [sys.executable, "-m", "orchestrator.cli.mediacrush", *args],
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    return env
+
+
+async def mediacrush(*args: str, base_url: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run `mediacrush ARGS` as its own process, without blocking the event loop."""
+    return await anyio.run_process(command(*args), env=environment(base_url), cwd=REPO, check=False)
 
 
 def lines(result: subprocess.CompletedProcess[bytes]) -> list[list[str]]:
@@ -154,6 +159,64 @@ async def test_upload_skips_bytes_the_server_already_has(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(uploads) == 1  # the test's own
     assert read_manifest(tmp_path / "out" / "cat.gif.mediacrush.json").files
+
+
+async def test_ctrl_c_exits_130_and_the_same_command_resumes(tmp_path):
+    """Ctrl-C during processing exits 130; the same command then finishes without uploading again."""
+    source = write(tmp_path, "cat.gif", "gif")
+    args = ["upload", str(source), "--out", str(tmp_path / "out"), "--time-scale", "0.02"]
+    # processing takes about 1.8 s here, far longer than the interrupt needs
+    async with run_emulator(EmulatorConfig(time_scale=0.2)) as running:
+        env = environment(running.base_url)
+        async with await anyio.open_process(command(*args), env=env, cwd=REPO) as process:
+            assert process.stdout is not None
+            seen = b""
+            with anyio.fail_after(15):
+                async for chunk in process.stdout:
+                    seen += chunk
+                    if b"\tuploaded\t" in seen:
+                        break
+                process.send_signal(signal.SIGINT)
+                interrupted = await process.wait()
+        resumed = await mediacrush(*args, base_url=running.base_url)
+        sent = [e for e in running.emulator.log if e.route == "POST /api/upload/file"]
+    assert interrupted == 130
+    assert resumed.returncode == 0, resumed.stderr
+    states = [row[1] for row in lines(resumed)]
+    assert "uploading" not in states
+    assert states[-1] == "done"
+    assert len(sent) == 1
+    check_derived(source, tmp_path / "out")
+
+
+async def test_terminal_view_shows_bars_and_a_summary_table(tmp_path, capsys):
+    """On a terminal the batch is shown with progress bars and ends with a summary table."""
+    source = write(tmp_path, "cat.gif", "gif")
+    async with emulator() as running:
+        options = UploadOptions(
+            files=(str(source),),
+            base_url=running.base_url,
+            out=tmp_path / "out",
+            time_scale=TIME_SCALE,
+        )
+        outcome = await run_upload(options, tty=True, watch_signals=False)
+    shown = capsys.readouterr().out
+    assert outcome.code == 0
+    assert "all files" in shown
+    assert content_hash(source.read_bytes()) in shown
+    assert "5 files" in shown
+
+
+async def test_info_of_a_failed_file_names_its_status():
+    """info of a file whose processing failed exits 1 naming the failure status."""
+    async with emulator() as running:
+        async with MediaCrushClient(running.base_url) as client:
+            result = await client.upload_file(b"just some text, not media", filename="a.txt")
+        with anyio.fail_after(10):
+            assert await running.emulator.wait_for_status(result.hash) == "unrecognised"
+        info = await mediacrush("info", result.hash, base_url=running.base_url)
+    assert info.returncode == 1
+    assert f"{result.hash}: processing failed (unrecognised)".encode() in info.stderr
 
 
 async def test_info_prints_readable_lines_or_json():
