@@ -360,9 +360,11 @@ def _problem_with(text: str) -> str | None:
     return None
 
 
-def check_inputs(files: Sequence[str], out: Path | None) -> list[str]:
-    """Every problem with the files and the output directory, one line each (blocking; no request)."""
+def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = None) -> list[str]:
+    """Every problem with the files, the output directory and the report path, one line each (blocking)."""
     problems = [] if files else ["no files to upload"]
+    if report is not None and not report.parent.is_dir():
+        problems.append(f"--report {str(report)!r}: no directory {str(report.parent)!r}")
     problems += [p for p in (_problem_with(f) for f in files) if p is not None]
     if out is not None:
         if out.exists() and not out.is_dir():
@@ -379,10 +381,6 @@ def check_inputs(files: Sequence[str], out: Path | None) -> list[str]:
 
 
 # ---------------------------------------------------------------------- upload: showing the batch
-
-
-def _name(item: Item) -> str:
-    return item.input
 
 
 class _View(Protocol):
@@ -414,7 +412,7 @@ class _PlainView:
         return None
 
     def _line(self, item: Item, *fields: str) -> None:
-        print("\t".join((_name(item), *fields)), flush=True)
+        print("\t".join((item.input, *fields)), flush=True)
 
     def _state(self, item: Item, state: str, *fields: str) -> None:
         if self._last.get(item.key) != state:
@@ -678,7 +676,7 @@ def _exit_code(last: BatchDone | None) -> int:
 
 def _upload(args: argparse.Namespace) -> int:
     configure_logging(verbose=args.verbose)
-    problems = check_inputs(args.files, args.out)
+    problems = check_inputs(args.files, args.out, args.report)
     if problems:
         for problem in problems:
             fail(problem)
