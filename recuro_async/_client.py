@@ -24,6 +24,7 @@ from _clientkit._download import DownloadOptions, download_file
 from _clientkit._failures import (
     ClientkitFailure,
     DownloadFailure,
+    HTTPStatusFailure,
     ResponseTooLargeFailure,
     TransportFailure,
 )
@@ -47,6 +48,7 @@ from ._errors import (
     InvalidArgumentError,
     MediaNotFoundError,
     RecuroError,
+    RecuroHTTPError,
     ResponseFormatError,
     TransportError,
     WaitTimeoutError,
@@ -386,6 +388,10 @@ class RecuroClient:
                     path = await self._download(checked, dest, resume, progress)
             else:
                 path = await self._download(checked, dest, resume, progress)
+        except HTTPStatusFailure as exc:
+            raise RecuroHTTPError(
+                status_code=exc.status_code, body_excerpt=exc.body_excerpt, action="download"
+            ) from exc
         except DownloadFailure as exc:
             raise DownloadError(exc.reason, part_path=exc.part_path) from exc
         except TransportFailure as exc:

@@ -16,6 +16,7 @@ from recuro_async import (
     RateLimit,
     RecuroAPIError,
     RecuroClient,
+    RecuroHTTPError,
     State,
 )
 from recuro_async.testing import (
@@ -258,3 +259,12 @@ async def test_download_without_credentials_is_refused(tmp_path):
             )
         async with httpx.AsyncClient() as anonymous:
             assert (await anonymous.get(done.restored_file_url)).status_code == 401
+
+
+async def test_download_of_an_unknown_guid_is_an_http_error(tmp_path):
+    """A restored-file URL the service does not know fails with its status and leaves nothing behind."""
+    async with emulator() as running, client_for(running) as recuro:
+        with pytest.raises(RecuroHTTPError) as info:
+            await recuro.download(f"{running.download_base}?guid=00000000-dead-beef", tmp_path)
+    assert info.value.status_code == 404
+    assert list(tmp_path.iterdir()) == []
