@@ -14,7 +14,9 @@ def test_all_is_sorted_and_complete(package):
     public = {
         name
         for name, value in vars(module).items()
-        if not name.startswith("_") and not isinstance(value, type(importlib)) and name != "annotations"
+        if not name.startswith("_")
+        and not isinstance(value, type(importlib))
+        and name != "annotations"
     }
     assert module.__all__ == sorted(module.__all__)
     assert set(module.__all__) == public

@@ -15,7 +15,6 @@ from _clientkit._limiter import Ticket
 from _clientkit._retry import RetryPolicy, parse_retry_after
 from _clientkit._transport import ResponseParts, Retry, map_httpx_errors, send
 
-
 LOG = logging.getLogger("_clientkit.tests")
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -123,7 +122,7 @@ async def _send(handler, *, safe=True, limiter=None, max_bytes=1024, classify=_n
                     action="Test",
                 )
             )
-        except Exception as exc:  # noqa: BLE001 - re-raised outside the clock's task group
+        except Exception as exc:
             outcome.append(exc)
     if isinstance(outcome[0], Exception):
         raise outcome[0]
