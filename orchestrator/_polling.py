@@ -50,8 +50,8 @@ class PollSettings:
     min_interval: float = 2.0
     max_interval: float = 60.0
     margin: float = 0.1
-    overdue_factor: float = 1.5
-    sweep_fraction: float = 0.1
+    overdue_factor: float = 2.5
+    sweep_fraction: float = 0.25
     webhook: bool = False
     reconcile_interval: float = 300.0
 
@@ -118,6 +118,8 @@ class PollPlanner:
         self._items: dict[str, _Waiting] = {}
         self._models: dict[Phase, _Model] = {phase: _Model() for phase in _WAITING}
         self._last_sweep: float | None = None
+        self._sweep_misses = 0
+        self._scouts: dict[Phase, _Waiting] = {}
 
     @property
     def settings(self) -> PollSettings:
@@ -179,6 +181,7 @@ class PollPlanner:
         """A sweep at `now` showed the keys in `restored` done; the other swept items are not."""
         self._last_sweep = now
         done = set(restored)
+        self._sweep_misses = 0 if done & self._items.keys() else self._sweep_misses + 1
         for key, waiting in list(self._items.items()):
             if waiting.phase not in self._sweep_phases:
                 continue
@@ -206,6 +209,11 @@ class PollPlanner:
         sweep = sweep_due is not None and sweep_due <= now
         due: list[tuple[float, str]] = []
         wake = math.inf if sweep_due is None or sweep else sweep_due
+        self._scouts = {}
+        for waiting in self._items.values():
+            scout = self._scouts.get(waiting.phase)
+            if scout is None or waiting.entered < scout.entered:
+                self._scouts[waiting.phase] = waiting
         for key, waiting in self._items.items():
             at = self._probe_due(waiting)
             if at <= now:
@@ -244,7 +252,8 @@ class PollPlanner:
         ]
         gap = s.min_interval
         if typical:
-            gap = min(max(max(typical) * s.sweep_fraction, s.min_interval), s.max_interval)
+            gap = max(typical) * s.sweep_fraction * 2.0 ** min(self._sweep_misses, 16)
+            gap = min(max(gap, s.min_interval), s.max_interval)
         return min(max(earliest, base + gap), base + s.max_interval)
 
     def _probe_due(self, waiting: _Waiting) -> float:
@@ -252,6 +261,14 @@ class PollPlanner:
         if s.webhook:
             return waiting.last_probe + s.reconcile_interval
         if waiting.phase not in self._sweep_phases:
+            if (
+                waiting.predicted is None
+                and self._models[waiting.phase].expect(None) is None
+                and self._scouts.get(waiting.phase, waiting) is not waiting
+            ):
+                # nothing known about this phase yet: only its oldest item probes (backing off);
+                # the first completion teaches the model, and the others are predicted from it
+                return waiting.last_contact + s.max_interval
             at = self._target(waiting)
             return min(
                 max(at, waiting.last_contact + s.min_interval),

@@ -95,8 +95,9 @@ def judge_start(status: RemoteStatus) -> Resolution:
     """The verdict for an unanswered StartJob, from one GetProgress after the settle interval."""
     if status.phase in (Phase.RUNNING, Phase.RESTORED):
         return Resolution(Verdict.STARTED, status=status)
-    if status.phase is Phase.READY:
-        return Resolution(Verdict.NOT_SENT, status=status, reason="the media is still ready")
+    if status.phase in (Phase.READY, Phase.PROCESSING):
+        # no job can start on unready media, so PROCESSING also proves none did
+        return Resolution(Verdict.NOT_SENT, status=status, reason="no job on the media")
     if status.phase in (Phase.FAILED, Phase.GONE):
         return Resolution(Verdict.FAILED, status=status)
     return Resolution(

@@ -78,6 +78,11 @@ class Report:
         return [item for item in self.items if item.outcome != "done"]
 
 
+# resolve the annotations now: `orchestrator/__init__` renames the classes' module for nicer reprs
+attrs.resolve_types(ReportItem)
+attrs.resolve_types(Report)
+
+
 def redact_url(text: str) -> str:
     """`text` with the password (and user) of a URL masked; other text unchanged."""
     if "://" not in text or "@" not in text:

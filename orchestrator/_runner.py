@@ -56,6 +56,7 @@ from ._reconcile import Verdict, judge_start, judge_uploads, upload_candidates
 from ._scheduler import Lanes, Priority
 from ._service import (
     ItemError,
+    NotReadyError,
     OutcomeUnknownError,
     Phase,
     RemoteMedia,
@@ -71,6 +72,8 @@ log = logging.getLogger("orchestrator")
 
 _T = TypeVar("_T")
 _EVENT_BUFFER: Final = 1024
+# delivered to an item whose probe is due when the adapter starts jobs on predictions
+_DUE: Final = RemoteStatus(Phase.UNKNOWN, state="due")
 _HASH_CHUNK: Final = 1024 * 1024
 # statuses that end each waited-for phase; anything else is progress (or stale news)
 _ENDS: Final = {
@@ -613,7 +616,15 @@ class Runner(anyio.AsyncContextManagerMixin):
             await self._clock.sleep(min(remaining, self._config.settle))
 
     async def _step_uploaded(self, item: Item) -> None:
-        status = await self._wait_for(item, Phase.PROCESSING)
+        speculative = self._adapter.needs_start and self._adapter.start_when_predicted
+        try:
+            status = await self._wait_for(
+                item, Phase.PROCESSING, on_due=self._try_start if speculative else None
+            )
+        except ItemError as exc:  # StartJob answered the media's own failure
+            status = RemoteStatus(Phase.FAILED, error_code=exc.code, error_message=exc.message)
+        if item.stage not in (Stage.UPLOADED, Stage.STARTING):
+            return  # a start tried on the prediction moved it on
         if status.phase is Phase.FAILED and await self._was_adopted(item):
             # media adopted after a crash: its fetch most likely died with the old process
             await self._fail(item, status.error_code or "MediaFailed", status.error_message or "")
@@ -637,8 +648,20 @@ class Runner(anyio.AsyncContextManagerMixin):
         return bool(uploads) and uploads[-1].outcome == "adopted"
 
     async def _step_ready(self, item: Item) -> None:
-        assert item.remote_id is not None  # noqa: S101 - READY items have media
+        await self._start(item)
+        if item.stage is Stage.READY:  # the service says not ready after all: wait for it
+            await self._save(item, Stage.UPLOADED, outcome="not-ready")
+
+    async def _try_start(self, item: Item) -> bool:
+        """Start the job of media predicted ready; True when the item left UPLOADED."""
+        await self._start(item)
+        return item.stage is not Stage.UPLOADED
+
+    async def _start(self, item: Item) -> None:
+        """StartJob behind an intent; a lost answer is reconciled, a "not ready" returns the item."""
+        assert item.remote_id is not None  # noqa: S101 - READY/UPLOADED items have media
         remote_id = item.remote_id
+        before = item.stage
         async with self._lanes.calls.hold(Priority.FINISH):
             with self._on_the_wire():
                 if self._stopping:
@@ -646,6 +669,9 @@ class Runner(anyio.AsyncContextManagerMixin):
                 await self._save(item, Stage.STARTING)
                 try:
                     await self._adapter.start(remote_id, notify_url=self._config.notify_url)
+                except NotReadyError:
+                    await self._save(item, before, outcome="not-ready")
+                    return
                 except OutcomeUnknownError as exc:
                     log.warning(
                         "StartJob outcome unknown; reconciling",
@@ -654,7 +680,7 @@ class Runner(anyio.AsyncContextManagerMixin):
                 except ItemError:
                     raise
                 except Exception:
-                    await self._save(item, Stage.READY, outcome="not-sent")
+                    await self._save(item, before, outcome="not-sent")
                     raise
                 else:
                     await self._save(item, Stage.RUNNING, outcome="started")
@@ -681,7 +707,8 @@ class Runner(anyio.AsyncContextManagerMixin):
             else:
                 await self._save(item, Stage.RUNNING, outcome="started")
         elif resolution.verdict is Verdict.NOT_SENT:
-            await self._save(item, Stage.READY, outcome="not-sent")
+            back = Stage.UPLOADED if status.phase is Phase.PROCESSING else Stage.READY
+            await self._save(item, back, outcome="not-sent")
         elif resolution.verdict is Verdict.FAILED:
             self._raise_for(status)
         else:
@@ -790,17 +817,41 @@ class Runner(anyio.AsyncContextManagerMixin):
 
     # ------------------------------------------------------------------ waiting for the service
 
-    async def _wait_for(self, item: Item, phase: Phase) -> RemoteStatus:
-        """Wait until the service reports the end of `phase` for the item (poller or callbacks)."""
+    async def _wait_for(
+        self,
+        item: Item,
+        phase: Phase,
+        *,
+        on_due: Callable[[Item], Awaitable[bool]] | None = None,
+    ) -> RemoteStatus:
+        """Wait until the service reports the end of `phase` for the item (poller or callbacks).
+
+        With `on_due`, a probe due for the item calls `on_due(item)` instead of asking the service
+        (a start tried on the prediction); it returns True when the item left the phase.
+        """
         mailbox = self._mail[item.key]
         ends = _ENDS[phase]
         self._planner.track(item.key, phase, self._clock.monotonic(), size=item.size)
         self._wake_poller()
         try:
             while True:
+                if mailbox.status is None:
+                    # only wait on a fresh event when nothing arrived (news may come during on_due)
+                    mailbox.event = anyio.Event()
+                    await mailbox.event.wait()
+                    continue
                 status = mailbox.status
                 mailbox.status = None
-                if status is not None:
+                if status is _DUE:
+                    if on_due is not None:
+                        moved = await on_due(item)
+                        now = self._clock.monotonic()
+                        if moved:
+                            if item.stage is Stage.RUNNING:  # ready by now: learn the duration
+                                self._planner.observe(item.key, RemoteStatus(Phase.RUNNING), now)
+                            return RemoteStatus(Phase.UNKNOWN)
+                        self._planner.observe(item.key, RemoteStatus(phase), now)
+                else:
                     if status.phase in ends:
                         return status
                     if status.phase is phase:
@@ -812,13 +863,12 @@ class Runner(anyio.AsyncContextManagerMixin):
                                 at=self._clock.monotonic(),
                             )
                         )
-                mailbox.event = anyio.Event()
-                await mailbox.event.wait()
         finally:
             self._planner.untrack(item.key)
 
     def _deliver(self, key: str, status: RemoteStatus) -> None:
-        self._planner.observe(key, status, self._clock.monotonic())
+        if status is not _DUE:
+            self._planner.observe(key, status, self._clock.monotonic())
         mailbox = self._mail.get(key)
         if mailbox is None:
             return
@@ -873,6 +923,9 @@ class Runner(anyio.AsyncContextManagerMixin):
         try:
             item = self._items[key]
             if item.remote_id is None:
+                return
+            if item.stage is Stage.UPLOADED and self._adapter.start_when_predicted:
+                self._deliver(key, _DUE)  # the item tries StartJob itself, instead of a GetProgress
                 return
             try:
                 status = await self._call(Priority.POLL, self._adapter.status, item.remote_id)

@@ -27,6 +27,7 @@ import attrs
 __all__ = [
     "ItemError",
     "JobSpec",
+    "NotReadyError",
     "OutcomeUnknownError",
     "Phase",
     "RemoteMedia",
@@ -42,6 +43,10 @@ class ItemError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class NotReadyError(Exception):
+    """The service refused a start because the media is not ready yet; the call had no effect."""
 
 
 class OutcomeUnknownError(Exception):
@@ -130,11 +135,15 @@ class ServiceAdapter(Protocol):
     Attributes:
         name: the service name.
         needs_start: True when a job must be started once the media is ready (Recuro's StartJob).
+        start_when_predicted: True when `start()` may be tried as soon as the media is *predicted*
+            ready: the service refuses a start on unready media with `NotReadyError` and no effect, so
+            the attempt costs no more than a GetProgress and saves one when the prediction is right.
         sweep_phases: the phases one `sweep()` can reveal (Recuro's ListMedia: only RESTORED).
     """
 
     name: str
     needs_start: bool
+    start_when_predicted: bool
     sweep_phases: frozenset[Phase]
 
     def job_spec(self) -> JobSpec:

@@ -53,10 +53,12 @@ TRANSITIONS: Final[dict[Stage, frozenset[Stage]]] = {
     _S.STAGED: frozenset({_S.UPLOADING, _S.FAILED}),
     # the answer to UploadMedia; or reconciliation: never arrived (STAGED), ambiguous (PARKED)
     _S.UPLOADING: frozenset({_S.UPLOADED, _S.STAGED, _S.FAILED, _S.PARKED}),
-    _S.UPLOADED: frozenset({_S.READY, _S.RESTORED, _S.FAILED}),
+    # STARTING straight from UPLOADED: a StartJob tried when the media is *predicted* ready
+    _S.UPLOADED: frozenset({_S.READY, _S.STARTING, _S.RESTORED, _S.FAILED}),
     _S.READY: frozenset({_S.STARTING, _S.FAILED}),
-    # the answer to StartJob; or reconciliation: not started (READY), ambiguous (PARKED)
-    _S.STARTING: frozenset({_S.RUNNING, _S.READY, _S.RESTORED, _S.FAILED, _S.PARKED}),
+    # the answer to StartJob; "not ready yet" (UPLOADED); or reconciliation: not started (READY or
+    # UPLOADED), ambiguous (PARKED)
+    _S.STARTING: frozenset({_S.RUNNING, _S.READY, _S.UPLOADED, _S.RESTORED, _S.FAILED, _S.PARKED}),
     _S.RUNNING: frozenset({_S.RESTORED, _S.FAILED}),
     _S.RESTORED: frozenset({_S.DOWNLOADING, _S.FAILED}),
     _S.DOWNLOADING: frozenset({_S.DOWNLOADED, _S.FAILED}),

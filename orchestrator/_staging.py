@@ -126,7 +126,7 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         self._on_access = on_access
         self._files: dict[str, Path] = {}
         self._log: dict[str, list[AccessRecord]] = {}
-        self._mounts: dict[str, ASGIApp] = {}
+        self._mounts: dict[str, Callable[..., Awaitable[None]]] = {}
         self._server: _QuietServer | None = None
         self._url: str | None = None
 
@@ -140,7 +140,7 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
             raise RuntimeError("the file server is not running")
         return self._url
 
-    def mount(self, prefix: str, app: ASGIApp) -> str:
+    def mount(self, prefix: str, app: Callable[..., Awaitable[None]]) -> str:
         """Serve `app` under `/prefix/`; returns the public URL of that prefix."""
         name = prefix.strip("/")
         if not name or "/" in name or name == "s":

@@ -13,6 +13,7 @@ import attrs
 from orchestrator._service import (
     ItemError,
     JobSpec,
+    NotReadyError,
     OutcomeUnknownError,
     Phase,
     RemoteMedia,
@@ -58,6 +59,7 @@ class FakeService:
 
     name = "fake"
     needs_start = True
+    start_when_predicted = False
     sweep_phases = frozenset({Phase.RUNNING})
 
     def __init__(
@@ -74,6 +76,7 @@ class FakeService:
         self.settings = settings or {"format": "Mp4H264"}
         self.media: dict[str, FakeMedia] = {}
         self.calls: collections.Counter[str] = collections.Counter()
+        self.status_phases: collections.Counter[Phase] = collections.Counter()
         self.fail_jobs: set[str] = set()
         self.upload_unknown: set[str] = set()
         self.upload_lost: set[str] = set()
@@ -111,6 +114,8 @@ class FakeService:
         await anyio.lowlevel.checkpoint()
         self.calls["start"] += 1
         media = self._get(remote_id)
+        if self._phase(media) is Phase.PROCESSING and self.start_when_predicted:
+            raise NotReadyError("MediaNotReady")
         if self._phase(media) is not Phase.READY:
             raise ItemError("JobAlreadyStarted" if media.starts else "MediaNotReady", "refused")
         media.started_at = self.clock.monotonic()
@@ -125,7 +130,9 @@ class FakeService:
         media = self.media.get(remote_id)
         if media is None or media.deleted:
             return RemoteStatus(Phase.GONE, error_code="MediaNotFound")
-        return self._status(media)
+        status = self._status(media)
+        self.status_phases[status.phase] += 1
+        return status
 
     async def sweep(self) -> list[RemoteMedia]:
         await anyio.lowlevel.checkpoint()

@@ -168,12 +168,26 @@ def test_webhook_mode_only_reconciles_slowly():
 def test_probes_are_limited_and_most_overdue_first():
     """At most max_probes are returned, oldest due first, and the rest are due right after."""
     planner = _planner()
+    planner.track("old", Phase.PROCESSING, 0.0)
+    planner.observe("old", RemoteStatus(Phase.READY), 1.0)
     for n in range(5):
         planner.track(f"k{n}", Phase.PROCESSING, float(n))
     plan = planner.plan(100.0, max_probes=2)
     assert plan.probes == ("k0", "k1")
-    assert plan.wake_at == pytest.approx(3.0)
+    assert plan.wake_at == pytest.approx(3.1)
     assert planner.plan(100.0, max_probes=10).probes == ("k2", "k3", "k4")
+
+
+def test_with_nothing_known_only_the_oldest_item_scouts():
+    """Before any item finished a phase, one item probes for all; the first completion teaches the rest."""
+    planner = _planner()
+    for n in range(5):
+        planner.track(f"k{n}", Phase.PROCESSING, float(n) / 10)
+    assert planner.plan(10.0).probes == ("k0",)
+    planner.observe("k0", RemoteStatus(Phase.READY), 10.0)
+    plan = planner.plan(10.0)
+    assert plan.probes == ()
+    assert plan.wake_at == pytest.approx(0.1 + 10.0 * 1.1)
 
 
 def test_a_phase_change_untracks_and_a_failure_teaches_nothing():

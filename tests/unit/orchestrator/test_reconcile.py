@@ -48,12 +48,13 @@ def test_ambiguous_uploads_are_parked():
 
 
 def test_start_is_judged_from_one_progress():
-    """A job state proves the start, ready media proves none, a failure fails, the rest is parked."""
+    """A job state proves the start, media ready or still processing proves none, the rest is parked."""
     assert judge_start(RemoteStatus(Phase.RUNNING)).verdict is Verdict.STARTED
     assert judge_start(RemoteStatus(Phase.RESTORED, result_url="u")).verdict is Verdict.STARTED
     assert judge_start(RemoteStatus(Phase.READY)).verdict is Verdict.NOT_SENT
+    assert judge_start(RemoteStatus(Phase.PROCESSING)).verdict is Verdict.NOT_SENT
     assert judge_start(RemoteStatus(Phase.FAILED, error_code="E")).verdict is Verdict.FAILED
     assert judge_start(RemoteStatus(Phase.GONE)).verdict is Verdict.FAILED
-    parked = judge_start(RemoteStatus(Phase.PROCESSING, state="MediaAnalyze"))
+    parked = judge_start(RemoteStatus(Phase.UNKNOWN, state="Mystery"))
     assert parked.verdict is Verdict.PARKED
-    assert "MediaAnalyze" in parked.reason
+    assert "Mystery" in parked.reason

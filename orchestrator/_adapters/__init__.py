@@ -1,0 +1,1 @@
+"""One `ServiceAdapter` per service: `recuro.RecuroAdapter` (and MediaCrush's when it lands)."""

@@ -1,0 +1,268 @@
+"""The Recuro adapter: the engine's remote steps as calls of the public `recuro_async` client.
+
+stage -> UploadMedia -> MediaCompleted -> StartJob -> JobCompleted -> download -> DeleteMedia.
+
+Error mapping (what the engine does with each answer):
+- UploadMedia / StartJob: an API error with an error_code fails the item with that code; a transport error
+  with `request_sent=True`, a 5xx, or an UploadMedia 200 without a file_id is an *unknown outcome*
+  (reconciled, never repeated); a rate-limit refusal or a request that certainly never left is transient
+  (retried). StartJob's `JobAlreadyStarted` proves a job exists, so it is reconciled like an unknown outcome.
+- GetProgress: an error_code (MediaUploadFailed, MediaFormatUnsupported, JobFailed...) is the item's failure
+  (phase FAILED), `MediaNotFound` is phase GONE; rate limits, 5xx and transport errors are transient.
+- DeleteMedia of an id the service no longer knows is success.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from orchestrator._service import (
+    ItemError,
+    JobSpec,
+    NotReadyError,
+    OutcomeUnknownError,
+    Phase,
+    ProgressCallback,
+    RemoteMedia,
+    RemoteStatus,
+)
+from recuro_async import (
+    Filter,
+    MediaNotFoundError,
+    OutputFormat,
+    Progress,
+    RateLimitedError,
+    RecuroAPIError,
+    RecuroClient,
+    RecuroHTTPError,
+    ResponseFormatError,
+    ServerError,
+    State,
+    TransportError,
+)
+from recuro_async.webhooks import Notification
+
+__all__ = ["OUTPUT_EXTENSIONS", "SUPPORTED_CONTAINERS", "RecuroAdapter", "status_of"]
+
+log = logging.getLogger("orchestrator")
+
+# the containers UploadMedia accepts (seed: UploadMedia, original_file_url), by file extension
+SUPPORTED_CONTAINERS: Final = frozenset(
+    {".mkv", ".mov", ".mp3", ".mp4", ".mpg", ".mpeg", ".mxf", ".wav"}
+)
+OUTPUT_EXTENSIONS: Final = {
+    "MxfDnxHrHqx": ".mxf",
+    "MxfDnxHr444": ".mxf",
+    "MovProRes422Hq": ".mov",
+    "MovProRes4444": ".mov",
+    "Mp4H264": ".mp4",
+    "Mp4Hevc": ".mp4",
+}
+_MEDIA_STEPS: Final = State.MEDIA_COMPLETED.rank  # MediaUploading .. MediaAnalyze
+_JOB_FIRST: Final = State.JOB_QUEUED_COLORIZATION.rank  # after the queue
+_JOB_STEPS: Final = State.JOB_COMPLETED.rank - _JOB_FIRST
+
+
+def status_of(progress: Progress) -> RemoteStatus:
+    """A GetProgress answer as the engine sees it (phase and a fraction for predictions)."""
+    state = progress.state
+    shown = progress.raw_state or state.value
+    if state is State.UNKNOWN:
+        return RemoteStatus(Phase.UNKNOWN, state=shown, progress=progress.progress)
+    if state is State.JOB_COMPLETED:
+        if progress.restored_file_url:
+            return RemoteStatus(
+                Phase.RESTORED,
+                fraction=1.0,
+                state=shown,
+                progress=progress.progress,
+                result_url=progress.restored_file_url,
+            )
+        # done but no URL yet: keep waiting (a sweep or the next probe will see it)
+        return RemoteStatus(Phase.RUNNING, state=shown, progress=progress.progress)
+    within = min(max(progress.progress, 0.0), 100.0) / 100
+    if state is State.MEDIA_COMPLETED:
+        return RemoteStatus(Phase.READY, fraction=1.0, state=shown, progress=progress.progress)
+    if state < State.MEDIA_COMPLETED:
+        fraction = (state.rank + within) / _MEDIA_STEPS
+        return RemoteStatus(
+            Phase.PROCESSING, fraction=fraction, state=shown, progress=progress.progress
+        )
+    if state.rank < _JOB_FIRST:  # JobQueued: how long the queue takes says nothing about the job
+        return RemoteStatus(Phase.RUNNING, state=shown, progress=progress.progress)
+    fraction = (state.rank - _JOB_FIRST + within) / _JOB_STEPS
+    return RemoteStatus(Phase.RUNNING, fraction=fraction, state=shown, progress=progress.progress)
+
+
+def _failure(exc: RecuroAPIError) -> RemoteStatus:
+    return RemoteStatus(
+        Phase.FAILED,
+        state=exc.error_code,
+        error_code=exc.error_code,
+        error_message=exc.error_message,
+    )
+
+
+class RecuroAdapter:
+    """`ServiceAdapter` for Recuro over a `RecuroClient` the caller owns (and closes).
+
+    The job settings are validated by the client (`validate_job`) when the adapter is made, so a bad
+    format, filter or scaling raises `ValueError` before any request.
+    """
+
+    name = "recuro"
+    needs_start = True
+    start_when_predicted = True
+    sweep_phases = frozenset({Phase.RUNNING})
+
+    def __init__(
+        self,
+        client: RecuroClient,
+        *,
+        output_format: OutputFormat | str,
+        filters: Sequence[Filter | str] = (),
+        output_scaling: str | int | None = None,
+    ) -> None:
+        self._client = client
+        self._format, self._filters, self._scaling = client.validate_job(
+            output_format=output_format, filters=filters, output_scaling=output_scaling
+        )
+
+    def __repr__(self) -> str:
+        return f"<RecuroAdapter format={self._format!r} filters={self._filters!r}>"
+
+    @property
+    def settings(self) -> dict[str, object]:
+        """The job settings as they go on the wire."""
+        return {
+            "output_format": self._format,
+            "filters": list(self._filters),
+            "output_scaling": self._scaling,
+        }
+
+    def job_spec(self) -> JobSpec:
+        """Service and job settings; the filter order does not change the job, so it is sorted."""
+        settings = dict(self.settings)
+        settings["filters"] = sorted(f.casefold() for f in self._filters)
+        settings["output_format"] = self._format.casefold()
+        return JobSpec("recuro", settings)
+
+    def output_name(self, input_name: str) -> str:
+        """The input's base name with the output format's extension (`reel.mpg` -> `reel.mp4`)."""
+        stem = Path(input_name).stem or "media"
+        ext = next(
+            (
+                e
+                for name, e in OUTPUT_EXTENSIONS.items()
+                if name.casefold() == self._format.casefold()
+            ),
+            ".bin",
+        )
+        return stem + ext
+
+    # ------------------------------------------------------------------ remote steps
+
+    async def upload(self, source_url: str, *, notify_url: str | None) -> str:
+        """UploadMedia; an ambiguous failure is `OutcomeUnknownError`, a refusal `ItemError`."""
+        try:
+            return await self._client.upload_media(source_url, notify_url=notify_url)
+        except ResponseFormatError as exc:
+            raise OutcomeUnknownError(
+                f"UploadMedia answered without a usable file_id: {exc}"
+            ) from exc
+        except Exception as exc:
+            raise _non_idempotent(exc, "UploadMedia") from exc
+
+    async def start(self, remote_id: str, *, notify_url: str | None) -> None:
+        """StartJob with the batch's settings."""
+        try:
+            await self._client.start_job(
+                remote_id,
+                output_format=self._format,
+                filters=self._filters,
+                output_scaling=self._scaling,
+                notify_url=notify_url,
+            )
+        except RecuroAPIError as exc:
+            if exc.error_code.casefold() == "jobalreadystarted":
+                raise OutcomeUnknownError("the service says a job already runs") from exc
+            if exc.error_code.casefold() == "medianotready":
+                raise NotReadyError(exc.error_message) from exc
+            raise _non_idempotent(exc, "StartJob") from exc
+        except Exception as exc:
+            raise _non_idempotent(exc, "StartJob") from exc
+
+    async def status(self, remote_id: str) -> RemoteStatus:
+        """GetProgress as a `RemoteStatus`; service-side failures become phase FAILED / GONE."""
+        try:
+            progress = await self._client.get_progress(remote_id)
+        except MediaNotFoundError as exc:
+            return RemoteStatus(
+                Phase.GONE, error_code=exc.error_code, error_message=exc.error_message
+            )
+        except (RateLimitedError, ServerError):
+            raise
+        except RecuroAPIError as exc:
+            return _failure(exc)
+        return status_of(progress)
+
+    async def sweep(self) -> list[RemoteMedia]:
+        """ListMedia: every media on the account, with its restored file URL if any."""
+        media = await self._client.list_media()
+        return [RemoteMedia(m.file_id, m.restored_file_url) for m in media]
+
+    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
+        """The restored file to exactly `dest`, resuming a `.part` left by an earlier run."""
+        return await self._client.download(url, dest, resume=True, progress=progress)
+
+    async def delete(self, remote_id: str) -> None:
+        """DeleteMedia; an id the service no longer knows is already deleted."""
+        try:
+            await self._client.delete_media(remote_id)
+        except MediaNotFoundError:
+            log.debug("media already gone at delete")
+
+    # ------------------------------------------------------------------ callbacks
+
+    @staticmethod
+    def status_from_notification(notification: Notification) -> RemoteStatus:
+        """A notify_url callback as a `RemoteStatus` (MediaCompleted, JobCompleted, or a failure)."""
+        if not notification.succeeded:
+            return RemoteStatus(
+                Phase.FAILED,
+                state=notification.error_code,
+                error_code=notification.error_code,
+                error_message=notification.error_message,
+            )
+        if notification.is_job:
+            if notification.restored_file_url:
+                return RemoteStatus(
+                    Phase.RESTORED,
+                    state=notification.error_code,
+                    progress=100.0,
+                    result_url=notification.restored_file_url,
+                )
+            return RemoteStatus(Phase.UNKNOWN, state=notification.error_code)
+        return RemoteStatus(Phase.READY, state=notification.error_code, progress=100.0)
+
+
+def _non_idempotent(exc: Exception, action: str) -> Exception:
+    """The engine's view of a failed UploadMedia / StartJob."""
+    if isinstance(exc, TransportError):
+        if exc.request_sent:
+            return OutcomeUnknownError(f"{action}: the request may have reached the service")
+        return exc  # never sent: transient
+    if isinstance(exc, RateLimitedError):
+        return exc  # refused before any effect: transient
+    if isinstance(exc, ServerError) or (
+        isinstance(exc, RecuroHTTPError) and exc.status_code >= 500
+    ):
+        return OutcomeUnknownError(f"{action}: the service answered {type(exc).__name__}")
+    if isinstance(exc, RecuroAPIError):
+        return ItemError(exc.error_code, exc.error_message)
+    if isinstance(exc, ValueError):
+        return ItemError("InvalidArgument", str(exc))
+    return exc

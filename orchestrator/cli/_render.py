@@ -1,0 +1,266 @@
+"""Showing a batch: rich progress bars on a terminal (overall and per active item), plain lines otherwise.
+
+Both renderers consume the Runner's event stream; neither prints secrets (events carry none).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Protocol, Self
+
+from orchestrator._events import (
+    BatchDone,
+    DownloadProgress,
+    Event,
+    ItemDone,
+    ItemFailed,
+    ItemProgress,
+    ItemQueued,
+    StageChanged,
+)
+from orchestrator._report import Report, redact_url
+from orchestrator._stages import Stage
+
+__all__ = ["PlainRenderer", "Renderer", "RichRenderer", "make_renderer", "print_summary"]
+
+_MAX_ROWS = 12  # per-item bars shown at once on a terminal
+_LABELS = {
+    Stage.QUEUED: "queued",
+    Stage.STAGED: "staged",
+    Stage.UPLOADING: "uploading",
+    Stage.UPLOADED: "analysing",
+    Stage.READY: "ready",
+    Stage.STARTING: "starting job",
+    Stage.RUNNING: "restoring",
+    Stage.RESTORED: "restored",
+    Stage.DOWNLOADING: "downloading",
+    Stage.DOWNLOADED: "verified",
+    Stage.DONE: "done",
+    Stage.FAILED: "failed",
+    Stage.PARKED: "parked",
+}
+
+
+def display_name(key: str) -> str:
+    """A short name for an item: the file name of its path or URL."""
+    tail = key.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return tail or redact_url(key)
+
+
+class Renderer(Protocol):
+    """Shows events as they come (a context manager around the batch)."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def handle(self, event: Event) -> None:
+        """Show one event."""
+        ...
+
+
+class PlainRenderer:
+    """One line per transition, for logs and pipes; download progress in quarters."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._quarters: dict[str, int] = {}
+        self._queued = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stream.flush()
+
+    def _line(self, text: str) -> None:
+        print(text, file=self._stream, flush=True)
+
+    def handle(self, event: Event) -> None:
+        """Print the event as one line (or nothing, for fine-grained progress)."""
+        if isinstance(event, ItemQueued):
+            self._queued += 1
+            if event.stage is not Stage.QUEUED:
+                self._line(f"{display_name(event.key)}: resumed at {_LABELS[event.stage]}")
+        elif isinstance(event, StageChanged):
+            self._line(f"{display_name(event.key)}: {_LABELS[event.new]}")
+        elif isinstance(event, DownloadProgress):
+            if event.total:
+                quarter = min(4 * event.done // event.total, 3)
+                if quarter > self._quarters.get(event.key, -1):
+                    self._quarters[event.key] = quarter
+                    self._line(
+                        f"{display_name(event.key)}: downloaded {event.done} of {event.total} bytes"
+                    )
+        elif isinstance(event, ItemDone):
+            note = " (done earlier)" if event.skipped else ""
+            self._line(
+                f"done {display_name(event.key)} -> {event.output_path} ({event.size} bytes){note}"
+            )
+        elif isinstance(event, ItemFailed):
+            what = "PARKED" if event.parked else "FAILED"
+            self._line(
+                f"{what} {display_name(event.key)}: {event.error_code}: {event.error_message}"
+            )
+        elif isinstance(event, BatchDone):
+            self._line(
+                f"batch {'interrupted' if event.interrupted else 'finished'}: {event.done} done, "
+                f"{event.failed} failed, {event.parked} parked, {event.pending} pending"
+            )
+
+
+class RichRenderer:
+    """An overall bar and one bar per active item (its stage, job progress, download bytes)."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskID,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}", justify="left"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        self._overall: TaskID = self._progress.add_task("batch", total=0)
+        self._rows: dict[str, TaskID] = {}
+        self._stage: dict[str, Stage] = {}
+
+    def __enter__(self) -> Self:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.__exit__(exc_type, exc, tb)
+
+    def _describe(self, key: str) -> str:
+        return f"{display_name(key)[:32]:<32} {_LABELS[self._stage[key]]}"
+
+    def _row(self, key: str) -> Any:
+        task = self._rows.get(key)
+        if task is None and len(self._rows) < _MAX_ROWS:
+            task = self._progress.add_task(self._describe(key), total=100)
+            self._rows[key] = task
+        return task
+
+    def _drop(self, key: str) -> None:
+        task = self._rows.pop(key, None)
+        if task is not None:
+            self._progress.remove_task(task)
+
+    def handle(self, event: Event) -> None:
+        """Update the bars."""
+        p = self._progress
+        if isinstance(event, ItemQueued):
+            self._stage[event.key] = event.stage
+            p.update(self._overall, total=(p.tasks[0].total or 0) + 1)
+        elif isinstance(event, StageChanged):
+            self._stage[event.key] = event.new
+            if event.new in (Stage.DONE, Stage.FAILED, Stage.PARKED):
+                self._drop(event.key)
+                return
+            task = self._row(event.key)
+            if task is not None:
+                p.update(task, description=self._describe(event.key), completed=0, total=100)
+        elif isinstance(event, ItemProgress):
+            task = self._rows.get(event.key)
+            if task is not None:
+                p.update(task, completed=event.progress, total=100)
+        elif isinstance(event, DownloadProgress):
+            task = self._rows.get(event.key)
+            if task is not None:
+                p.update(task, completed=event.done, total=event.total)
+        elif isinstance(event, ItemDone | ItemFailed):
+            self._drop(event.key)
+            p.advance(self._overall)
+            if isinstance(event, ItemFailed):
+                p.console.print(
+                    f"[red]{'parked' if event.parked else 'failed'}[/red] {display_name(event.key)}: "
+                    f"{event.error_code}: {event.error_message}",
+                    markup=True,
+                    highlight=False,
+                )
+        elif isinstance(event, BatchDone):
+            p.update(
+                self._overall, description="batch interrupted" if event.interrupted else "batch"
+            )
+
+
+def make_renderer(*, tty: bool | None = None) -> Renderer:
+    """Rich bars when stdout is a terminal, plain lines otherwise."""
+    if tty is None:
+        tty = sys.stdout.isatty()
+    return RichRenderer() if tty else PlainRenderer()
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)  # pragma: no cover - the loop always returns
+
+
+def print_summary(
+    report: Report, *, tty: bool | None = None, stream: IO[str] | None = None
+) -> None:
+    """The end-of-batch table: every item that did not finish, then the totals."""
+    if tty is None:
+        tty = sys.stdout.isatty()
+    t = report.totals
+    totals = (
+        f"{t['done']} done, {t['failed']} failed, {t['parked']} parked, {t['pending']} pending"
+        f"{' (interrupted)' if report.interrupted else ''}"
+    )
+    rows = [
+        (
+            display_name(item.input),
+            item.outcome,
+            str(Path(item.output_path).name) if item.output_path else "",
+            _size(item.size) if item.outcome == "done" else "",
+            f"{item.error_code}: {item.error_message}" if item.error_code else "",
+        )
+        for item in report.items
+    ]
+    if tty:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("input", "outcome", "output", "size", "reason", title="restore summary")
+        for row in rows:
+            table.add_row(*row, style=None if row[1] == "done" else "red")
+        console = Console(file=stream) if stream is not None else Console()
+        console.print(table)
+        console.print(totals)
+        return
+    out = stream or sys.stdout
+    for row in rows:
+        print("\t".join(row), file=out)
+    print(f"summary: {totals}", file=out, flush=True)

@@ -1,0 +1,428 @@
+"""`recuro restore INPUT...`: a batch through the orchestrator, with progress, a journal and a report.
+
+Everything the user typed is checked before any remote side effect: every local input exists, is a readable
+file of a supported container, the job settings are valid (the client's own validation), the output
+directory is writable, the journal (if any) belongs to this job, local inputs have a reachable staging URL,
+and the credentials are configured. All problems are reported at once, with exit code 2.
+
+Exit codes (SPEC 6): 0 all done, 1 some items failed (or were parked, or are pending), 2 usage or
+configuration error, 130 interrupted (rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import ipaddress
+import logging
+import sys
+import tempfile
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+import attrs
+
+from orchestrator._adapters.recuro import SUPPORTED_CONTAINERS, RecuroAdapter
+from orchestrator._events import BatchDone
+from orchestrator._journal import Journal, JournalError
+from orchestrator._polling import PollSettings
+from orchestrator._report import build_report
+from orchestrator._runner import Runner, RunnerConfig
+from orchestrator._service import JobSpec
+from orchestrator._staging import LocalFileServer, is_url
+from recuro_async import ConfigurationError, RateLimit, RecuroClient
+from recuro_async.webhooks import Notification, WebhookReceiver
+
+from ._render import make_renderer, print_summary
+from ._signals import stderr_line, watch_interrupts
+
+__all__ = [
+    "DEFAULT_JOURNAL_NAME",
+    "RestoreSetupError",
+    "add_restore_arguments",
+    "main_restore",
+    "run_restore",
+]
+
+DEFAULT_JOURNAL_NAME: Final = ".recuro-journal.sqlite"
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+_LOCAL_NOTIFY: Final = "local"
+
+
+class RestoreSetupError(Exception):
+    """The command cannot start: one message per problem, all found before any remote call."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+# ---------------------------------------------------------------------- arguments
+
+
+def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `recuro restore` (SPEC 6), connection options included."""
+    parser.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="local media files or http(s) URLs"
+    )
+    parser.add_argument(
+        "--from-file", type=Path, metavar="LIST", help="read more inputs from LIST, one per line"
+    )
+    parser.add_argument("--format", required=True, help="output format (see `recuro formats`)")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        dest="filters",
+        metavar="NAME",
+        help="a restoration filter; repeat for several (see `recuro filters`)",
+    )
+    parser.add_argument("--scale", choices=["1080", "2160"], default=None, help="output resolution")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        metavar="FILE",
+        help=f"the batch journal (default: DIR/{DEFAULT_JOURNAL_NAME}); rerun to resume",
+    )
+    parser.add_argument(
+        "--keep-remote", action="store_true", help="do not delete media from the account"
+    )
+    parser.add_argument(
+        "--max-active",
+        type=_positive_int,
+        default=32,
+        metavar="N",
+        help="media on the account at once (default: 32)",
+    )
+    parser.add_argument(
+        "--notify-url",
+        metavar="URL",
+        help="public base URL of the local server for callbacks (webhook mode); "
+        f"'{_LOCAL_NOTIFY}' uses the server's own address (loopback services)",
+    )
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="try the items that failed before again"
+    )
+    parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report to FILE")
+    parser.add_argument(
+        "--stage-url",
+        metavar="URL",
+        help="public base URL where the local file server is reachable "
+        "(default: its own address when the API is on loopback)",
+    )
+    parser.add_argument(
+        "--stage-bind",
+        metavar="HOST:PORT",
+        help="where the local file server listens (default: 127.0.0.1 on a free port)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="scale the poll intervals and the rate-limit window (for an emulator run with --time-scale)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
+    _add_connection_arguments(parser)
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    from ._common import add_connection_arguments
+
+    with contextlib.suppress(argparse.ArgumentError):  # the dispatcher may have added them
+        add_connection_arguments(parser)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+# ---------------------------------------------------------------------- setup (no remote calls)
+
+
+@attrs.define
+class _Setup:
+    inputs: list[str]
+    client: RecuroClient
+    adapter: RecuroAdapter
+    spec: JobSpec
+    journal: Path
+    config: RunnerConfig
+    needs_server: bool
+    bind: tuple[str, int]
+    stage_url: str | None
+    notify_base: str | None
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_list(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _check_input(text: str) -> str | None:
+    """A problem with one input, or None."""
+    if is_url(text):
+        parts = urllib.parse.urlsplit(text)
+        return None if parts.netloc else f"{text}: not a valid URL"
+    if "://" in text:
+        return f"{text}: only http(s) URLs or local files can be restored"
+    path = Path(text).expanduser()
+    if not path.exists():
+        return f"{text}: no such file"
+    if not path.is_file():
+        return f"{text}: not a regular file"
+    if path.suffix.lower() not in SUPPORTED_CONTAINERS:
+        allowed = ", ".join(sorted(e.lstrip(".").upper() for e in SUPPORTED_CONTAINERS))
+        return f"{text}: unsupported container {path.suffix or '(no extension)'!r}; supported: {allowed}"
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"{text}: cannot read the file ({exc.strerror})"
+    return None
+
+
+def _check_out_dir(out: Path) -> str | None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".recuro-write-test-"):
+            pass
+    except OSError as exc:
+        return f"--out {out}: not a writable directory ({exc.strerror or exc})"
+    return None
+
+
+def _parse_bind(text: str | None) -> tuple[str, int]:
+    if not text:
+        return ("127.0.0.1", 0)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--stage-bind {text!r}: expected HOST:PORT")
+    return (host.strip("[]") or "127.0.0.1", int(port))
+
+
+def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Inputs and the problems with them and with the output directory (runs in a thread)."""
+    problems: list[str] = []
+    inputs = list(args.inputs)
+    if args.from_file is not None:
+        try:
+            inputs.extend(_read_list(args.from_file))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"--from-file {args.from_file}: cannot read it ({exc})")
+    if not inputs and not problems:
+        problems.append("no inputs: name media files or URLs, or use --from-file")
+    problems.extend(p for p in map(_check_input, inputs) if p is not None)
+    out_problem = _check_out_dir(args.out)
+    if out_problem:
+        problems.append(out_problem)
+    return inputs, problems
+
+
+def _scaled_config(args: argparse.Namespace, notify_url: str | None) -> RunnerConfig:
+    scale = args.time_scale
+    return RunnerConfig(
+        out_dir=args.out.resolve(),
+        keep_remote=args.keep_remote,
+        retry_failed=args.retry_failed,
+        notify_url=notify_url,
+        max_active=args.max_active,
+        poll=PollSettings(
+            min_interval=2.0 * scale,
+            max_interval=60.0 * scale,
+            webhook=notify_url is not None,
+            reconcile_interval=300.0 * scale,
+        ),
+        settle=30.0 * scale,
+        backoff=1.0 * scale,
+        backoff_cap=30.0 * scale,
+    )
+
+
+async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) -> _Setup:
+    inputs, problems = await anyio.to_thread.run_sync(_check_files, args)
+    client: RecuroClient | None = None
+    adapter: RecuroAdapter | None = None
+    try:
+        rate = RateLimit(max_requests=200, period=60.0 * args.time_scale)
+        if credentials is not None:
+            client = RecuroClient(*credentials, base_url=args.base_url, rate_limit=rate)
+        else:
+            from ._common import client_from_args
+
+            client = client_from_args(args, rate_limit=rate)
+    except ConfigurationError as exc:
+        problems.append(str(exc))
+    if client is not None:
+        try:
+            adapter = RecuroAdapter(
+                client, output_format=args.format, filters=args.filters, output_scaling=args.scale
+            )
+        except ValueError as exc:
+            problems.append(str(exc))
+    local = any(not is_url(i) for i in inputs)
+    try:
+        bind = _parse_bind(args.stage_bind)
+    except ValueError as exc:
+        problems.append(str(exc))
+        bind = ("127.0.0.1", 0)
+    loopback_api = _is_loopback_url(args.base_url)
+    if args.stage_url and not args.stage_bind:
+        problems.append("--stage-url needs --stage-bind HOST:PORT (the address it forwards to)")
+    if local and not args.stage_url and not loopback_api:
+        problems.append(
+            "local inputs need --stage-url: the public URL at which the service can fetch them"
+        )
+    notify_base = args.notify_url
+    if notify_base is not None and notify_base != _LOCAL_NOTIFY and not is_url(notify_base):
+        problems.append(
+            f"--notify-url {notify_base!r}: expected an http(s) URL or '{_LOCAL_NOTIFY}'"
+        )
+    journal = (args.journal or args.out / DEFAULT_JOURNAL_NAME).expanduser()
+    spec = adapter.job_spec() if adapter is not None else None
+    if spec is not None and not problems:
+        try:
+            await Journal.check(journal, spec)
+        except JournalError as exc:
+            problems.append(str(exc))
+    if problems:
+        if client is not None:
+            await client.aclose()
+        raise RestoreSetupError(problems)
+    assert client is not None  # noqa: S101 - no problems means both exist
+    assert adapter is not None  # noqa: S101
+    assert spec is not None  # noqa: S101
+    return _Setup(
+        inputs=inputs,
+        client=client,
+        adapter=adapter,
+        spec=spec,
+        journal=journal,
+        config=_scaled_config(args, None),
+        needs_server=local or notify_base is not None,
+        bind=bind,
+        stage_url=args.stage_url,
+        notify_base=notify_base,
+    )
+
+
+# ---------------------------------------------------------------------- the batch
+
+
+async def run_restore(
+    args: argparse.Namespace,
+    *,
+    credentials: tuple[str, str] | None = None,
+    tty: bool | None = None,
+) -> int:
+    """Run `recuro restore` with parsed `args`; returns the exit code."""
+    try:
+        setup = await _setup(args, credentials)
+    except RestoreSetupError as exc:
+        for problem in exc.problems:
+            stderr_line(f"error: {problem}")
+        return EXIT_USAGE
+    interrupted = False
+    async with setup.client, Journal(setup.journal, setup.spec) as journal:
+        async with contextlib.AsyncExitStack() as stack:
+            server: LocalFileServer | None = None
+            if setup.needs_server:
+                server = await stack.enter_async_context(
+                    LocalFileServer(bind=setup.bind, public_url=setup.stage_url)
+                )
+            runner_box: list[Runner] = []
+            config = setup.config
+            if setup.notify_base is not None and server is not None:
+                receiver = WebhookReceiver(_consumer(runner_box, setup.adapter))
+                hooks = server.mount("hooks", receiver)
+                public = (
+                    hooks
+                    if setup.notify_base == _LOCAL_NOTIFY
+                    else setup.notify_base.rstrip("/") + "/hooks"
+                )
+                config = attrs.evolve(config, notify_url=receiver.notify_url(public))
+            runner = Runner(setup.adapter, journal, config=config, stager=server)
+            runner_box.append(runner)
+            async with runner, anyio.create_task_group() as tg:
+                tg.start_soon(
+                    functools.partial(watch_interrupts, runner.stop, runner.abort, say=stderr_line)
+                )
+                with make_renderer(tty=tty) as renderer:
+                    async for event in runner.run(setup.inputs):
+                        renderer.handle(event)
+                        if isinstance(event, BatchDone):
+                            interrupted = event.interrupted
+                tg.cancel_scope.cancel()
+        items = await journal.load()
+    report = build_report(
+        items, service="recuro", settings=setup.spec.settings, interrupted=interrupted
+    )
+    if args.report is not None:
+        await anyio.Path(args.report).write_text(report.to_json(), encoding="utf-8")
+    print_summary(report, tty=tty)
+    if interrupted:
+        stderr_line("interrupted; rerun the same command to resume")
+        return EXIT_INTERRUPTED
+    return EXIT_OK if not report.failed else EXIT_FAILED
+
+
+def _consumer(runner_box: list[Runner], adapter: RecuroAdapter) -> Any:
+    async def consume(notification: Notification) -> None:
+        if runner_box:
+            runner_box[0].notify(
+                notification.file_id, adapter.status_from_notification(notification)
+            )
+        await anyio.lowlevel.checkpoint()
+
+    return consume
+
+
+def configure_logging(verbose: bool) -> None:
+    """Engine decisions on stderr with -v; otherwise only errors (the renderer shows failures)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("recuro: %(levelname)s %(name)s: %(message)s"))
+    for name in ("orchestrator", "recuro_async"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def main_restore(args: argparse.Namespace) -> int:
+    """`recuro restore`: the synchronous entry point the dispatcher calls."""
+    configure_logging(getattr(args, "verbose", False))
+    try:
+        return anyio.run(run_restore, args)
+    except KeyboardInterrupt:  # before the signal watcher was installed
+        stderr_line("interrupted")
+        return EXIT_INTERRUPTED
