@@ -426,3 +426,14 @@ def main_restore(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # before the signal watcher was installed
         stderr_line("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _standalone(argv: Sequence[str] | None = None) -> int:
+    """`python -m orchestrator.cli._restore ...`: the restore command without the dispatcher."""
+    parser = argparse.ArgumentParser(prog="recuro restore", description="Restore a batch of media.")
+    add_restore_arguments(parser)
+    return main_restore(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(_standalone())
