@@ -1,0 +1,426 @@
+"""B1: a batch through the Recuro pipeline against the emulator over loopback, ours vs two baselines.
+
+Ours is the shipped command, ``recuro restore`` over local files (staged by its own file server), run as
+its own process. The emulators run in one separate process (`benchmarks._emuhost`): the orchestrator's
+CPU and RSS are then its own, each gets a core, and the request log stays readable. Everything is
+time-scaled: processing durations, the rate window (the client gets ``RateLimit(200, 60 * ts)`` through
+``--time-scale``) and the baselines' poll interval, so ratios are scale-free.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from benchmarks._measure import (
+    MIB,
+    ROOT,
+    EmulatorHost,
+    ProcStats,
+    Section,
+    Settings,
+    Table,
+    Target,
+    fmt,
+    max_in_window,
+    python_env,
+    run_measured,
+)
+from recuro_async.testing import expected_restored_bytes
+
+LIMIT = 200
+PERIOD = 60.0
+_JOB: dict[str, Any] = {"output_format": "Mp4H264", "filters": ["Noise"], "output_scaling": None}
+# the emulator's default service times (EmulatorConfig), seconds at time scale 1
+_MEDIA_BASE, _MEDIA_PER_MIB, _JOB_BASE, _JOB_PER_MIB = 4.0, 0.5, 10.0, 2.0
+
+
+@attrs.frozen
+class Outcome:
+    """One batch run as the emulator and the OS saw it."""
+
+    name: str
+    items: int
+    time_scale: float
+    proc: ProcStats
+    requests: int
+    by_action: dict[str, int]
+    max_window: int
+    max_window_admitted: int
+    refused: int
+    bound: float  # real seconds, for the items this run processed
+    bound_parts: tuple[
+        float, float, float
+    ]  # calls / rate, slowest item, bytes / bandwidth (real s)
+    bound_all: float  # real seconds, for the whole batch at this run's time scale
+
+
+def make_inputs(directory: Path, n: int, seed: int) -> list[Path]:
+    """`n` MP4-looking originals of 256 KiB to 1.75 MiB (mean 1 MiB)."""
+    rng = random.Random(f"{seed}:b1")
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = directory / f"reel{i:05d}.mp4"
+        size = rng.randint(256 * 1024, 1792 * 1024)
+        path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + rng.randbytes(size - 12))
+        paths.append(path)
+    return paths
+
+
+def processing_seconds(size: int) -> float:
+    """The emulator's own processing time for one original (analysis + job), at time scale 1."""
+    mib = size / MIB
+    return _MEDIA_BASE + _MEDIA_PER_MIB * mib + _JOB_BASE + _JOB_PER_MIB * mib
+
+
+def lower_bound(
+    inputs: list[Path], time_scale: float, bandwidth: float
+) -> tuple[float, tuple[float, float, float]]:
+    """SPEC 7's bound in real seconds: the larger of calls / rate, the slowest item, bytes / bandwidth.
+
+    Required calls are the three no client can avoid per item (UploadMedia, StartJob, DeleteMedia).
+    """
+    calls = 3 * len(inputs) / (LIMIT / (PERIOD * time_scale))
+    slowest = max(processing_seconds(p.stat().st_size) for p in inputs) * time_scale
+    header = len(expected_restored_bytes(b"", **_JOB))
+    transfer = sum(p.stat().st_size + header for p in inputs) / bandwidth
+    return max(calls, slowest, transfer), (calls, slowest, transfer)
+
+
+def verify(inputs: list[Path], out: Path, name_of: str = "same") -> int:
+    """Count the outputs that are byte-identical to the expected restored files (raises on a mismatch)."""
+    good = 0
+    for original in inputs:
+        target = out / original.name if name_of == "same" else out / name_of.format(original.stem)
+        expected = expected_restored_bytes(original.read_bytes(), **_JOB)
+        if target.read_bytes() != expected:
+            raise AssertionError(f"{target}: not the expected restored bytes")
+        good += 1
+    return good
+
+
+def _log_figures(host: EmulatorHost, emulator: str) -> dict[str, Any]:
+    log = host.call("log", emulator=emulator)
+    api = [e for e in log["entries"] if e[1] != "download"]
+    return {
+        "requests": len(api),
+        "by_action": dict(collections.Counter(e[1] for e in api)),
+        "max_window": max_in_window([e[0] for e in api], log["window"]),
+        "max_window_admitted": max_in_window(log["admitted"], log["window"]),
+        "refused": len(log["refused"]),
+    }
+
+
+def _restore_command() -> list[str]:
+    """``recuro restore`` if the dispatcher has it, else the restore module's own entry point."""
+    probe = run_measured(
+        [sys.executable, "-m", "orchestrator.cli.recuro", "restore", "--help"],
+        cwd=ROOT,
+        env=python_env(),
+    )
+    if probe.returncode == 0:
+        return [sys.executable, "-m", "orchestrator.cli.recuro", "restore"]
+    return [sys.executable, "-m", "orchestrator.cli._restore"]
+
+
+class Bench:
+    """The inputs, the emulator host and the figures of one B1 run."""
+
+    def __init__(
+        self, host: EmulatorHost, work: Path, inputs: list[Path], bandwidth: float
+    ) -> None:
+        self.host = host
+        self.work = work
+        self.inputs = inputs
+        self.bandwidth = bandwidth
+        info = host.info
+        self.env = python_env()
+        self.env["RECURO_API_KEY"] = self.env["BENCH_RECURO_KEY"] = info["api_key"]
+        self.env["RECURO_API_SECRET"] = self.env["BENCH_RECURO_SECRET"] = info["api_secret"]
+
+    def _outcome(
+        self, name: str, emulator: str, inputs: list[Path], ts: float, proc: ProcStats
+    ) -> Outcome:
+        figures = _log_figures(self.host, emulator)
+        bound, parts = lower_bound(inputs, ts, self.bandwidth)
+        bound_all, _ = lower_bound(self.inputs, ts, self.bandwidth)
+        return Outcome(
+            name=name,
+            items=len(inputs),
+            time_scale=ts,
+            proc=proc,
+            bound=bound,
+            bound_parts=parts,
+            bound_all=bound_all,
+            **figures,
+        )
+
+    def ours(
+        self, name: str, emulator: str, ts: float, *, webhook: bool, command: list[str]
+    ) -> Outcome:
+        """Run ``recuro restore`` over the local inputs."""
+        listing = self.work / f"{name}.list"
+        listing.write_text("\n".join(str(p) for p in self.inputs) + "\n")
+        out = self.work / f"out-{name}"
+        argv = [
+            *command,
+            "--from-file",
+            str(listing),
+            "--format",
+            _JOB["output_format"],
+            *[x for f in _JOB["filters"] for x in ("--filter", f)],
+            "--out",
+            str(out),
+            "--time-scale",
+            repr(ts),
+            "--max-active",
+            "64",
+            "--base-url",
+            self.host.info["emulators"][emulator]["base_url"],
+        ]
+        if webhook:
+            argv += ["--notify-url", "local"]
+        proc = run_measured(argv, cwd=self.work, env=self.env, timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"recuro restore exited {proc.returncode}: {proc.stderr[-800:]}")
+        verify(self.inputs, out)
+        shutil.rmtree(out, ignore_errors=True)
+        return self._outcome(name, emulator, self.inputs, ts, proc)
+
+    def baseline(self, kind: str, emulator: str, ts: float, n: int) -> Outcome:
+        """Run one baseline over the first `n` inputs, given as URLs of the host's file server."""
+        inputs = self.inputs[:n]
+        origin = self.host.info["files_origin"]
+        listing = self.work / f"{kind}.urls"
+        listing.write_text("\n".join(f"{origin}/files/{p.name}" for p in inputs) + "\n")
+        out = self.work / f"out-{kind}"
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks._baselines",
+            kind,
+            str(listing),
+            str(out),
+            "--base-url",
+            self.host.info["emulators"][emulator]["base_url"],
+            "--time-scale",
+            repr(ts),
+        ]
+        proc = run_measured(argv, cwd=ROOT, env=self.env, timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"baseline {kind} exited {proc.returncode}: {proc.stderr[-800:]}")
+        verify(inputs, out)
+        shutil.rmtree(out, ignore_errors=True)
+        return self._outcome(kind, emulator, inputs, ts, proc)
+
+
+def _bandwidth(host: EmulatorHost, work: Path) -> float:
+    """Loopback download bandwidth of the emulator, bytes/s: curl fetching a 64 MiB restored file."""
+    url = host.call("restore", emulator="bw", file="bandwidth.mp4")["url"]
+    info = host.info
+    dest = work / "bw-out"
+    dest.mkdir()
+    auth = f"{info['api_key']}:{info['api_secret']}"
+    proc = run_measured(
+        [shutil.which("curl") or "curl", "-s", "-o", "x", "-H", f"Authorization:{auth}", url],
+        cwd=dest,
+    )
+    size = (dest / "x").stat().st_size
+    shutil.rmtree(dest, ignore_errors=True)
+    return size / proc.wall
+
+
+def run(settings: Settings) -> Section:
+    """Run B1 and report it."""
+    started = time.perf_counter()
+    quick = settings.quick
+    n, ts, n_seq, ts_naive = (60, 0.05, 4, 0.05) if quick else (500, 0.25, 10, 0.1)
+    work = settings.work / "b1"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        section = _run(settings, work, n=n, ts=ts, n_seq=n_seq, ts_naive=ts_naive)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    section.seconds = time.perf_counter() - started
+    return section
+
+
+def _run(
+    settings: Settings, work: Path, *, n: int, ts: float, n_seq: int, ts_naive: float
+) -> Section:
+    files = work / "files"
+    inputs = make_inputs(files, n, settings.seed)
+    (files / "bandwidth.mp4").write_bytes(
+        b"\x00\x00\x00\x18ftypmp42" + random.Random(1).randbytes(64 * MIB)
+    )
+
+    def emulator(scale: float) -> dict[str, Any]:
+        return {"time_scale": scale, "max_concurrent_jobs": 4 * n, "max_concurrent_fetches": 64}
+
+    spec = {
+        "files": str(files),
+        "emulators": {
+            "ours-poll": emulator(ts),
+            "ours-hook": emulator(ts),
+            "concurrent": emulator(ts_naive),
+            "sequential": emulator(ts),
+            "bw": {"time_scale": 1e-4},
+        },
+    }
+    command = _restore_command()
+    with EmulatorHost(spec, stderr_path=work / "host.stderr") as host:
+        bandwidth = _bandwidth(host, work)
+        (files / "bandwidth.mp4").unlink()
+        bench = Bench(host, work, inputs, bandwidth)
+        outcomes = [
+            bench.ours("ours, polling", "ours-poll", ts, webhook=False, command=command),
+            bench.ours("ours, webhooks", "ours-hook", ts, webhook=True, command=command),
+            bench.baseline("concurrent", "concurrent", ts_naive, n),
+            bench.baseline("sequential", "sequential", ts, n_seq),
+        ]
+    return _report(outcomes, n, ts, bandwidth, command)
+
+
+def _report(
+    outcomes: list[Outcome], n: int, ts: float, bandwidth: float, command: list[str]
+) -> Section:
+    section = Section("B1", f"batch of {n} items through the Recuro pipeline")
+    poll, hook, naive, seq = outcomes
+    section.method = [
+        (
+            f"{n} MP4 originals of 256 KiB-1.75 MiB (mean 1 MiB); job Mp4H264 + Noise. Emulator at time scale "
+            f"{ts:g} (processing {processing_seconds(MIB):.1f} s x scale for a 1 MiB item; rate window "
+            f"{PERIOD * ts:g} s), max_concurrent_jobs {4 * n} so its job queue is not the bottleneck; all "
+            "emulators in one separate process."
+        ),
+        (
+            f"Ours: `{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(command))} --from-file LIST "
+            f"--format Mp4H264 --filter Noise --out DIR --time-scale {ts:g} --max-active 64` over local files "
+            "(staged by its built-in file server), in polling mode and with `--notify-url local` (webhooks), "
+            "each as its own process; outputs verified byte for byte."
+        ),
+        (
+            "Baselines (`benchmarks/_baselines.py`, raw httpx as a reader of the document would write them) get "
+            "the originals as URLs on a separate file server, so they do no staging: sequential (one file at a "
+            "time, GetProgress every 5 s scaled) and concurrent (`asyncio.gather` over all files, per-file "
+            "GetProgress every 5 s scaled, every call inside `aiolimiter.AsyncLimiter(200, 60 * ts)` as is); "
+            "on a RateLimitExceeded they sleep 5 s (scaled) and send again."
+        ),
+        (
+            f"The concurrent baseline runs at time scale {naive.time_scale:g}; the sequential one on the first "
+            f"{seq.items} items only, extrapolated linearly to {n} (one file at a time is linear by construction). "
+            "Everything scales with the time scale, so wall / bound compares across scales."
+        ),
+        (
+            f"Lower bound = max(3 required calls per item / (200 per {PERIOD:g} s x scale), the slowest item's "
+            f"own processing, restored bytes / loopback bandwidth of {bandwidth / MIB:,.0f} MiB/s measured with "
+            "curl). Requests and windows come from the emulator's request log (server arrival times; downloads "
+            "are not API requests); 'admitted' counts only what the emulator's rate limit let through."
+        ),
+    ]
+    rows = []
+    for o in outcomes:
+        factor = n / o.items
+        wall = o.proc.wall * factor
+        rows.append(
+            [
+                o.name,
+                str(o.items),
+                f"{o.time_scale:g}",
+                fmt(o.proc.wall, 1)
+                + (f" (x {factor:g} = {wall:.0f} extrapolated)" if factor != 1 else ""),
+                fmt(o.bound_all, 1),
+                fmt(wall / o.bound_all, 2),
+                str(o.requests),
+                fmt(o.requests / o.items, 2),
+                f"{o.max_window} / {o.max_window_admitted}",
+                str(o.refused),
+                fmt(o.proc.cpu / o.items * 1000, 1),
+                fmt(o.proc.max_rss_mib, 1),
+            ]
+        )
+    section.tables.append(
+        Table(
+            "Batch runs",
+            [
+                "run",
+                "items",
+                "time scale",
+                "wall s",
+                "lower bound s",
+                "wall / bound",
+                "API requests",
+                "per item",
+                "most in any window: arrived / admitted",
+                "refused",
+                "CPU ms per item",
+                "peak RSS MiB",
+            ],
+            rows,
+        )
+    )
+    actions = sorted({a for o in outcomes for a in o.by_action})
+    section.tables.append(
+        Table(
+            "API requests by action",
+            ["run", *actions],
+            [[o.name, *(str(o.by_action.get(a, 0)) for a in actions)] for o in outcomes],
+        )
+    )
+    parts = [[o.name, *(fmt(p, 2) for p in o.bound_parts)] for o in outcomes]
+    section.tables.append(
+        Table(
+            "Lower bound parts (real seconds, for the items each run processed)",
+            ["run", "3 calls per item / rate", "slowest item", "bytes / bandwidth"],
+            parts,
+        )
+    )
+    worst = max(poll.max_window, hook.max_window)
+    section.targets = [
+        Target(
+            "requests in any sliding window (B1)",
+            f"never above {LIMIT}",
+            f"ours {poll.max_window} polling, {hook.max_window} webhooks; concurrent baseline "
+            f"{naive.max_window} arrived ({naive.refused} refused)",
+            worst <= LIMIT,
+            "server-counted from the emulator's request log",
+        ),
+        Target(
+            "API requests per restored file, polling mode (B1)",
+            "<= 4.0",
+            f"{poll.requests / n:.2f} (concurrent baseline {naive.requests / naive.items:.2f}, "
+            f"sequential {seq.requests / seq.items:.2f})",
+            poll.requests / n <= 4.0,
+        ),
+        Target(
+            "API requests per restored file, webhook mode (B1)",
+            "<= 3.1",
+            f"{hook.requests / n:.2f}",
+            hook.requests / n <= 3.1,
+            "`--notify-url local`",
+        ),
+        Target(
+            "batch wall time / lower bound (B1)",
+            "<= 1.10",
+            f"{poll.proc.wall / poll.bound:.2f} polling, {hook.proc.wall / hook.bound:.2f} webhooks "
+            f"(concurrent baseline {naive.proc.wall / naive.bound:.2f}, sequential "
+            f"{seq.proc.wall * n / seq.items / seq.bound_all:.1f} extrapolated to {n})",
+            poll.proc.wall / poll.bound <= 1.10,
+            "wall of the whole process (start-up included)",
+        ),
+    ]
+    section.notes = [
+        (
+            f"Peak RSS of ours: {poll.proc.max_rss_mib:.1f} MiB polling, {hook.proc.max_rss_mib:.1f} MiB "
+            "webhooks (sampled VmHWM of the process)."
+        ),
+    ]
+    return section
