@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from ._client_cmds import add_client_commands
 from ._common import EXIT_USAGE
+from ._demo import add_demo_arguments, main_demo
+from ._restore import add_restore_arguments, main_restore
 
 __all__ = ["build_parser", "main"]
 
@@ -24,6 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="recuro", description="Restore media with the Recuro Media API, or run its emulator."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    restore = sub.add_parser(
+        "restore", help="restore a batch of files or URLs (resumable, inside the rate limit)"
+    )
+    add_restore_arguments(restore)
+    restore.set_defaults(handler=main_restore)
+    demo = sub.add_parser(
+        "demo", help="the main job on the embedded emulator: a batch restore, verified byte for byte"
+    )
+    add_demo_arguments(demo)
+    demo.set_defaults(handler=main_demo)
     add_client_commands(sub)
     emulator = sub.add_parser(
         "emulator",
