@@ -103,11 +103,6 @@ _INSERT: Final = (
     f"INSERT INTO items ({', '.join(_COLUMNS)}, updated_at) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in _COLUMNS)}, ?) ON CONFLICT(key) DO "
 )
-_UPSERT: Final = (
-    _INSERT
-    + "UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS[1:], "updated_at"))
-)
 _INTENT_KIND: Final = {Stage.UPLOADING: "upload", Stage.STARTING: "start"}
 
 
@@ -132,19 +127,18 @@ class Intent:
     outcome: str | None
 
 
-def _row(item: Item, changes: dict[str, Any], now: float) -> tuple[Any, ...]:
-    values: list[Any] = []
-    for column in _COLUMNS:
-        value = changes[column] if column in changes else getattr(item, column)
-        if column == "stage":
-            value = Stage(value).value
-        elif column == "remote_deleted":
-            value = int(bool(value))
-        elif column == "timings":
-            value = json.dumps(value, sort_keys=True)
-        values.append(value)
-    values.append(now)
-    return tuple(values)
+def _column(name: str, value: Any) -> Any:
+    if name == "stage":
+        return Stage(value).value
+    if name == "remote_deleted":
+        return int(bool(value))
+    if name == "timings":
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _row(item: Item, now: float) -> tuple[Any, ...]:
+    return (*(_column(c, getattr(item, c)) for c in _COLUMNS), now)
 
 
 def _item_from_row(row: sqlite3.Row) -> Item:
@@ -324,7 +318,7 @@ class Journal:
     async def add(self, items: Iterable[Item]) -> None:
         """Insert new items; a key already in the journal is left as it is."""
         now = time.time()
-        rows = [_row(item, {}, now) for item in items]
+        rows = [_row(item, now) for item in items]
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(_INSERT + "NOTHING", rows)
@@ -347,14 +341,18 @@ class Journal:
             check_transition(old, stage)
             changes["stage"] = stage
             changes["timings"] = {**item.timings, stage.value: now}
-        row = _row(item, changes, now)
+        # only the changed columns: another task may save other fields of the same item meanwhile
+        names = sorted(changes)
+        assignments = ", ".join(f"{name} = ?" for name in (*names, "updated_at"))
+        update = f"UPDATE items SET {assignments} WHERE key = ?"  # noqa: S608 - names are columns
+        values = (*(_column(n, changes[n]) for n in names), now, item.key)
         new_stage = stage if stage is not None else old
         opening = new_stage in INTENT_STAGES and new_stage is not old
         closing = old in INTENT_STAGES and new_stage is not old
         remote_id = changes.get("remote_id", item.remote_id)
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(_UPSERT, row)
+            conn.execute(update, values)
             if closing:
                 conn.execute(
                     "UPDATE intents SET resolved_at = ?, outcome = ?, remote_id = COALESCE(?, remote_id)"
@@ -371,6 +369,19 @@ class Journal:
         for name, value in changes.items():
             setattr(item, name, value)
         return old
+
+    async def count_fetch(self, item: Item) -> None:
+        """The service started fetching the item's staged file: one more piece of upload evidence."""
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE items SET fetches = fetches + 1, updated_at = ? WHERE key = ?",
+                (now, item.key),
+            )
+
+        await self._run(op)
+        item.fetches += 1
 
     async def intents(self, key: str | None = None) -> list[Intent]:
         """The intents recorded (for one item, or all), oldest first."""

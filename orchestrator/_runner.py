@@ -169,6 +169,7 @@ class Runner(anyio.AsyncContextManagerMixin):
         self._receive: MemoryObjectReceiveStream[Event] | None = None
         self._items: dict[str, Item] = {}
         self._by_remote: dict[str, str] = {}
+        self._by_token: dict[str, str] = {}
         self._mail: dict[str, _Mailbox] = {}
         self._early: dict[str, RemoteStatus] = {}
         self._urls: dict[str, str] = {}
@@ -240,6 +241,13 @@ class Runner(anyio.AsyncContextManagerMixin):
     async def wait_finished(self) -> None:
         """Wait until the batch has ended (after `BatchDone` was sent)."""
         await self._finished.wait()
+
+    async def record_fetch(self, token: str) -> None:
+        """The service started fetching a staged file: count it in the journal (upload evidence)."""
+        key = self._by_token.get(token)
+        item = self._items.get(key) if key is not None else None
+        if item is not None and item.stage_token == token:
+            await self._journal.count_fetch(item)
 
     def notify(self, remote_id: str, status: RemoteStatus) -> None:
         """News about `remote_id` from a callback (webhook mode); unknown ids are kept for a while."""
@@ -334,6 +342,8 @@ class Runner(anyio.AsyncContextManagerMixin):
             self._mail[item.key] = _Mailbox()
             if item.remote_id is not None and not item.remote_deleted:
                 self._by_remote[item.remote_id] = item.key
+            if item.stage_token is not None:
+                self._by_token[item.stage_token] = item.key
         now = self._clock.monotonic()
         ordered = sorted(known.values(), key=lambda item: item.seq)
         for item in ordered:
@@ -409,9 +419,11 @@ class Runner(anyio.AsyncContextManagerMixin):
 
     async def _requeue(self, item: Item, why: str) -> None:
         log.info("item requeued", extra={"item": item.key, "why": why})
+        self._urls.pop(item.key, None)
         await self._save(
             item,
             Stage.QUEUED,
+            stage_token=None,  # a new URL, so the old one's fetches are not evidence for the new upload
             remote_id=None,
             remote_deleted=False,
             restored_url=None,
@@ -519,6 +531,8 @@ class Runner(anyio.AsyncContextManagerMixin):
             except OSError as exc:
                 raise ItemError("InputUnreadable", f"{item.input}: {exc.strerror or exc}") from exc
         item.stage_token = staged.token
+        if staged.token is not None:
+            self._by_token[staged.token] = item.key
         self._urls[item.key] = staged.url
 
     async def _step_staged(self, item: Item) -> None:

@@ -111,7 +111,9 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
     """Serves staged local files (and any mounted ASGI app) over HTTP; an async context manager.
 
     `bind` is where it listens (port 0 picks a free one); `public_url` is where the service reaches it
-    (default: the bound address). `on_access` is called with each `AccessRecord`.
+    (default: the bound address). `on_access` is called with each `AccessRecord`. `on_fetch` (settable
+    later with `set_fetch_hook`) is awaited with the token when a GET of a staged file arrives, before any
+    byte is served: the place to make fetch evidence durable (the runner writes it to the journal).
     """
 
     def __init__(
@@ -120,10 +122,12 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         bind: tuple[str, int] = ("127.0.0.1", 0),
         public_url: str | None = None,
         on_access: Callable[[AccessRecord], object] | None = None,
+        on_fetch: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._bind = bind
         self._public_url = public_url.rstrip("/") if public_url else None
         self._on_access = on_access
+        self._on_fetch = on_fetch
         self._files: dict[str, Path] = {}
         self._log: dict[str, list[AccessRecord]] = {}
         self._mounts: dict[str, Callable[..., Awaitable[None]]] = {}
@@ -139,6 +143,10 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         if self._url is None:
             raise RuntimeError("the file server is not running")
         return self._url
+
+    def set_fetch_hook(self, hook: Callable[[str], Awaitable[None]] | None) -> None:
+        """Await `hook(token)` whenever the service starts a GET of a staged file."""
+        self._on_fetch = hook
 
     def mount(self, prefix: str, app: Callable[..., Awaitable[None]]) -> str:
         """Serve `app` under `/prefix/`; returns the public URL of that prefix."""
@@ -253,6 +261,8 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
             except OSError:
                 record.status = await _plain(send, 404, b"not found")
                 return
+            if method == "GET" and self._on_fetch is not None:
+                await self._on_fetch(token)
             await self._send_file(send, file, stat, headers, record, head=method == "HEAD")
         finally:
             self._remember(record)

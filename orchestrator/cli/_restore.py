@@ -373,6 +373,8 @@ async def run_restore(
                 config = attrs.evolve(config, notify_url=receiver.notify_url(public))
             runner = Runner(setup.adapter, journal, config=config, stager=server)
             runner_box.append(runner)
+            if server is not None:
+                server.set_fetch_hook(runner.record_fetch)
             async with runner, anyio.create_task_group() as tg:
                 tg.start_soon(
                     functools.partial(watch_interrupts, runner.stop, runner.abort, say=stderr_line)

@@ -135,3 +135,21 @@ async def test_unknown_fields_are_refused(tmp_path):
         await journal.add([item])
         with pytest.raises(JournalError, match="not journal fields"):
             await journal.save(item, api_secret="x")
+
+
+async def test_concurrent_saves_of_one_item_keep_both_changes(tmp_path):
+    """A fetch counted while the item's own task commits a transition loses neither change."""
+    import anyio
+
+    async with Journal(tmp_path / "j.sqlite", SPEC) as journal:
+        item = _item()
+        await journal.add([item])
+        await journal.save(item, Stage.STAGED)
+        await journal.save(item, Stage.UPLOADING)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(journal.save, item, Stage.UPLOADED)
+            tg.start_soon(journal.count_fetch, item)
+            tg.start_soon(journal.count_fetch, item)
+        (loaded,) = await journal.load()
+    assert loaded.stage is Stage.UPLOADED
+    assert loaded.fetches == 2
