@@ -390,10 +390,12 @@ class Runner(anyio.AsyncContextManagerMixin):
         seq = max((item.seq for item in known.values()), default=-1) + 1
         fingerprint = self._journal.spec.fingerprint
         new: list[Item] = []
+        seen = set(known)
         for text in inputs:
             key = input_key(text)
-            if key in known or any(item.key == key for item in new):
+            if key in seen:
                 continue
+            seen.add(key)
             size = None
             if not is_url(text):
                 try:

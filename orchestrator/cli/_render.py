@@ -26,6 +26,7 @@ from orchestrator._stages import Stage
 __all__ = ["PlainRenderer", "Renderer", "RichRenderer", "make_renderer", "print_summary"]
 
 _MAX_ROWS = 12  # per-item bars shown at once on a terminal
+_MAX_TABLE = 40  # larger batches list only the items that did not finish in the terminal table
 _LABELS = {
     Stage.QUEUED: "queued",
     Stage.STAGED: "staged",
@@ -124,7 +125,7 @@ class PlainRenderer:
 class RichRenderer:
     """An overall bar and one bar per active item (its stage, job progress, download bytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -140,6 +141,7 @@ class RichRenderer:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             transient=False,
+            console=console,
         )
         self._overall: TaskID = self._progress.add_task("batch", total=0)
         self._rows: dict[str, TaskID] = {}
@@ -253,8 +255,10 @@ def print_summary(
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("input", "outcome", "output", "size", "reason", title="restore summary")
-        for row in rows:
+        shown = rows if len(rows) <= _MAX_TABLE else [row for row in rows if row[1] != "done"]
+        title = "restore summary" if shown is rows else "restore summary: items not done"
+        table = Table("input", "outcome", "output", "size", "reason", title=title)
+        for row in shown:
             table.add_row(*row, style=None if row[1] == "done" else "red")
         console = Console(file=stream) if stream is not None else Console()
         console.print(table)
