@@ -940,9 +940,13 @@ class Runner(anyio.AsyncContextManagerMixin):
             item = self._items[key]
             if item.remote_id is None:
                 return
-            if item.stage is Stage.UPLOADED and self._adapter.start_when_predicted:
-                self._deliver(key, _DUE)  # the item tries StartJob itself, instead of a GetProgress
-                return
+            if self._adapter.start_when_predicted and item.stage in (
+                Stage.UPLOADED,
+                Stage.STARTING,
+            ):
+                if item.stage is Stage.UPLOADED:  # the item tries StartJob itself, no GetProgress
+                    self._deliver(key, _DUE)
+                return  # (STARTING: a try is on the wire; its answer is the observation)
             try:
                 status = await self._call(Priority.POLL, self._adapter.status, item.remote_id)
             except Exception as exc:
