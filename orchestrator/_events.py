@@ -89,7 +89,11 @@ class ItemFailed:
 
 @attrs.frozen
 class BatchDone:
-    """The batch ended; the counts sum to the number of items. `interrupted` after a stop request."""
+    """The batch ended; the counts sum to the number of items.
+
+    `interrupted` after a stop request; `error` when the engine had to stop the batch itself (the
+    journal could not be written): rerunning resumes from the last commit.
+    """
 
     done: int
     failed: int
@@ -97,6 +101,7 @@ class BatchDone:
     pending: int
     interrupted: bool = False
     at: float = 0.0
+    error: str | None = None
 
 
 Event: TypeAlias = (

@@ -163,6 +163,7 @@ class Runner(anyio.AsyncContextManagerMixin):
         self._running = False
         self._stopping = False
         self._aborted = False
+        self._fatal: str | None = None
         self._run_scope: anyio.CancelScope | None = None
         self._inflight: set[anyio.CancelScope] = set()
         self._send: MemoryObjectSendStream[Event] | None = None
@@ -270,8 +271,10 @@ class Runner(anyio.AsyncContextManagerMixin):
         except* (JournalError, IllegalTransitionError) as group:
             # the journal cannot be trusted any more: end the batch, say why
             self._stopping = True
-            for exc in group.exceptions:
-                log.error("batch stopped: %s", exc)  # noqa: TRY400 - the message is the whole story
+            errors = list(_leaves(group))
+            self._fatal = "; ".join(dict.fromkeys(str(exc) for exc in errors))
+            for exc in errors:
+                log.exception("batch stopped: %s", exc, exc_info=exc)
         finally:
             with anyio.CancelScope(shield=True):
                 counts = self._counts()
@@ -281,7 +284,8 @@ class Runner(anyio.AsyncContextManagerMixin):
                         failed=counts[Stage.FAILED],
                         parked=counts[Stage.PARKED],
                         pending=counts[None],
-                        interrupted=self._stopping,
+                        interrupted=self._stopping and self._fatal is None,
+                        error=self._fatal,
                         at=self._clock.monotonic(),
                     )
                 )
@@ -542,6 +546,7 @@ class Runner(anyio.AsyncContextManagerMixin):
             self._urls[item.key] = item.input
         elif item.key not in self._urls:
             await self._stage_local(item)
+        answered = False
         async with self._lanes.uploads:
             async with self._lanes.calls.hold(Priority.UPLOAD):
                 with self._on_the_wire():
@@ -557,6 +562,7 @@ class Runner(anyio.AsyncContextManagerMixin):
                             "UploadMedia outcome unknown; reconciling",
                             extra={"item": item.key, "reason": exc.message},
                         )
+                        answered = exc.answered
                     except ItemError:
                         raise
                     except Exception:
@@ -567,7 +573,7 @@ class Runner(anyio.AsyncContextManagerMixin):
                         await self._uploaded(item, remote_id)
                         return
             if item.stage is Stage.UPLOADING:
-                await self._reconcile_open_uploads([item])
+                await self._reconcile_open_uploads([item], settle=not answered)
         await anyio.lowlevel.checkpoint()
 
     async def _uploaded(self, item: Item, remote_id: str, outcome: str | None = None) -> None:
@@ -582,9 +588,12 @@ class Runner(anyio.AsyncContextManagerMixin):
         async with self._lanes.uploads:
             await self._reconcile_open_uploads([item])
 
-    async def _reconcile_open_uploads(self, items: list[Item]) -> list[RemoteMedia]:
+    async def _reconcile_open_uploads(
+        self, items: list[Item], *, settle: bool = True
+    ) -> list[RemoteMedia]:
         """Judge unanswered uploads from one listing; returns that listing."""
-        await self._settle(items)
+        if settle:
+            await self._settle(items)
         media = await self._call(Priority.FINISH, self._adapter.sweep)
         owned = {i.remote_id for i in self._items.values() if i.remote_id is not None}
         ignore = set(await self._journal.get_meta("baseline") or ()) | set(
@@ -665,8 +674,6 @@ class Runner(anyio.AsyncContextManagerMixin):
 
     async def _step_ready(self, item: Item) -> None:
         await self._start(item)
-        if item.stage is Stage.READY:  # the service says not ready after all: wait for it
-            await self._save(item, Stage.UPLOADED, outcome="not-ready")
 
     async def _try_start(self, item: Item) -> bool:
         """Start the job of media predicted ready; True when the item left UPLOADED."""
@@ -678,6 +685,7 @@ class Runner(anyio.AsyncContextManagerMixin):
         assert item.remote_id is not None  # noqa: S101 - READY/UPLOADED items have media
         remote_id = item.remote_id
         before = item.stage
+        answered = False
         async with self._lanes.calls.hold(Priority.FINISH):
             with self._on_the_wire():
                 if self._stopping:
@@ -685,14 +693,15 @@ class Runner(anyio.AsyncContextManagerMixin):
                 await self._save(item, Stage.STARTING)
                 try:
                     await self._adapter.start(remote_id, notify_url=self._config.notify_url)
-                except NotReadyError:
-                    await self._save(item, before, outcome="not-ready")
+                except NotReadyError:  # not ready (yet, or after all): wait for the media again
+                    await self._save(item, Stage.UPLOADED, outcome="not-ready")
                     return
                 except OutcomeUnknownError as exc:
                     log.warning(
                         "StartJob outcome unknown; reconciling",
                         extra={"item": item.key, "reason": exc.message},
                     )
+                    answered = exc.answered
                 except ItemError:
                     raise
                 except Exception:
@@ -702,13 +711,18 @@ class Runner(anyio.AsyncContextManagerMixin):
                     await self._save(item, Stage.RUNNING, outcome="started")
                     return
         if item.stage is Stage.STARTING:
-            await self._step_starting(item)
+            await self._reconcile_start(item, settle=not answered)
         await anyio.lowlevel.checkpoint()
 
     async def _step_starting(self, item: Item) -> None:
-        """An unanswered StartJob: one GetProgress after the settle interval decides."""
+        """A StartJob intent left open by an earlier run."""
+        await self._reconcile_start(item, settle=True)
+
+    async def _reconcile_start(self, item: Item, *, settle: bool) -> None:
+        """An unanswered StartJob: one GetProgress (after the settle interval) decides."""
         assert item.remote_id is not None  # noqa: S101 - STARTING items have media
-        await self._settle([item])
+        if settle:
+            await self._settle([item])
         status = await self._call(Priority.FINISH, self._adapter.status, item.remote_id)
         resolution = judge_start(status)
         log.info(
@@ -1094,6 +1108,14 @@ def _size_and_sha256(path: Path) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 def _short(exc: BaseException) -> str:

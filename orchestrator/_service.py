@@ -50,11 +50,17 @@ class NotReadyError(Exception):
 
 
 class OutcomeUnknownError(Exception):
-    """A non-idempotent call may or may not have reached the service; reconcile, never repeat blindly."""
+    """A non-idempotent call may or may not have taken effect; reconcile, never repeat blindly.
 
-    def __init__(self, message: str) -> None:
+    `answered` is True when the service itself answered (an API 500): it has finished with the request,
+    so its state can be read at once. Otherwise (a lost connection, a timeout, a proxy's 5xx) the request
+    may still be processing, and reconciliation first waits out the settle interval.
+    """
+
+    def __init__(self, message: str, *, answered: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.answered = answered
 
 
 class Phase(StrEnum):

@@ -188,7 +188,9 @@ class RecuroAdapter:
             )
         except RecuroAPIError as exc:
             if exc.error_code.casefold() == "jobalreadystarted":
-                raise OutcomeUnknownError("the service says a job already runs") from exc
+                raise OutcomeUnknownError(
+                    "the service says a job already runs", answered=True
+                ) from exc
             if exc.error_code.casefold() == "medianotready":
                 raise NotReadyError(exc.error_message) from exc
             raise _non_idempotent(exc, "StartJob") from exc
@@ -257,10 +259,14 @@ def _non_idempotent(exc: Exception, action: str) -> Exception:
         return exc  # never sent: transient
     if isinstance(exc, RateLimitedError):
         return exc  # refused before any effect: transient
-    if isinstance(exc, ServerError) or (
+    if isinstance(exc, ServerError):  # the API itself answered: it is done with the request
+        return OutcomeUnknownError(
+            f"{action}: the service answered {exc.error_code}", answered=True
+        )
+    if (
         isinstance(exc, RecuroHTTPError) and exc.status_code >= 500
-    ):
-        return OutcomeUnknownError(f"{action}: the service answered {type(exc).__name__}")
+    ):  # a proxy: the API may still run it
+        return OutcomeUnknownError(f"{action}: a server on the way answered {exc.status_code}")
     if isinstance(exc, RecuroAPIError):
         return ItemError(exc.error_code, exc.error_message)
     if isinstance(exc, ValueError):

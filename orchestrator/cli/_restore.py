@@ -353,6 +353,7 @@ async def run_restore(
             stderr_line(f"error: {problem}")
         return EXIT_USAGE
     interrupted = False
+    fatal: str | None = None
     async with setup.client, Journal(setup.journal, setup.spec) as journal:
         async with contextlib.AsyncExitStack() as stack:
             server: LocalFileServer | None = None
@@ -384,6 +385,7 @@ async def run_restore(
                         renderer.handle(event)
                         if isinstance(event, BatchDone):
                             interrupted = event.interrupted
+                            fatal = event.error
                 tg.cancel_scope.cancel()
         items = await journal.load()
     report = build_report(
@@ -392,6 +394,9 @@ async def run_restore(
     if args.report is not None:
         await anyio.Path(args.report).write_text(report.to_json(), encoding="utf-8")
     print_summary(report, tty=tty)
+    if fatal is not None:
+        stderr_line(f"error: the batch stopped: {fatal}; rerun the same command to resume")
+        return EXIT_FAILED
     if interrupted:
         stderr_line("interrupted; rerun the same command to resume")
         return EXIT_INTERRUPTED
