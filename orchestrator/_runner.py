@@ -104,6 +104,8 @@ class RunnerConfig:
         backoff: first delay between retries of a step (doubles, capped at `backoff_cap`).
         backoff_cap: the longest delay between retries of a step.
         verify_done: check on a rerun that the outputs of done items are still on disk.
+        phase_timeout: an item waiting longer than this for one remote phase (analysis, or its job)
+            fails with `StageTimeout` (checked whenever the item hears from the service); None: never.
     """
 
     out_dir: Path
@@ -121,6 +123,7 @@ class RunnerConfig:
     backoff: float = 1.0
     backoff_cap: float = 30.0
     verify_done: bool = True
+    phase_timeout: float | None = None
 
 
 @attrs.define(eq=False)
@@ -861,7 +864,9 @@ class Runner(anyio.AsyncContextManagerMixin):
         """
         mailbox = self._mail[item.key]
         ends = _ENDS[phase]
-        self._planner.track(item.key, phase, self._clock.monotonic(), size=item.size)
+        began = self._clock.monotonic()
+        timeout = self._config.phase_timeout
+        self._planner.track(item.key, phase, began, size=item.size)
         self._wake_poller()
         try:
             while True:
@@ -872,6 +877,10 @@ class Runner(anyio.AsyncContextManagerMixin):
                     continue
                 status = mailbox.status
                 mailbox.status = None
+                if timeout is not None and self._clock.monotonic() - began > timeout:
+                    raise ItemError(
+                        "StageTimeout", f"still {phase.value} after {timeout:g} s; given up"
+                    )
                 if status is _DUE:
                     if on_due is not None:
                         moved = await on_due(item)

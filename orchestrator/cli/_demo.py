@@ -19,7 +19,14 @@ from typing import Final
 import anyio
 import anyio.to_thread
 
-from ._restore import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging, run_restore
+from ._restore import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_restore_arguments,
+    configure_logging,
+    run_restore,
+)
 from ._signals import stderr_line
 
 __all__ = ["add_demo_arguments", "main_demo", "make_samples", "run_demo"]
@@ -109,26 +116,25 @@ async def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
         started = time.monotonic()
         async with run_emulator(config) as running:
             print(f"emulator on {running.base_url} (time scale {args.time_scale})", flush=True)
-            restore_args = argparse.Namespace(
-                inputs=[str(p) for p in samples],
-                from_file=None,
-                format=DEMO_FORMAT,
-                filters=list(DEMO_FILTERS),
-                scale=DEMO_SCALE,
-                out=out,
-                journal=None,
-                keep_remote=False,
-                max_active=32,
-                notify_url=None,
-                retry_failed=False,
-                report=root / "report.json",
-                stage_url=None,
-                stage_bind=None,
-                time_scale=args.time_scale,
-                verbose=False,
-                base_url=running.base_url,
-                api_key=None,
-                api_secret_file=None,
+            parser = argparse.ArgumentParser(prog="recuro restore")
+            add_restore_arguments(parser)
+            restore_args = parser.parse_args(
+                [
+                    *map(str, samples),
+                    "--format",
+                    DEMO_FORMAT,
+                    *[a for name in DEMO_FILTERS for a in ("--filter", name)],
+                    "--scale",
+                    DEMO_SCALE,
+                    "--out",
+                    str(out),
+                    "--report",
+                    str(root / "report.json"),
+                    "--base-url",
+                    running.base_url,
+                    "--time-scale",
+                    str(args.time_scale),
+                ]
             )
             code = await run_restore(
                 restore_args, credentials=(DEMO_API_KEY, DEMO_API_SECRET), tty=tty

@@ -132,6 +132,13 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help="scale the poll intervals and the rate-limit window (for an emulator run with --time-scale)",
     )
+    parser.add_argument(
+        "--stage-timeout",
+        type=_positive_float,
+        default=86_400.0,
+        metavar="SECONDS",
+        help="fail an item stuck that long in analysis or in its job (default: a day)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
     _add_connection_arguments(parser)
 
@@ -264,6 +271,7 @@ def _scaled_config(args: argparse.Namespace, notify_url: str | None) -> RunnerCo
             reconcile_interval=300.0 * scale,
         ),
         settle=30.0 * scale,
+        phase_timeout=args.stage_timeout * scale,
         backoff=1.0 * scale,
         backoff_cap=30.0 * scale,
     )

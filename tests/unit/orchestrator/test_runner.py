@@ -99,6 +99,20 @@ async def test_transitions_follow_the_table_and_reach_the_stream(tmp_path, clock
     ]
 
 
+async def test_a_job_that_never_ends_times_out(tmp_path, clock, service):
+    """An item stuck past phase_timeout fails with StageTimeout and its media is deleted."""
+    service.job_time = 10_000.0
+    events = await _run(
+        service,
+        tmp_path / "j.sqlite",
+        _inputs(2),
+        _config(tmp_path, phase_timeout=300.0),
+        clock=clock,
+    )
+    assert {e.error_code for e in _of(events, ItemFailed)} == {"StageTimeout"}
+    assert service.live() == []
+
+
 async def test_keep_remote_keeps_media(tmp_path, clock, service):
     """With keep_remote nothing is deleted."""
     await _run(
