@@ -23,6 +23,7 @@ async with Runner(adapter, journal, config=RunnerConfig(out_dir=out), stager=ser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -281,17 +282,18 @@ class Runner(anyio.AsyncContextManagerMixin):
         finally:
             with anyio.CancelScope(shield=True):
                 counts = self._counts()
-                await self._emit(
-                    BatchDone(
-                        done=counts[Stage.DONE],
-                        failed=counts[Stage.FAILED],
-                        parked=counts[Stage.PARKED],
-                        pending=counts[None],
-                        interrupted=self._stopping and self._fatal is None,
-                        error=self._fatal,
-                        at=self._clock.monotonic(),
-                    )
+                done = BatchDone(
+                    done=counts[Stage.DONE],
+                    failed=counts[Stage.FAILED],
+                    parked=counts[Stage.PARKED],
+                    pending=counts[None],
+                    interrupted=self._stopping and self._fatal is None,
+                    error=self._fatal,
+                    at=self._clock.monotonic(),
                 )
+                # the last event is not lossy: give a slow reader a moment, but never hang on it
+                with anyio.move_on_after(2.0), contextlib.suppress(anyio.BrokenResourceError):
+                    await send.send(done)
                 self._send = None
                 await send.aclose()
                 self._running = False

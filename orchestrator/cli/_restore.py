@@ -395,6 +395,7 @@ async def run_restore(
                             interrupted = event.interrupted
                             fatal = event.error
                 tg.cancel_scope.cancel()
+            interrupted = interrupted or (runner.stopping and fatal is None)
         items = await journal.load()
     report = build_report(
         items, service="recuro", settings=setup.spec.settings, interrupted=interrupted
