@@ -29,6 +29,7 @@ from ._runner import Runner, RunnerConfig
 from ._service import (
     ItemError,
     JobSpec,
+    NotReadyError,
     OutcomeUnknownError,
     Phase,
     RemoteMedia,
@@ -55,6 +56,7 @@ __all__ = [
     "JournalError",
     "JournalMismatchError",
     "LocalFileServer",
+    "NotReadyError",
     "OutcomeUnknownError",
     "Phase",
     "PollSettings",
