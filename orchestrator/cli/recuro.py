@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_restore_arguments(restore)
     restore.set_defaults(handler=main_restore)
     demo = sub.add_parser(
-        "demo", help="the main job on the embedded emulator: a batch restore, verified byte for byte"
+        "demo",
+        help="the main job on the embedded emulator: a batch restore, verified byte for byte",
     )
     add_demo_arguments(demo)
     demo.set_defaults(handler=main_demo)
