@@ -84,29 +84,41 @@ class _Waiting:
 
 @attrs.define
 class _Model:
-    """Durations (size, seconds) of items that finished a phase."""
+    """Durations (size, seconds) of items that finished a phase; the fit is cached between samples."""
 
     samples: list[tuple[int | None, float]] = attrs.Factory(list)
+    # (median, line) where line is (mean size, mean duration, slope, shortest) or None
+    _fit: tuple[float, tuple[float, float, float, float] | None] | None = None
 
     def add(self, size: int | None, duration: float) -> None:
         self.samples.append((size, max(duration, 0.0)))
         del self.samples[:-_HISTORY]
+        self._fit = None
+
+    def _refit(self) -> tuple[float, tuple[float, float, float, float] | None]:
+        median = statistics.median(d for _, d in self.samples)
+        sized = [(float(s), d) for s, d in self.samples if s is not None]
+        line = None
+        if len(sized) >= 3:
+            mean_x = statistics.fmean(x for x, _ in sized)
+            mean_y = statistics.fmean(y for _, y in sized)
+            var = sum((x - mean_x) ** 2 for x, _ in sized)
+            if var > 0:
+                slope = sum((x - mean_x) * (y - mean_y) for x, y in sized) / var
+                if slope >= 0:
+                    line = (mean_x, mean_y, slope, min(y for _, y in sized))
+        return median, line
 
     def expect(self, size: int | None) -> float | None:
         if not self.samples:
             return None
-        durations = [d for _, d in self.samples]
-        sized = [(s, d) for s, d in self.samples if s is not None]
-        if size is not None and len(sized) >= 3:
-            xs = [float(s) for s, _ in sized]
-            ys = [d for _, d in sized]
-            mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
-            var = sum((x - mean_x) ** 2 for x in xs)
-            if var > 0:
-                slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var
-                if slope >= 0:
-                    return max(mean_y + slope * (size - mean_x), min(ys))
-        return statistics.median(durations)
+        if self._fit is None:
+            self._fit = self._refit()
+        median, line = self._fit
+        if size is not None and line is not None:
+            mean_x, mean_y, slope, shortest = line
+            return max(mean_y + slope * (size - mean_x), shortest)
+        return median
 
 
 class PollPlanner:
@@ -118,7 +130,7 @@ class PollPlanner:
         self._items: dict[str, _Waiting] = {}
         self._models: dict[Phase, _Model] = {phase: _Model() for phase in _WAITING}
         self._last_sweep: float | None = None
-        self._sweep_misses = 0
+        self._prev_sweep: float | None = None
         self._scouts: dict[Phase, _Waiting] = {}
 
     @property
@@ -179,14 +191,19 @@ class PollPlanner:
 
     def observe_sweep(self, now: float, restored: Iterable[str]) -> None:
         """A sweep at `now` showed the keys in `restored` done; the other swept items are not."""
-        self._last_sweep = now
+        # the sweep before this one (plan() already recorded this one when it asked for it)
+        previous = self._prev_sweep if self._last_sweep == now else self._last_sweep
+        self._prev_sweep, self._last_sweep = previous, now
         done = set(restored)
-        self._sweep_misses = 0 if done & self._items.keys() else self._sweep_misses + 1
         for key, waiting in list(self._items.items()):
             if waiting.phase not in self._sweep_phases:
                 continue
             if key in done:
-                self._models[waiting.phase].add(waiting.size, now - waiting.entered)
+                # it finished between the previous sweep and this one: count the middle
+                finished = now
+                if previous is not None and previous > waiting.entered:
+                    finished = (previous + now) / 2
+                self._models[waiting.phase].add(waiting.size, finished - waiting.entered)
                 del self._items[key]
                 continue
             if self._target(waiting) <= now:
@@ -228,7 +245,7 @@ class PollPlanner:
         if len(due) > len(probes):
             wake = min(wake, due[len(probes)][0])
         if sweep:
-            self._last_sweep = now
+            self._prev_sweep, self._last_sweep = self._last_sweep, now
             wake = min(wake, now + s.min_interval)
         return Plan(sweep=sweep, probes=probes, wake_at=None if math.isinf(wake) else wake)
 
@@ -252,7 +269,7 @@ class PollPlanner:
         ]
         gap = s.min_interval
         if typical:
-            gap = max(typical) * s.sweep_fraction * 2.0 ** min(self._sweep_misses, 16)
+            gap = max(typical) * s.sweep_fraction
             gap = min(max(gap, s.min_interval), s.max_interval)
         return min(max(earliest, base + gap), base + s.max_interval)
 

@@ -947,6 +947,10 @@ class Runner(anyio.AsyncContextManagerMixin):
         if delay <= 0:
             await anyio.lowlevel.checkpoint()
             return
+        if isinstance(self._clock, SystemClock):  # the common case, without a task group
+            with anyio.move_on_after(delay):
+                await wake.wait()
+            return
         async with anyio.create_task_group() as tg:
 
             async def timer() -> None:
