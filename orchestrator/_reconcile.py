@@ -10,8 +10,8 @@ proves the job started; media still `READY` proves it did not (start again, with
 is the item's failure; anything else is ambiguous, and the item is parked for a person.
 
 **UploadMedia** (the file_id is what we lack). After the settle interval, one ListMedia. Media on the
-account that the journal does not own, and that was not there when the batch started (the *baseline*),
-and that no earlier reconciliation set aside as someone else's, are *candidates*:
+account that the journal does not own, and that was not there when the run started (the *baseline*,
+taken once per run after earlier intents were settled), are *candidates*:
 - no candidate: nothing was created. If the staging server's access log shows the service fetched the
   file, that contradicts it, so the item is parked; otherwise the upload never happened (upload again);
 - one open upload and one candidate: it is ours (adopt it). Uploads run one at a time by default

@@ -601,9 +601,7 @@ class Runner(anyio.AsyncContextManagerMixin):
             await self._settle(items)
         media = await self._call(Priority.FINISH, self._adapter.sweep)
         owned = {i.remote_id for i in self._items.values() if i.remote_id is not None}
-        ignore = set(await self._journal.get_meta("baseline") or ()) | set(
-            await self._journal.get_meta("foreign") or ()
-        )
+        ignore = set(await self._journal.get_meta("baseline") or ())
         candidates = upload_candidates(media, owned=owned, ignore=ignore)
         fetched = {}
         for item in items:
