@@ -322,7 +322,9 @@ class Runner(anyio.AsyncContextManagerMixin):
                         media = await self._reconcile_open_uploads(open_uploads)
                     except Exception as exc:  # each item retries it in its own task
                         log.warning("reconciliation failed: %s", type(exc).__name__)
-                if fresh:
+                if fresh and (media is not None or not open_uploads):
+                    # (after a failed reconciliation keep the old baseline: a new one would hide
+                    # the unattributed media of those open uploads)
                     await self._take_baseline(media)
                 for item in resumed:
                     await self._lanes.active.acquire(force=True)
