@@ -66,6 +66,11 @@ def _durations(period: float) -> st.SearchStrategy[float]:
     )
 
 
+def _instants(period: float) -> st.SearchStrategy[float]:
+    """When a pause is issued: early, often on a round multiple of the period so pauses overlap."""
+    return st.one_of(st.sampled_from([0.0, period / 2, period]), st.floats(0.0, 4 * period))
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     period = draw(st.one_of(st.sampled_from([1.0, 2.5, 60.0]), st.floats(0.01, 100.0)))
@@ -84,9 +89,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         period=period,
         grace=grace,
         requests=draw(st.lists(request, min_size=1, max_size=25)),
-        pauses=draw(
-            st.lists(st.tuples(st.floats(0.0, 6 * period), _durations(period)), max_size=3)
-        ),
+        pauses=draw(st.lists(st.tuples(_instants(period), _durations(period)), max_size=3)),
     )
 
 

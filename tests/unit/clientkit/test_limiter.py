@@ -182,21 +182,36 @@ async def test_pause_blocks_admissions_until_it_ends():
         assert admitted == [("a", 30.0), ("b", 30.0)]
 
 
-async def test_pause_extends_but_never_shortens():
-    """A longer pause extends the current one; a shorter one leaves it as it was."""
+async def test_a_longer_pause_extends_the_current_one():
+    """A pause that ends later than the current one moves the end of the pause out."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(5, 10.0, clock=clock)
+    await limiter.pause(10.0)
+    await clock.advance(5.0)
+    await limiter.pause(20.0)  # ends at 25
+    admitted: Admitted = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_take, limiter, clock, "a", admitted)
+        await clock.advance_to(24.999)
+        assert admitted == []
+        await clock.advance_to(25.0)
+        assert admitted == [("a", 25.0)]
+
+
+async def test_a_shorter_pause_never_shortens_the_current_one():
+    """A pause that would end sooner than the current one leaves the current end unchanged."""
     clock = FakeClock()
     limiter = SlidingWindowLimiter(5, 10.0, clock=clock)
     await limiter.pause(30.0)
     await clock.advance(10.0)
-    await limiter.pause(5.0)  # would end at 15: ignored
-    await limiter.pause(40.0)  # ends at 50: extends
+    await limiter.pause(5.0)  # would end at 15
     admitted: Admitted = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(_take, limiter, clock, "a", admitted)
-        await clock.advance_to(49.999)
+        await clock.advance_to(29.999)
         assert admitted == []
-        await clock.advance_to(50.0)
-        assert admitted == [("a", 50.0)]
+        await clock.advance_to(30.0)
+        assert admitted == [("a", 30.0)]
 
 
 async def test_pause_also_holds_a_waiter_already_queued():
