@@ -279,7 +279,7 @@ def run(settings: Settings) -> Section:
     """Run B3 and report it."""
     started = time.perf_counter()
     quick = settings.quick
-    per_kind, n = (3, 800) if quick else (20, 2000)
+    per_kind, n = (3, 800) if quick else (15, 1500)
     periods = 5 if quick else 20
     cost_n, contended_n, repeats = (20_000, 10_000, 3) if quick else (200_000, 60_000, 5)
 

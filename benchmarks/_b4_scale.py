@@ -66,6 +66,7 @@ def _run(settings: Settings, work: Path, n: int, ts: float) -> Section:
                 "time_scale": ts,
                 "max_concurrent_jobs": 100_000,
                 "max_concurrent_fetches": 256,
+                "media_dir": str(work / "emu"),
             }
         },
     }

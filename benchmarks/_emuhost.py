@@ -19,6 +19,7 @@ Running the emulator in its own process keeps its CPU out of the client's figure
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -222,42 +223,42 @@ async def main(spec: dict[str, Any]) -> None:
     """Serve the emulators and the file server; answer commands until `quit` or end of input."""
     logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
     hosts: dict[str, Hosted] = {}
-    async with anyio.create_task_group() as tg:
-        files_origin = await tg.start(_serve, FileApp(Path(spec.get("files", "."))))
+    # The emulators are left normally (not cancelled) after the servers stop, so they clean up.
+    async with contextlib.AsyncExitStack() as stack:
         for name, options in spec["emulators"].items():
             emulator = RecuroEmulator(EmulatorConfig(**options))
-            await tg.start(_enter, emulator)
-            hosted = Hosted(emulator, Meter(emulator.app))
-            hosted.origin = await tg.start(_serve, hosted.meter)
-            hosted.base_url = f"{hosted.origin}/api/1.0/"
-            hosts[name] = hosted
-        cfg = next(iter(hosts.values())).emulator.config
-        key = next(iter(cfg.credentials))
-        _reply(
-            {
-                "files_origin": files_origin,
-                "emulators": {
-                    n: {"base_url": h.base_url, "origin": h.origin} for n, h in hosts.items()
-                },
-                "api_key": key,
-                "api_secret": cfg.credentials[key],
-            }
-        )
-        while line := await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True):
-            command = json.loads(line)
-            if command.get("cmd") == "quit":
-                break
-            try:
-                _reply(await _answer(command, hosts, files_origin))
-            except Exception as exc:
-                _reply({"error": f"{type(exc).__name__}: {exc}"})
-        tg.cancel_scope.cancel()
+            await stack.enter_async_context(emulator)
+            hosts[name] = Hosted(emulator, Meter(emulator.app))
+        async with anyio.create_task_group() as tg:
+            files_origin = await tg.start(_serve, FileApp(Path(spec.get("files", "."))))
+            for hosted in hosts.values():
+                hosted.origin = await tg.start(_serve, hosted.meter)
+                hosted.base_url = f"{hosted.origin}/api/1.0/"
+            await _command_loop(hosts, files_origin)
+            tg.cancel_scope.cancel()
 
 
-async def _enter(emulator: RecuroEmulator, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-    async with emulator:
-        task_status.started()
-        await anyio.sleep_forever()
+async def _command_loop(hosts: dict[str, Hosted], files_origin: str) -> None:
+    cfg = next(iter(hosts.values())).emulator.config
+    key = next(iter(cfg.credentials))
+    _reply(
+        {
+            "files_origin": files_origin,
+            "emulators": {
+                n: {"base_url": h.base_url, "origin": h.origin} for n, h in hosts.items()
+            },
+            "api_key": key,
+            "api_secret": cfg.credentials[key],
+        }
+    )
+    while line := await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True):
+        command = json.loads(line)
+        if command.get("cmd") == "quit":
+            return
+        try:
+            _reply(await _answer(command, hosts, files_origin))
+        except Exception as exc:
+            _reply({"error": f"{type(exc).__name__}: {exc}"})
 
 
 def _reply(data: dict[str, Any]) -> None:
