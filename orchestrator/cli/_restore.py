@@ -439,8 +439,9 @@ def main_restore(args: argparse.Namespace) -> int:
     configure_logging(getattr(args, "verbose", False))
     try:
         return anyio.run(run_restore, args)
-    except KeyboardInterrupt:  # before the signal watcher was installed
-        stderr_line("interrupted")
+    except KeyboardInterrupt:  # outside the signal watcher: before it started or after the batch ended
+        # Every transition is committed before the next side effect, so the journal is consistent here.
+        stderr_line("interrupted; rerun the same command to resume")
         return EXIT_INTERRUPTED
 
 
