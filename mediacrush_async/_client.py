@@ -7,15 +7,11 @@ this module only does I/O.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import secrets
-import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +24,7 @@ from _clientkit._failures import (
     HTTPStatusFailure,
     TransportFailure,
 )
+from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Ticket
 from _clientkit._retry import RetryPolicy
 from _clientkit._transport import ResponseParts, Retry, send
@@ -55,12 +52,6 @@ log = logging.getLogger(LOGGER_NAME)
 
 DownloadProgress = Callable[[int, int | None], object]
 """`progress(done_bytes, total_bytes_or_None)` for downloads."""
-
-
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPENED = "opened"
-    CLOSED = "closed"
 
 
 class _BudgetSlot:
@@ -100,7 +91,7 @@ def _classify_upload(parts: ResponseParts) -> Retry | None:
     return Retry(refusal=True) if status == 420 else _classify(parts)
 
 
-class MediaCrushClient:
+class MediaCrushClient(HTTPClientLifecycle):
     """An async client for the MediaCrush API.
 
     Use it as an async context manager (or call `aclose()`); it can be opened once. Uploads are paced by a
@@ -147,43 +138,8 @@ class MediaCrushClient:
         self._budget = UploadBudget(byte_budget or ByteBudget(max_bytes=None), self._clock)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._state = _State.UNOPENED
 
     # ------------------------------------------------------------------ lifecycle
-
-    async def __aenter__(self) -> Self:
-        if self._state is not _State.UNOPENED:
-            raise RuntimeError(
-                f"a MediaCrushClient can be opened once; this one is {self._state.value}"
-            )
-        self._state = _State.OPENED
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this client created it (a caller's `http_client` stays open)."""
-        if self._state is _State.CLOSED:
-            return
-        self._state = _State.CLOSED
-        if self._owns_http:
-            await self._http.aclose()
-
-    def __del__(self) -> None:
-        if getattr(self, "_state", _State.CLOSED) is _State.OPENED and getattr(
-            self, "_owns_http", False
-        ):
-            warnings.warn(
-                "MediaCrushClient was not closed; use 'async with MediaCrushClient()' or await aclose()",
-                ResourceWarning,
-                stacklevel=2,
-            )
 
     def __repr__(self) -> str:
         return (
@@ -202,10 +158,6 @@ class MediaCrushClient:
         return self._byte_budget
 
     # ------------------------------------------------------------------ sending
-
-    def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this MediaCrushClient is closed")
 
     async def _send(
         self,

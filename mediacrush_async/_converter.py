@@ -13,7 +13,6 @@ Policy (MEDIACRUSH.md 6, STYLE 4):
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -23,6 +22,8 @@ import cattrs
 from cattrs.errors import BaseValidationError
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.strategies import configure_tagged_union
+
+from _clientkit._hooks import lenient_float, strict_str
 
 from ._constants import ALBUM_TYPE
 from ._enums import ProcessingStatus
@@ -86,12 +87,6 @@ def normalise_blob(value: Any) -> Any:
     return data
 
 
-def _strict_str(value: Any, _: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
 def _strict_bool(value: Any, _: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -100,31 +95,17 @@ def _strict_bool(value: Any, _: Any) -> bool:
     raise TypeError(f"expected a boolean, got {type(value).__name__}")
 
 
-def _lenient_float(value: Any, _: Any) -> float:
-    if isinstance(value, bool):
-        raise TypeError("expected a number, got a boolean")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        number = float(value.strip())
-    else:
-        raise TypeError(f"expected a number or a numeric string, got {type(value).__name__}")
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return number
-
-
 def _lenient_int(value: Any, _: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    number = _lenient_float(value, float)
+    number = lenient_float(value, float)
     if not number.is_integer():
         raise ValueError(f"expected a whole number, got {value!r}")
     return int(number)
 
 
 def _optional_str(value: Any, _: Any) -> str | None:
-    return None if value is None else _strict_str(value, str)
+    return None if value is None else strict_str(value, str)
 
 
 def _optional_bool(value: Any, _: Any) -> bool | None:
@@ -132,19 +113,19 @@ def _optional_bool(value: Any, _: Any) -> bool | None:
 
 
 def _optional_float(value: Any, _: Any) -> float | None:
-    return None if value is None or value == "" else _lenient_float(value, float)
+    return None if value is None or value == "" else lenient_float(value, float)
 
 
 def _blob_type(value: Any, _: Any) -> str | None:
     # Issue #569 shows "blob_type": "None" (a string) for a file whose type was never detected.
     if value is None:
         return None
-    text = _strict_str(value, str).strip().lower()
+    text = strict_str(value, str).strip().lower()
     return None if text in _NO_BLOB_TYPE else text
 
 
 def _status(value: Any, _: Any) -> ProcessingStatus:
-    return ProcessingStatus(_strict_str(value, str))  # an unlisted value becomes UNKNOWN
+    return ProcessingStatus(strict_str(value, str))  # an unlisted value becomes UNKNOWN
 
 
 def _tag_of(cls: type) -> str:
@@ -161,9 +142,9 @@ def _require_dict(value: Any, what: str) -> dict[Any, Any]:
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=True)
     # Simple types first: generated hooks capture the hooks that exist when they are built (STYLE 4.4).
-    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(str, strict_str)
     conv.register_structure_hook(bool, _strict_bool)
-    conv.register_structure_hook(float, _lenient_float)
+    conv.register_structure_hook(float, lenient_float)
     conv.register_structure_hook(int, _lenient_int)
     conv.register_structure_hook(str | None, _optional_str)
     conv.register_structure_hook(bool | None, _optional_bool)
@@ -174,7 +155,7 @@ def _make_converter() -> cattrs.Converter:
         if value is None:
             return {}
         flags = _require_dict(value, "a flags")
-        return {_strict_str(k, str): _strict_bool(v, bool) for k, v in flags.items()}
+        return {strict_str(k, str): _strict_bool(v, bool) for k, v in flags.items()}
 
     dimensions_fn = make_dict_structure_fn(Dimensions, conv)
     conv.register_structure_hook(

@@ -6,14 +6,11 @@ Each method does the same five steps: validate, build, send, parse, structure. W
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +25,7 @@ from _clientkit._failures import (
     ResponseTooLargeFailure,
     TransportFailure,
 )
+from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Limiter, SlidingWindowLimiter, slot
 from _clientkit._redact import Secret
 from _clientkit._retry import RetryPolicy
@@ -73,13 +71,7 @@ _SAFE_ACTIONS = frozenset(
 ProgressCallback = Callable[[int, int | None], object]
 
 
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPENED = "opened"
-    CLOSED = "closed"
-
-
-class RecuroClient:
+class RecuroClient(HTTPClientLifecycle):
     """An async client for the Recuro Media API 1.0.
 
     Use it as an async context manager (or call `aclose()`). All calls share one limiter that keeps
@@ -126,43 +118,8 @@ class RecuroClient:
         self._count_downloads = count_downloads
         self._known_filters: tuple[str, ...] | None = None
         self._known_formats: tuple[str, ...] | None = None
-        self._state = _State.UNOPENED
 
     # ------------------------------------------------------------------ lifecycle
-
-    async def __aenter__(self) -> Self:
-        if self._state is not _State.UNOPENED:
-            raise RuntimeError(
-                f"a RecuroClient can be opened once; this one is {self._state.value}"
-            )
-        self._state = _State.OPENED
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this client created it (a caller's `http_client` stays open)."""
-        if self._state is _State.CLOSED:
-            return
-        self._state = _State.CLOSED
-        if self._owns_http:
-            await self._http.aclose()
-
-    def __del__(self) -> None:
-        if getattr(self, "_state", _State.CLOSED) is _State.OPENED and getattr(
-            self, "_owns_http", False
-        ):
-            warnings.warn(
-                "RecuroClient was not closed; use 'async with RecuroClient(...)' or await aclose()",
-                ResourceWarning,
-                stacklevel=2,
-            )
 
     def __repr__(self) -> str:
         return f"<RecuroClient base_url={self._base_url!r} api_key={self._credentials.key!r} state={self._state.value}>"
@@ -178,10 +135,6 @@ class RecuroClient:
         return self._limiter
 
     # ------------------------------------------------------------------ the five steps
-
-    def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this RecuroClient is closed")
 
     async def _call(self, action: Action, params: Mapping[str, Any] | None = None) -> Any:
         """Build, send (limiter + retries) and parse one API call; returns decoded JSON or None."""

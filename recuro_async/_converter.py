@@ -8,12 +8,13 @@ defaults would turn null into "None"), numbers are lenient but never accept a bo
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
+
+from _clientkit._hooks import lenient_float, strict_str
 
 from ._enums import Filter, OutputFormat, State
 from ._models import FilterInfo, Media, OutputFormatInfo, Progress
@@ -32,26 +33,6 @@ def normalise_keys(data: Any) -> Any:
     if isinstance(data, list):
         return [normalise_keys(v) for v in data]
     return data
-
-
-def _strict_str(value: Any, _: type) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _lenient_float(value: Any, _: type) -> float:
-    if isinstance(value, bool):
-        raise TypeError("expected a number, got a boolean")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        number = float(value.strip())
-    else:
-        raise TypeError(f"expected a number or a numeric string, got {type(value).__name__}")
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return number
 
 
 def _optional_url(value: Any, _: type) -> str | None:
@@ -77,12 +58,12 @@ def _strict_bool(value: Any, _: type) -> bool:
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=True)
     # Simple types first: generated hooks capture the hooks that exist when they are built.
-    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(str, strict_str)
     conv.register_structure_hook(bool, _strict_bool)
-    conv.register_structure_hook(float, _lenient_float)
+    conv.register_structure_hook(float, lenient_float)
     conv.register_structure_hook(State, _state)
-    conv.register_structure_hook(Filter, lambda v, _: Filter(_strict_str(v, str)))
-    conv.register_structure_hook(OutputFormat, lambda v, _: OutputFormat(_strict_str(v, str)))
+    conv.register_structure_hook(Filter, lambda v, _: Filter(strict_str(v, str)))
+    conv.register_structure_hook(OutputFormat, lambda v, _: OutputFormat(strict_str(v, str)))
 
     optional_url = override(struct_hook=_optional_url)
     conv.register_structure_hook(
