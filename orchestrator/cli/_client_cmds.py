@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from ._common import EXIT_OK, add_connection_arguments, client_from_args, run_async
+from ._shared import print_rows
 
 __all__ = ["add_client_commands"]
-
-
-def _print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table: rich on a terminal, tab-separated lines otherwise (easy to pipe)."""
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(*header)
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
-    else:
-        for row in rows:
-            print("\t".join(row))
 
 
 def _filters(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with client_from_args(args) as client:
             infos = await client.list_filters()
-        _print_rows(
+        print_rows(
             ("name", "description", "example"),
             [(i.name, i.description, i.example_url or "") for i in infos],
         )
@@ -44,7 +29,7 @@ def _formats(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with client_from_args(args) as client:
             infos = await client.list_output_formats()
-        _print_rows(("name", "long name"), [(i.name, i.long_name) for i in infos])
+        print_rows(("name", "long name"), [(i.name, i.long_name) for i in infos])
         return EXIT_OK
 
     return run_async(main)
@@ -54,7 +39,7 @@ def _ls(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with client_from_args(args) as client:
             media = await client.list_media()
-        _print_rows(
+        print_rows(
             ("file_id", "restored file"), [(m.file_id, m.restored_file_url or "") for m in media]
         )
         return EXIT_OK
@@ -71,7 +56,7 @@ def _progress(args: argparse.Namespace) -> int:
             f"{progress.progress:g}",
             progress.restored_file_url or "",
         )
-        _print_rows(("state", "progress", "restored file"), [row])
+        print_rows(("state", "progress", "restored file"), [row])
         return EXIT_OK
 
     return run_async(main)

@@ -64,6 +64,7 @@ from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._stages import Item, Stage
+from orchestrator.cli._shared import print_rows
 
 __all__ = [
     "BASE_URL_ENV",
@@ -183,21 +184,6 @@ def configure_logging(*, verbose: bool) -> None:
         logger.propagate = False
 
 
-def _print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table: rich on a terminal, tab-separated lines otherwise (easy to pipe)."""
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(*header)
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
-    else:
-        for row in rows:
-            print("\t".join(row))
-
-
 # ---------------------------------------------------------------------- info, status, rm
 
 
@@ -266,7 +252,7 @@ def _info(args: argparse.Namespace) -> int:
             print(json.dumps(attrs.asdict(blob), indent=2, sort_keys=True, default=_jsonable))
         else:
             rows = _album_rows(blob) if isinstance(blob, Album) else _file_rows(blob)
-            _print_rows(("field", "value"), rows)
+            print_rows(("field", "value"), rows)
         return EXIT_OK
 
     return run_async(main)
@@ -284,7 +270,7 @@ def _status(args: argparse.Namespace) -> int:
         async with MediaCrushClient(args.base_url) as client:
             statuses = await client.status_many(args.hashes)
         rows = [_status_row(h, statuses.get(h)) for h in dict.fromkeys(args.hashes)]
-        _print_rows(("hash", "status", "blob_type"), rows)
+        print_rows(("hash", "status", "blob_type"), rows)
         missing = [row[0] for row in rows if row[1] == "not found"]
         for file_hash in missing:
             fail(f"{file_hash}: no such file")

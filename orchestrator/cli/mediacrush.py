@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._mediacrush_cmds import EXIT_USAGE, add_commands
+from ._mediacrush_cmds import add_commands
 from ._mediacrush_demo import add_demo_command
+from ._shared import dispatch
 
 __all__ = ["build_parser", "main"]
 
@@ -39,16 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `mediacrush` with `argv` (default: the process arguments); returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["emulator"]:  # the emulator parses its own options
-        return _emulator(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    code: int = args.handler(args)
-    return code
+    return dispatch(argv, build_parser, _emulator)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ._client_cmds import add_client_commands
-from ._common import EXIT_USAGE
 from ._demo import add_demo_arguments, main_demo
 from ._restore import add_restore_arguments, main_restore
+from ._shared import dispatch
 
 __all__ = ["build_parser", "main"]
 
@@ -49,16 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `recuro` with `argv` (default: the process arguments); returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["emulator"]:  # the emulator parses its own options
-        return _emulator(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    code: int = args.handler(args)
-    return code
+    return dispatch(argv, build_parser, _emulator)
 
 
 if __name__ == "__main__":

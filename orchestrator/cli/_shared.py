@@ -1,0 +1,45 @@
+"""What the `recuro` and `mediacrush` commands share: dispatch and table output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Final
+
+__all__ = ["EXIT_USAGE", "dispatch", "print_rows"]
+
+EXIT_USAGE: Final = 2
+
+
+def dispatch(
+    argv: Sequence[str] | None,
+    build_parser: Callable[[], argparse.ArgumentParser],
+    emulator_main: Callable[[Sequence[str]], int],
+) -> int:
+    """Parse `argv` and run the chosen subcommand; `emulator ...` goes to the emulator's own parser."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emulator"]:  # argparse's REMAINDER would not capture its --options
+        return emulator_main(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    code: int = args.handler(args)
+    return code
+
+
+def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table: rich on a terminal, tab-separated lines otherwise (easy to pipe)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    else:
+        for row in rows:
+            print("\t".join(row))
