@@ -24,10 +24,11 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol, Self
+from typing import Any, BinaryIO, Final, Literal, Protocol, Self
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import attrs
 
 __all__ = ["AccessRecord", "LocalFileServer", "StagedSource", "Stager", "is_url"]
@@ -197,11 +198,9 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
 
     async def stage(self, path: Path, *, token: str | None = None) -> StagedSource:
         """Serve `path` at a new unguessable URL (or at the URL of an earlier `token`)."""
-        resolved = await anyio.Path(path).resolve()
-        if not await resolved.is_file():
-            raise FileNotFoundError(f"not a file: {path}")
+        resolved = await anyio.to_thread.run_sync(_resolve_file, path)  # one thread hop, not two
         token = token or secrets.token_urlsafe(24)
-        self._files[token] = Path(resolved)
+        self._files[token] = resolved
         name = urllib.parse.quote(resolved.name)
         return StagedSource(url=f"{self.url}/s/{token}/{name}", token=token)
 
@@ -257,7 +256,7 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
                 record.status = await _plain(send, 405, b"method not allowed")
                 return
             try:
-                stat = await anyio.Path(file).stat()
+                stat = await anyio.to_thread.run_sync(file.stat)
             except OSError:
                 record.status = await _plain(send, 404, b"not found")
                 return
@@ -323,19 +322,22 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         if head or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return
-        async with await anyio.open_file(file, "rb") as handle:
-            await handle.seek(start)
+        # open, seek and the first read in one thread hop (a small file is served in that one hop)
+        handle, chunk = await anyio.to_thread.run_sync(_open_at, file, start, min(CHUNK, length))
+        try:
             remaining = length
             try:
                 while remaining > 0:
-                    chunk = await handle.read(min(CHUNK, remaining))
+                    if handle is not None and len(chunk) == 0:
+                        chunk = await anyio.to_thread.run_sync(handle.read, min(CHUNK, remaining))
                     if not chunk:
                         break
                     remaining -= len(chunk)
+                    body, chunk = chunk, b""
                     await send(
-                        {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
+                        {"type": "http.response.body", "body": body, "more_body": remaining > 0}
                     )
-                    record.bytes_sent += len(chunk)
+                    record.bytes_sent += len(body)
                 if (
                     remaining > 0
                 ):  # the file shrank under us: end it; the size check fails the fetch
@@ -344,6 +346,10 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
                 log.debug(
                     "staged file fetch ended by the client", extra={"sent": record.bytes_sent}
                 )
+        finally:
+            if handle is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(handle.close)
 
     def _remember(self, recorder: _Recorder) -> None:
         record = AccessRecord(
@@ -363,6 +369,32 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         )
         if self._on_access is not None and record.status in (200, 206, 416):
             self._on_access(record)
+
+
+def _resolve_file(path: Path) -> Path:
+    """`path` resolved, if it is a file (runs in a thread)."""
+    resolved = Path(path).resolve()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"not a file: {path}")
+    return resolved
+
+
+def _open_at(file: Path, start: int, size: int) -> tuple[BinaryIO | None, bytes]:
+    """Up to `size` bytes of `file` from `start`, and the open file if more may follow (runs in a thread).
+
+    A read shorter than asked (end of the range or of the file) closes the file: nothing follows.
+    """
+    handle = file.open("rb")
+    try:
+        handle.seek(start)
+        chunk = handle.read(size)
+    except BaseException:
+        handle.close()
+        raise
+    if len(chunk) < size or size < CHUNK:
+        handle.close()
+        return None, chunk
+    return handle, chunk
 
 
 @attrs.define

@@ -5,10 +5,12 @@ Both renderers consume the Runner's event stream; neither prints secrets (events
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol, Self
+from typing import IO, Any, Final, Protocol, Self
 
 from orchestrator._events import (
     BatchDone,
@@ -68,12 +70,20 @@ class Renderer(Protocol):
 
 
 class PlainRenderer:
-    """One line per transition, for logs and pipes; download progress in quarters."""
+    """One line per transition, for logs and pipes; download progress in quarters.
+
+    Lines are flushed at most `FLUSH_DELAY` seconds after they are written (failures and the batch's end at
+    once), not one write per line: a large batch prints a dozen lines per item, and a flushed write each
+    cost more CPU than the rest of rendering.
+    """
+
+    FLUSH_DELAY: Final = 0.25
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stdout
         self._quarters: dict[str, int] = {}
         self._queued = 0
+        self._flush_pending = False
 
     def __enter__(self) -> Self:
         return self
@@ -84,10 +94,29 @@ class PlainRenderer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        self._flush_pending = False
         self._stream.flush()
 
-    def _line(self, text: str) -> None:
-        print(text, file=self._stream, flush=True)
+    def _line(self, text: str, *, now: bool = False) -> None:
+        self._stream.write(text + "\n")
+        if now:
+            self._flush()
+        elif not self._flush_pending:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop (a synchronous caller): flush every line
+                self._flush()
+                return
+            self._flush_pending = True
+            loop.call_later(self.FLUSH_DELAY, self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        if self._flush_pending:  # (else flushed meanwhile, or the renderer has ended)
+            with contextlib.suppress(ValueError, OSError):  # a stream closed under us
+                self._flush()
 
     def handle(self, event: Event) -> None:
         """Print the event as one line (or nothing, for fine-grained progress)."""
@@ -113,12 +142,14 @@ class PlainRenderer:
         elif isinstance(event, ItemFailed):
             what = "PARKED" if event.parked else "FAILED"
             self._line(
-                f"{what} {display_name(event.key)}: {event.error_code}: {event.error_message}"
+                f"{what} {display_name(event.key)}: {event.error_code}: {event.error_message}",
+                now=True,
             )
         elif isinstance(event, BatchDone):
             self._line(
                 f"batch {'interrupted' if event.interrupted else 'finished'}: {event.done} done, "
-                f"{event.failed} failed, {event.parked} parked, {event.pending} pending"
+                f"{event.failed} failed, {event.parked} parked, {event.pending} pending",
+                now=True,
             )
 
 
