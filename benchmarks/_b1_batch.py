@@ -33,6 +33,7 @@ from benchmarks._measure import (
     python_env,
     run_measured,
 )
+from orchestrator.cli._restore import DEFAULT_MAX_ACTIVE
 from recuro_async.testing import expected_restored_bytes
 
 LIMIT = 200
@@ -340,8 +341,8 @@ def _report(
             f"--format Mp4H264 --filter Noise --out DIR --time-scale {ts:g} --max-active {MAX_ACTIVE}` over "
             "local files (staged by its built-in file server), in polling mode and with `--notify-url local` "
             "(webhooks), each as its own process; outputs verified byte for byte. Also once in polling mode "
-            f"with the default `--max-active` (32) at time scale {default.time_scale:g}, to show what the "
-            "default costs."
+            f"with the default `--max-active` ({DEFAULT_MAX_ACTIVE}) at time scale {default.time_scale:g}, "
+            "to show what the default costs."
         ),
         (
             "Baselines (`benchmarks/_baselines.py`, raw httpx as a reader of the document would write them) get "
