@@ -61,16 +61,12 @@ Speed and the event loop (1 GiB over loopback, 2 shared vCPU, ext4; medians of 9
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import hashlib
-import json
 import logging
 import math
 import os
 import pathlib
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, Protocol
 
 import anyio
@@ -82,6 +78,20 @@ from ._auth import OriginAuth
 from ._clock import Clock, SystemClock
 from ._failures import DownloadFailure, HTTPStatusFailure, TransportFailure
 from ._filenames import choose_filename, safe_join, sanitize_filename
+from ._partfile import (
+    Layout,
+    PartState,
+    Segment,
+    commit_part,
+    file_size,
+    open_part,
+    part_layout,
+    pwrite_all,
+    read_sidecar,
+    unlink,
+    write_sidecar,
+)
+from ._ranges import content_length, parse_content_range, strong_validator, unsatisfied_total
 from ._retry import RetryPolicy, parse_retry_after
 
 __all__ = ["DownloadOptions", "download_file"]
@@ -89,14 +99,12 @@ __all__ = ["DownloadOptions", "download_file"]
 _log = logging.getLogger("_clientkit")
 
 _MIB: Final = 1024 * 1024
-_SIDECAR_VERSION: Final = 1
 _MAX_RESTARTS: Final = 3
 _CHECKPOINT_BYTES: Final = 32 * _MIB
 _WRITEBACK_BYTES: Final = 32 * _MIB  # start writeback of dirty pages this often (with fsync=True)
 _WRITEBACK_ADVICE: Final = getattr(os, "POSIX_FADV_DONTNEED", None)
 _SLOW_WRITE: Final = 0.010  # seconds; one write slower than this moves writes off the event loop
 _EXCERPT_BYTES: Final = 512
-_MAX_IOV: Final = 512
 _NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _READ_FAILURES: Final = (
     httpx.TransportError,
@@ -106,7 +114,6 @@ _READ_FAILURES: Final = (
 )
 # Direct reads rely on httpcore 1.x handing over h11's whole buffer in the first body chunk.
 _DIRECT_READ_SUPPORTED: Final = httpcore.__version__.startswith("1.")
-_seek_lock = threading.Lock()  # only for platforms without os.pwrite (positional writes)
 
 
 def _int_at_least(minimum: int) -> Callable[[object, attrs.Attribute[int], int], None]:
@@ -163,111 +170,6 @@ class DownloadOptions:
     direct_read: bool = True
 
 
-# --------------------------------------------------------------------------------------- sidecar state
-
-
-@attrs.define
-class _Segment:
-    start: int
-    end: int  # exclusive
-    done: int = 0
-
-    @property
-    def position(self) -> int:
-        return self.start + self.done
-
-    @property
-    def complete(self) -> bool:
-        return self.start + self.done >= self.end
-
-
-@attrs.define
-class _State:
-    """What the sidecar holds: enough to resume safely in a later process."""
-
-    url: str
-    name: str
-    validator: str | None = None
-    total: int | None = None
-    segments: list[_Segment] | None = None
-
-    def to_json(self) -> bytes:
-        data: dict[str, Any] = {
-            "version": _SIDECAR_VERSION,
-            "url": self.url,
-            "name": self.name,
-            "validator": self.validator,
-            "total": self.total,
-            "segments": None
-            if self.segments is None
-            else [[s.start, s.end, s.done] for s in self.segments],
-        }
-        return json.dumps(data, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes, url: str) -> _State | None:
-        """The state in `raw`, or None if it is for another URL, another version, or malformed."""
-        try:
-            data = json.loads(raw)
-            if not isinstance(data, dict) or data.get("version") != _SIDECAR_VERSION:
-                return None
-            name, validator, total = data["name"], data["validator"], data["total"]
-            if data["url"] != url or not isinstance(name, str) or not name:
-                return None
-            if validator is not None and not isinstance(validator, str):
-                return None
-            if total is not None and (type(total) is not int or total < 0):
-                return None
-            segments = None
-            if data["segments"] is not None:
-                if total is None:
-                    return None
-                segments = [_Segment(int(a), int(b), int(d)) for a, b, d in data["segments"]]
-                if not _tiles(segments, total):
-                    return None
-        except (ValueError, KeyError, TypeError):
-            return None
-        return cls(url=url, name=name, validator=validator, total=total, segments=segments)
-
-
-def _tiles(segments: Sequence[_Segment], total: int) -> bool:
-    at = 0
-    for s in segments:
-        if s.start != at or s.end <= s.start or not 0 <= s.done <= s.end - s.start:
-            return False
-        at = s.end
-    return at == total and bool(segments)
-
-
-@attrs.frozen
-class _Layout:
-    """Where the files of one download live; `fixed_name` is None when the server names the file."""
-
-    directory: pathlib.Path
-    fixed_name: str | None
-    sidecar: pathlib.Path
-
-    def part(self, name: str) -> pathlib.Path:
-        return self.directory / f"{name}.part"
-
-    def final(self, name: str) -> pathlib.Path:
-        return self.directory / name
-
-
-def _layout(dest: pathlib.Path, url: str) -> _Layout:
-    """Blocking: decide directory or file mode for `dest` (runs in a worker thread)."""
-    if dest.is_dir():
-        directory = dest.resolve()
-        key = hashlib.sha256(url.encode()).hexdigest()[:32]
-        return _Layout(directory, None, directory / f".{key}.part.json")
-    if str(dest).endswith(("/", os.sep)):
-        raise ValueError(f"dest: directory {str(dest)!r} does not exist")
-    directory = dest.parent.resolve()
-    if not directory.is_dir():
-        raise ValueError(f"dest: the parent directory {str(dest.parent)!r} does not exist")
-    return _Layout(directory, dest.name, directory / f"{dest.name}.part.json")
-
-
 # --------------------------------------------------------------------------------------- small helpers
 
 
@@ -322,156 +224,6 @@ def _safe_url(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.host}{port}{url.path}"
 
 
-def _strong_validator(headers: httpx.Headers) -> str | None:
-    """A validator fit for If-Range: a strong ETag, else a Last-Modified at least 1 s before Date."""
-    etag: str | None = headers.get("etag")
-    if etag is not None:
-        etag = etag.strip()
-        if etag.startswith('"') and etag.endswith('"') and len(etag) >= 2:
-            return etag
-    modified: str | None = headers.get("last-modified")
-    if modified is None:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(modified)
-        date_header = headers.get("date")
-        if date_header is not None:
-            served = email.utils.parsedate_to_datetime(date_header)
-            if (served - when).total_seconds() < 1:
-                return None  # weak by RFC 9110 8.8.2.2: it may change within the same second
-    except (TypeError, ValueError, IndexError):
-        return None
-    return modified.strip()
-
-
-def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
-    """`bytes first-last/total` as (first, last, total or None for `*`); None if malformed."""
-    if value is None:
-        return None
-    unit, _, rest = value.strip().partition(" ")
-    span, _, total_text = rest.strip().partition("/")
-    first_text, _, last_text = span.partition("-")
-    try:
-        first, last = int(first_text), int(last_text)
-        total = None if total_text.strip() == "*" else int(total_text)
-    except ValueError:
-        return None
-    if (
-        unit.lower() != "bytes"
-        or first < 0
-        or last < first
-        or (total is not None and last >= total)
-    ):
-        return None
-    return first, last, total
-
-
-def _unsatisfied_total(value: str | None) -> int | None:
-    """The complete length in a 416's `bytes */total`, or None."""
-    if value is None:
-        return None
-    unit, _, rest = value.strip().partition(" ")
-    star, _, total = rest.strip().partition("/")
-    if unit.lower() != "bytes" or star.strip() != "*" or not total.strip().isdigit():
-        return None
-    return int(total)
-
-
-def _content_length(headers: httpx.Headers) -> int | None:
-    value = headers.get("content-length")
-    if value is None or "transfer-encoding" in headers:
-        return None
-    value = value.strip()
-    return int(value) if value.isdigit() else None
-
-
-def _pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
-    """Write every buffer at `offset` onwards (positional; partial writes are continued)."""
-    views = [memoryview(b) for b in buffers if b]
-    if hasattr(os, "pwritev"):
-        while views:
-            batch = views[:_MAX_IOV]
-            written = os.pwritev(fd, batch, offset)
-            offset += written
-            while views and written >= len(views[0]):
-                written -= len(views[0])
-                views.pop(0)
-            if written:
-                views[0] = views[0][written:]
-        return
-    for view in views:
-        rest = view
-        while rest:
-            if hasattr(os, "pwrite"):
-                written = os.pwrite(fd, rest, offset)
-            else:  # Windows: no positional write; serialise seek+write
-                with _seek_lock:
-                    os.lseek(fd, offset, os.SEEK_SET)
-                    written = os.write(fd, rest)
-            offset += written
-            rest = rest[written:]
-
-
-def _open_part(path: pathlib.Path, *, truncate: bool) -> int:
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    if truncate:
-        flags |= os.O_TRUNC
-    return os.open(path, flags, 0o644)
-
-
-def _write_sidecar(path: pathlib.Path, data: bytes, fsync: bool) -> None:
-    tmp = path.with_name(f"{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        if fsync:
-            handle.flush()
-            os.fsync(handle.fileno())
-    tmp.replace(path)
-
-
-def _read_sidecar(path: pathlib.Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-
-
-def _file_size(path: pathlib.Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _fsync_directory(directory: pathlib.Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink(path: pathlib.Path) -> None:
-    path.unlink(missing_ok=True)
-
-
-def _commit(
-    fd: int, part: pathlib.Path, final: pathlib.Path, sidecar: pathlib.Path, fsync: bool
-) -> None:
-    """Make a verified `.part` the final file: fsync, close, atomic rename, fsync the directory."""
-    try:
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    part.replace(final)
-    if fsync:
-        _fsync_directory(final.parent)
-    _unlink(sidecar)
-
-
 # --------------------------------------------------------------------------------------- the download
 
 
@@ -482,7 +234,7 @@ class _Download:
         self,
         client: httpx.AsyncClient,
         url: httpx.URL,
-        layout: _Layout,
+        layout: Layout,
         *,
         auth: httpx.Auth | None,
         options: DownloadOptions,
@@ -505,7 +257,7 @@ class _Download:
         )
         self._timeout = httpx.Timeout(options.timeout)
         self._name: str | None = layout.fixed_name
-        self._state: _State | None = None
+        self._state: PartState | None = None
         self._fd: int | None = None
         self._done = 0  # bytes of the current representation on disk
         self._received = 0  # bytes received over the whole call (only grows)
@@ -542,8 +294,8 @@ class _Download:
 
     async def _prepare(self, *, resume: bool) -> None:
         layout = self._layout
-        raw = await anyio.to_thread.run_sync(_read_sidecar, layout.sidecar)
-        state = _State.from_json(raw, self._url_text) if raw is not None else None
+        raw = await anyio.to_thread.run_sync(read_sidecar, layout.sidecar)
+        state = PartState.from_json(raw, self._url_text) if raw is not None else None
         if state is not None and layout.fixed_name is None:
             name = sanitize_filename(state.name)
             try:
@@ -556,13 +308,13 @@ class _Download:
             state.name = layout.fixed_name
         if not resume:
             if state is not None:
-                await anyio.to_thread.run_sync(_unlink, layout.part(state.name))
-            await anyio.to_thread.run_sync(_unlink, layout.sidecar)
+                await anyio.to_thread.run_sync(unlink, layout.part(state.name))
+            await anyio.to_thread.run_sync(unlink, layout.sidecar)
             state = None
         if state is None:
             return  # fresh: the part is opened (truncated) when the first response is accepted
         part = layout.part(state.name)
-        size = await anyio.to_thread.run_sync(_file_size, part)
+        size = await anyio.to_thread.run_sync(file_size, part)
         if state.segments is not None:
             usable = size == state.total
             done = sum(s.done for s in state.segments)
@@ -574,7 +326,7 @@ class _Download:
             _log.debug("the .part does not match its sidecar; starting over")
             return
         self._state = state
-        self._fd = await anyio.to_thread.run_sync(lambda: _open_part(part, truncate=False))
+        self._fd = await anyio.to_thread.run_sync(lambda: open_part(part, truncate=False))
         self._done = done
         _log.debug("resuming a download", extra={"bytes_on_disk": done, "total": state.total})
 
@@ -626,7 +378,7 @@ class _Download:
         status = response.status_code
         total: int | None
         if status == 416:
-            total = _unsatisfied_total(response.headers.get("content-range"))
+            total = unsatisfied_total(response.headers.get("content-range"))
             if total is not None and total == offset:
                 if self._state is None:  # `bytes=0-` for an empty file
                     await self._adopt(response, total)
@@ -640,7 +392,7 @@ class _Download:
             if offset > 0:
                 _log.debug("200 to a range request: the file changed or ranges are ignored")
                 await self._start_over()
-            await self._adopt(response, _content_length(response.headers))
+            await self._adopt(response, content_length(response.headers))
             await self._stream(response, position=0, stop=None)
         elif status == 206:
             _first, last, total = self._check_partial(response, offset, fresh=offset == 0)
@@ -679,7 +431,7 @@ class _Download:
                 f"refusing a 206 with Content-Encoding {encoding!r}: its offsets are not file offsets",
                 part_path=self._part_text(),
             )
-        parsed = _parse_content_range(response.headers.get("content-range"))
+        parsed = parse_content_range(response.headers.get("content-range"))
         if parsed is None:
             raise DownloadFailure(
                 "a 206 without a valid single-range Content-Range", part_path=self._part_text()
@@ -701,7 +453,7 @@ class _Download:
                 f"Content-Range ends at byte {last}, past the requested {end}",
                 part_path=self._part_text(),
             )
-        length = _content_length(response.headers)
+        length = content_length(response.headers)
         if length is not None and length != last - first + 1:
             raise DownloadFailure(
                 f"Content-Length {length} disagrees with Content-Range {first}-{last}",
@@ -711,7 +463,7 @@ class _Download:
 
     async def _adopt(self, response: httpx.Response, total: int | None) -> None:
         """Take a full (or from-zero) response as the file: name it, record it, open the `.part`."""
-        validator = _strong_validator(response.headers)
+        validator = strong_validator(response.headers)
         if self._name is None:
             disposition = response.headers.get("content-disposition")
             content_type = response.headers.get("content-type")
@@ -725,13 +477,13 @@ class _Download:
             except ValueError as exc:  # e.g. a symlink in dest under the offered name
                 raise DownloadFailure(f"refusing the file name: {exc}") from exc
         if self._state is None:
-            self._state = _State(url=self._url_text, name=self._name)
+            self._state = PartState(url=self._url_text, name=self._name)
         self._state.validator = validator
         self._state.total = total
         self._state.segments = None
         if self._fd is None:
             part = self._layout.part(self._name)
-            self._fd = await anyio.to_thread.run_sync(lambda: _open_part(part, truncate=True))
+            self._fd = await anyio.to_thread.run_sync(lambda: open_part(part, truncate=True))
             self._done = 0
         await self._save_state()
 
@@ -755,7 +507,7 @@ class _Download:
         count = max(1, min(self._opts.segments, total // self._opts.min_segment_size))
         size = -(-total // count)
         state.segments = [
-            _Segment(start, min(total, start + size)) for start in range(0, total, size)
+            Segment(start, min(total, start + size)) for start in range(0, total, size)
         ]
         await anyio.to_thread.run_sync(os.ftruncate, self._fd, total)
         await self._save_state()
@@ -786,7 +538,7 @@ class _Download:
 
     async def _segment_task(
         self,
-        segment: _Segment,
+        segment: Segment,
         opened: httpx.Response | None,
         limiter: anyio.CapacityLimiter,
         scope: anyio.CancelScope,
@@ -800,7 +552,7 @@ class _Download:
                 errors.append(exc)
             scope.cancel()
 
-    async def _fetch_segment(self, segment: _Segment, opened: httpx.Response | None) -> None:
+    async def _fetch_segment(self, segment: Segment, opened: httpx.Response | None) -> None:
         attempts = _Attempts(self._opts.max_retries)
         received = 0
         while not segment.complete:
@@ -850,7 +602,7 @@ class _Download:
         *,
         position: int,
         stop: int | None,
-        segment: _Segment | None = None,
+        segment: Segment | None = None,
     ) -> None:
         """Write the body from `position` up to `stop` (exclusive) or its end; flush before any raise."""
         pending: list[bytes] = []
@@ -858,7 +610,7 @@ class _Download:
         flushed_to = position
         wanted = None if stop is None else stop - position
         got = 0
-        remaining = _content_length(response.headers)
+        remaining = content_length(response.headers)
         network = self._network_stream(response, remaining)
         direct = False
         chunks = response.aiter_raw()
@@ -922,15 +674,15 @@ class _Download:
         candidate: _NetworkStream = stream
         return candidate
 
-    async def _write(self, position: int, buffers: list[bytes], segment: _Segment | None) -> None:
+    async def _write(self, position: int, buffers: list[bytes], segment: Segment | None) -> None:
         fd = self._fd
         assert fd is not None  # noqa: S101
         size = sum(len(b) for b in buffers)
         if self._offload:
-            await anyio.to_thread.run_sync(_pwrite_all, fd, buffers, position)
+            await anyio.to_thread.run_sync(pwrite_all, fd, buffers, position)
         else:
             began = time.perf_counter()
-            _pwrite_all(fd, buffers, position)
+            pwrite_all(fd, buffers, position)
             elapsed = time.perf_counter() - began
             if elapsed > _SLOW_WRITE:
                 self._offload = True
@@ -968,7 +720,7 @@ class _Download:
         data = self._state.to_json()
         async with self._sidecar_lock:
             await anyio.to_thread.run_sync(
-                _write_sidecar, self._layout.sidecar, data, self._opts.fsync
+                write_sidecar, self._layout.sidecar, data, self._opts.fsync
             )
 
     # -- requests, statuses, retries
@@ -1087,7 +839,7 @@ class _Download:
         part, final = self._layout.part(state.name), self._layout.final(state.name)
         # One worker-thread hop for the whole commit (a hop costs more CPU than a small file's body).
         await anyio.to_thread.run_sync(
-            _commit, fd, part, final, self._layout.sidecar, self._opts.fsync
+            commit_part, fd, part, final, self._layout.sidecar, self._opts.fsync
         )
         _log.debug("download complete", extra={"bytes": size})
         return final
@@ -1156,7 +908,7 @@ async def download_file(
         raise TypeError("progress must be a callable taking (done_bytes, total_bytes_or_None)")
     opts = options if options is not None else DownloadOptions()
     dest_path = pathlib.Path(dest)
-    layout = await anyio.to_thread.run_sync(_layout, dest_path, str(parsed))
+    layout = await anyio.to_thread.run_sync(part_layout, dest_path, str(parsed))
     download = _Download(
         client,
         parsed,

@@ -697,7 +697,7 @@ async def test_slow_disk_moves_writes_to_a_worker_thread(tmp_path, monkeypatch):
     real_run_sync = anyio.to_thread.run_sync
 
     async def spy(func, *args, **kwargs):
-        if func is _download._pwrite_all:
+        if func is _download.pwrite_all:
             offloaded.append(args[2])
         return await real_run_sync(func, *args, **kwargs)
 

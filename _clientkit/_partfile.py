@@ -1,0 +1,227 @@
+"""The files of one download on disk: the `.part`, its JSON sidecar, and their blocking operations.
+
+Everything here is blocking (it runs in a worker thread, or on the loop where measured to be cheaper);
+`_download` decides when. See `_download`'s docstring for the on-disk layout and why it is safe to resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import threading
+from collections.abc import Sequence
+from typing import Any, Final
+
+import attrs
+
+__all__ = [
+    "Layout",
+    "PartState",
+    "Segment",
+    "commit_part",
+    "file_size",
+    "fsync_directory",
+    "open_part",
+    "part_layout",
+    "pwrite_all",
+    "read_sidecar",
+    "unlink",
+    "write_sidecar",
+]
+
+SIDECAR_VERSION: Final = 1
+MAX_IOV: Final = 512
+_seek_lock = threading.Lock()  # only for platforms without os.pwrite (positional writes)
+
+
+@attrs.define
+class Segment:
+    """One range of a segmented download: `[start, end)`, of which `done` bytes are on disk."""
+
+    start: int
+    end: int  # exclusive
+    done: int = 0
+
+    @property
+    def position(self) -> int:
+        return self.start + self.done
+
+    @property
+    def complete(self) -> bool:
+        return self.start + self.done >= self.end
+
+
+@attrs.define
+class PartState:
+    """What the sidecar holds: enough to resume safely in a later process."""
+
+    url: str
+    name: str
+    validator: str | None = None
+    total: int | None = None
+    segments: list[Segment] | None = None
+
+    def to_json(self) -> bytes:
+        data: dict[str, Any] = {
+            "version": SIDECAR_VERSION,
+            "url": self.url,
+            "name": self.name,
+            "validator": self.validator,
+            "total": self.total,
+            "segments": None
+            if self.segments is None
+            else [[s.start, s.end, s.done] for s in self.segments],
+        }
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, url: str) -> PartState | None:
+        """The state in `raw`, or None if it is for another URL, another version, or malformed."""
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
+                return None
+            name, validator, total = data["name"], data["validator"], data["total"]
+            if data["url"] != url or not isinstance(name, str) or not name:
+                return None
+            if validator is not None and not isinstance(validator, str):
+                return None
+            if total is not None and (type(total) is not int or total < 0):
+                return None
+            segments = None
+            if data["segments"] is not None:
+                if total is None:
+                    return None
+                segments = [Segment(int(a), int(b), int(d)) for a, b, d in data["segments"]]
+                if not tiles(segments, total):
+                    return None
+        except (ValueError, KeyError, TypeError):
+            return None
+        return cls(url=url, name=name, validator=validator, total=total, segments=segments)
+
+
+def tiles(segments: Sequence[Segment], total: int) -> bool:
+    at = 0
+    for s in segments:
+        if s.start != at or s.end <= s.start or not 0 <= s.done <= s.end - s.start:
+            return False
+        at = s.end
+    return at == total and bool(segments)
+
+
+@attrs.frozen
+class Layout:
+    """Where the files of one download live; `fixed_name` is None when the server names the file."""
+
+    directory: pathlib.Path
+    fixed_name: str | None
+    sidecar: pathlib.Path
+
+    def part(self, name: str) -> pathlib.Path:
+        return self.directory / f"{name}.part"
+
+    def final(self, name: str) -> pathlib.Path:
+        return self.directory / name
+
+
+def part_layout(dest: pathlib.Path, url: str) -> Layout:
+    """Blocking: decide directory or file mode for `dest` (runs in a worker thread)."""
+    if dest.is_dir():
+        directory = dest.resolve()
+        key = hashlib.sha256(url.encode()).hexdigest()[:32]
+        return Layout(directory, None, directory / f".{key}.part.json")
+    if str(dest).endswith(("/", os.sep)):
+        raise ValueError(f"dest: directory {str(dest)!r} does not exist")
+    directory = dest.parent.resolve()
+    if not directory.is_dir():
+        raise ValueError(f"dest: the parent directory {str(dest.parent)!r} does not exist")
+    return Layout(directory, dest.name, directory / f"{dest.name}.part.json")
+
+
+def pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
+    """Write every buffer at `offset` onwards (positional; partial writes are continued)."""
+    views = [memoryview(b) for b in buffers if b]
+    if hasattr(os, "pwritev"):
+        while views:
+            batch = views[:MAX_IOV]
+            written = os.pwritev(fd, batch, offset)
+            offset += written
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if written:
+                views[0] = views[0][written:]
+        return
+    for view in views:
+        rest = view
+        while rest:
+            if hasattr(os, "pwrite"):
+                written = os.pwrite(fd, rest, offset)
+            else:  # Windows: no positional write; serialise seek+write
+                with _seek_lock:
+                    os.lseek(fd, offset, os.SEEK_SET)
+                    written = os.write(fd, rest)
+            offset += written
+            rest = rest[written:]
+
+
+def open_part(path: pathlib.Path, *, truncate: bool) -> int:
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    if truncate:
+        flags |= os.O_TRUNC
+    return os.open(path, flags, 0o644)
+
+
+def write_sidecar(path: pathlib.Path, data: bytes, fsync: bool) -> None:
+    tmp = path.with_name(f"{path.name}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        if fsync:
+            handle.flush()
+            os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def read_sidecar(path: pathlib.Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def file_size(path: pathlib.Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def fsync_directory(directory: pathlib.Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def unlink(path: pathlib.Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def commit_part(
+    fd: int, part: pathlib.Path, final: pathlib.Path, sidecar: pathlib.Path, fsync: bool
+) -> None:
+    """Make a verified `.part` the final file: fsync, close, atomic rename, fsync the directory."""
+    try:
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    part.replace(final)
+    if fsync:
+        fsync_directory(final.parent)
+    unlink(sidecar)
