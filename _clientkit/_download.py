@@ -93,6 +93,7 @@ from ._partfile import (
 )
 from ._ranges import content_length, parse_content_range, strong_validator, unsatisfied_total
 from ._retry import RetryPolicy, parse_retry_after
+from ._transport import NEVER_SENT
 
 __all__ = ["DownloadOptions", "download_file"]
 
@@ -105,7 +106,6 @@ _WRITEBACK_BYTES: Final = 32 * _MIB  # start writeback of dirty pages this often
 _WRITEBACK_ADVICE: Final = getattr(os, "POSIX_FADV_DONTNEED", None)
 _SLOW_WRITE: Final = 0.010  # seconds; one write slower than this moves writes off the event loop
 _EXCERPT_BYTES: Final = 512
-_NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _READ_FAILURES: Final = (
     httpx.TransportError,
     httpcore.NetworkError,
@@ -738,13 +738,13 @@ class _Download:
                     response = await self._client.send(
                         request, auth=self._auth, stream=True, follow_redirects=False
                     )
-            except _NEVER_SENT as exc:
-                raise _Retryable(
-                    f"{type(exc).__name__} connecting to {url.host}", request_sent=False
-                ) from exc
             except httpx.UnsupportedProtocol as exc:
                 raise TransportFailure(
                     f"unsupported protocol for {_safe_url(url)}", request_sent=False
+                ) from exc
+            except NEVER_SENT as exc:
+                raise _Retryable(
+                    f"{type(exc).__name__} connecting to {url.host}", request_sent=False
                 ) from exc
             except httpx.TransportError as exc:
                 raise _Retryable(

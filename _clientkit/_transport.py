@@ -22,12 +22,12 @@ from ._retry import RetryPolicy
 if TYPE_CHECKING:
     from ._limiter import Limiter
 
-__all__ = ["ResponseParts", "Retry", "map_httpx_errors", "send"]
+__all__ = ["NEVER_SENT", "ResponseParts", "Retry", "map_httpx_errors", "send"]
 
 DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 
 # Failures raised before a single byte of the request could reach the server.
-_NEVER_SENT: Final = (
+NEVER_SENT: Final = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
@@ -62,7 +62,7 @@ def map_httpx_errors() -> Iterator[None]:
     """Translate httpx transport errors into `TransportFailure`, telling whether the request may have been sent."""
     try:
         yield
-    except _NEVER_SENT as exc:
+    except NEVER_SENT as exc:
         raise TransportFailure(
             f"{type(exc).__name__}: could not send the request", request_sent=False
         ) from exc
