@@ -7,11 +7,13 @@ async with Journal(out / ".recuro-journal.sqlite", adapter.job_spec()) as journa
     async for event in runner.run(inputs):
         print(event)
 ```
-The engine is service-agnostic: it talks to a `ServiceAdapter` (`orchestrator._adapters.recuro` for Recuro).
+The engine is service-agnostic: it talks to a `ServiceAdapter` (`RecuroAdapter`, `MediaCrushAdapter`).
 """
 
 from __future__ import annotations
 
+from ._adapters.mediacrush import MediaCrushAdapter
+from ._adapters.recuro import RecuroAdapter
 from ._events import (
     BatchDone,
     DownloadProgress,
@@ -56,10 +58,12 @@ __all__ = [
     "JournalError",
     "JournalMismatchError",
     "LocalFileServer",
+    "MediaCrushAdapter",
     "NotReadyError",
     "OutcomeUnknownError",
     "Phase",
     "PollSettings",
+    "RecuroAdapter",
     "RemoteMedia",
     "RemoteStatus",
     "Report",

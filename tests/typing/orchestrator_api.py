@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator import ItemDone, ItemFailed, Journal, LocalFileServer, Runner, RunnerConfig
-from orchestrator._adapters.recuro import RecuroAdapter
+from orchestrator import (
+    ItemDone,
+    ItemFailed,
+    Journal,
+    LocalFileServer,
+    RecuroAdapter,
+    Runner,
+    RunnerConfig,
+)
 from recuro_async import RecuroClient
 
 
