@@ -339,6 +339,14 @@ class Runner(anyio.AsyncContextManagerMixin):
     def _needs_cleanup(self, item: Item) -> bool:
         return item.stage is Stage.FAILED and item.owns_remote and not self._config.keep_remote
 
+    def _may_retry(self, item: Item) -> bool:
+        """--retry-failed requeues a failed item once its media is deleted (or deliberately kept).
+
+        Requeueing forgets the remote id, so doing it while the journal still owns undeleted media would
+        orphan that media on the account.
+        """
+        return self._config.retry_failed and (not item.owns_remote or self._config.keep_remote)
+
     # ------------------------------------------------------------------ preparing the batch
 
     async def _prepare(self, inputs: list[str]) -> list[Item]:
@@ -382,7 +390,7 @@ class Runner(anyio.AsyncContextManagerMixin):
                         )
                     )
             elif item.stage is Stage.FAILED:
-                if self._config.retry_failed and not item.owns_remote:
+                if self._may_retry(item):
                     await self._requeue(item, "retry failed")
                     work.append(item)
                 elif self._config.retry_failed or self._needs_cleanup(item):
@@ -472,7 +480,7 @@ class Runner(anyio.AsyncContextManagerMixin):
         try:
             if item.stage is Stage.FAILED:
                 await self._cleanup_failed(item)
-                if self._config.retry_failed:
+                if self._may_retry(item):
                     await self._requeue(item, "retry failed")
             while item.stage not in TERMINAL_STAGES:
                 await self._advance(item)
@@ -500,10 +508,16 @@ class Runner(anyio.AsyncContextManagerMixin):
             await self._stager.unstage(item.stage_token)
 
     async def _advance(self, item: Item) -> None:
-        """Run the step for the item's stage, retrying transient failures with a backoff."""
-        step = self._steps[item.stage]
+        """Run the step for the item's stage, retrying transient failures with a backoff.
+
+        The step is looked up again on every try: a failed try may have moved the item into an intent
+        stage (UPLOADING, STARTING), whose step reconciles the unknown outcome instead of re-sending.
+        """
         failures = 0
         while True:
+            if item.stage in TERMINAL_STAGES:
+                return
+            step = self._steps[item.stage]
             try:
                 await step(self, item)
             except (ItemError, JournalError, IllegalTransitionError):
