@@ -7,7 +7,9 @@ from typing import Final, final
 
 __all__ = ["SENSITIVE_HEADERS", "Secret", "redact_headers", "redact_text"]
 
-SENSITIVE_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+SENSITIVE_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie"}
+)
 _MASK: Final = "[secure]"
 
 
