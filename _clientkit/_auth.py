@@ -68,8 +68,15 @@ class OriginAuth(httpx.Auth):
         yield request
 
     def redact(self, text: str) -> str:
-        """`text` with the credential masked (for error-body excerpts that might echo it)."""
-        return redact_text(text, [self._value.reveal()])
+        """`text` with the credential masked (for error-body excerpts that might echo it).
+
+        For a `user:secret` style value the part after the first colon is masked on its own too: a
+        server may quote the secret without the key.
+        """
+        value = self._value.reveal()
+        _, colon, secret = value.partition(":")
+        parts = [value, secret.strip()] if colon and secret.strip() else [value]
+        return redact_text(text, parts)
 
     def __repr__(self) -> str:
         scheme, host, port = self.origin

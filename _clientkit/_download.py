@@ -379,7 +379,8 @@ class _Download:
         total: int | None
         if status == 416:
             total = unsatisfied_total(response.headers.get("content-range"))
-            if total is not None and total == offset:
+            known = self._state.total if self._state is not None else None
+            if total is not None and total == offset and (known is None or known == total):
                 if self._state is None:  # `bytes=0-` for an empty file
                     await self._adopt(response, total)
                 else:
@@ -860,6 +861,11 @@ def _choose_name(
 
 async def _excerpt(response: httpx.Response) -> str:
     """The first bytes of an error body as printable text (never the whole body)."""
+    if response.is_stream_consumed:  # already read (a mock transport, an event hook): use what was read
+        try:
+            return _printable(response.content[:_EXCERPT_BYTES])
+        except httpx.ResponseNotRead:
+            return ""
     body = b""
     chunks = response.aiter_raw()
     try:
@@ -874,7 +880,11 @@ async def _excerpt(response: httpx.Response) -> str:
         if aclose is not None:
             with anyio.CancelScope(shield=True):
                 await aclose()
-    text = body[:_EXCERPT_BYTES].decode("utf-8", errors="replace")
+    return _printable(body[:_EXCERPT_BYTES])
+
+
+def _printable(body: bytes) -> str:
+    text = body.decode("utf-8", errors="replace")
     return "".join(c if c.isprintable() else " " for c in text).strip()[:200]
 
 

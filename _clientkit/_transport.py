@@ -71,6 +71,11 @@ def map_httpx_errors() -> Iterator[None]:
         raise TransportFailure(
             f"{type(exc).__name__}: the connection failed", request_sent=True
         ) from exc
+    except httpx.RequestError as exc:
+        # DecodingError and the like: a response arrived (so the request did) but could not be read.
+        raise TransportFailure(
+            f"{type(exc).__name__}: the response could not be read", request_sent=True
+        ) from exc
 
 
 async def _one_attempt(

@@ -66,6 +66,7 @@ class UploadSource:
 
     async def _run(self, func: Callable[[], bytes]) -> bytes:
         if self._in_memory:
+            await anyio.lowlevel.checkpoint()  # a chunk of memory is cheap; a long run of them must yield
             return func()
         return await anyio.to_thread.run_sync(func)
 
@@ -93,7 +94,8 @@ class UploadSource:
         """The MediaCrush id of the source's bytes (MD5, read in chunks)."""
         md5 = hashlib.md5(usedforsecurity=False)
         async for chunk in self.chunks():
-            md5.update(chunk)
+            # hashlib releases the GIL on large buffers: hashing in a worker keeps the loop responsive.
+            await anyio.to_thread.run_sync(md5.update, chunk)
         return hash_from_digest(md5.digest())
 
     async def aclose(self) -> None:

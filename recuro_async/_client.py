@@ -95,6 +95,7 @@ class RecuroClient(HTTPClientLifecycle):
         count_downloads: bool = False,
     ) -> None:
         key, secret = _validate.credentials(api_key, api_secret)
+        timeout = _validate.positive_seconds(timeout, "timeout")
         self._credentials = Credentials(key, Secret(secret))
         self._base_url = _validate.base_url(base_url)
         self._clock: Clock = clock or SystemClock()
@@ -199,8 +200,8 @@ class RecuroClient(HTTPClientLifecycle):
         """
         params = {
             "original_file_url": _validate.url(original_file_url, "original_file_url"),
-            "username": username,
-            "password": password,
+            "username": _validate.optional_text(username, "username"),
+            "password": _validate.optional_text(password, "password"),
             "notify_url": _validate.optional_url(notify_url, "notify_url"),
         }
         data = await self._call(Action.UPLOAD_MEDIA, params)

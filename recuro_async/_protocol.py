@@ -113,7 +113,7 @@ def build_request(
 
 
 def decode(content: bytes) -> Any:
-    """JSON from a body, keys lower-cased; raises ValueError for non-JSON."""
+    """JSON from a body, keys lower-cased; raises ValueError for non-JSON (RecursionError if absurdly deep)."""
     text = content.decode("utf-8-sig")  # a BOM is tolerated: PHP services are known to send one
     return normalise_keys(json.loads(text))
 
@@ -122,7 +122,7 @@ def _api_error_body(content: bytes) -> tuple[str, str] | None:
     """`(error_code, error_message)` if the body is the API's error object, else None."""
     try:
         data = decode(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
@@ -170,7 +170,7 @@ def parse_response(action: Action, parts: ResponseParts, *, secrets: Iterable[st
         raise ResponseFormatError("the response body is empty", action=action.value)
     try:
         return decode(parts.content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ResponseFormatError(
             f"the response is not JSON: {_excerpt(parts.content, secrets)!r}", action=action.value
         ) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -19,9 +20,11 @@ __all__ = [
     "file_id",
     "filters",
     "is_loopback_host",
+    "optional_text",
     "optional_url",
     "output_format",
     "output_scaling",
+    "positive_seconds",
     "url",
 ]
 
@@ -54,6 +57,24 @@ def url(value: object, field: str) -> str:
     if any(c in _FORBIDDEN_HEADER_CHARS or c.isspace() for c in value.strip()):
         raise InvalidArgumentError(field, "must not contain whitespace or control characters")
     return value.strip()
+
+
+def optional_text(value: object, field: str) -> str | None:
+    """None, or a string without line breaks or NUL (sent as is in a JSON property)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgumentError(field, f"must be a string or None, got {type(value).__name__}")
+    if any(c in _FORBIDDEN_HEADER_CHARS for c in value):
+        raise InvalidArgumentError(field, "must not contain line breaks or NUL")
+    return value
+
+
+def positive_seconds(value: object, field: str) -> float:
+    """A finite number of seconds > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < math.inf):
+        raise InvalidArgumentError(field, f"must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 def optional_url(value: object, field: str) -> str | None:

@@ -61,7 +61,7 @@ def parse_notification(body: bytes) -> Notification:
     """Parse a callback body; raises `ResponseFormatError` naming what is wrong."""
     try:
         data = normalise_keys(json.loads(body.decode("utf-8-sig")))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ResponseFormatError("the notification is not JSON") from exc
     if not isinstance(data, dict):
         raise ResponseFormatError("the notification is not a JSON object")
@@ -136,7 +136,8 @@ class WebhookReceiver:
         if scope["type"] != "http":
             return
         path: str = scope.get("path", "")
-        if not secrets.compare_digest(path.strip("/").split("/")[0], self.token):
+        first = path.strip("/").split("/")[0]
+        if not secrets.compare_digest(first.encode(), self.token.encode()):
             await _respond(send, 404, b"not found")
             return
         if scope.get("method") != "POST":

@@ -723,3 +723,34 @@ async def test_error_excerpt_never_echoes_the_credential(tmp_path, canary_secret
     assert canary_secret not in caught.value.body_excerpt
     assert canary_secret not in str(caught.value)
     assert "bad token" in caught.value.body_excerpt
+
+
+async def test_416_contradicting_the_known_size_is_not_taken_as_complete(tmp_path):
+    """A 416 whose total equals the bytes on disk but not the size seen first restarts, never 'completes'."""
+    content = bytes(range(256)) * 4  # 1,024 bytes
+    served: list[str] = []
+
+    class CutAfter(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            yield content[:500]
+            raise httpx.ReadError("connection reset")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        served.append(request.headers.get("range", "-"))
+        headers = {"ETag": '"v1"', "Accept-Ranges": "bytes"}
+        if len(served) == 1:
+            return httpx.Response(
+                200, headers={**headers, "Content-Length": "1024"}, stream=CutAfter()
+            )
+        if len(served) == 2:
+            return httpx.Response(416, headers={"Content-Range": "bytes */500"})
+        return httpx.Response(
+            200, headers={**headers, "Content-Length": "1024"}, stream=httpx.ByteStream(content)
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        path = await download_file(
+            client, "https://files.test/f.bin", tmp_path / "f.bin", options=options()
+        )
+    assert served[:2] == ["-", "bytes=500-"]
+    assert path.read_bytes() == content

@@ -462,3 +462,56 @@ async def test_delete_of_a_missing_id_is_success_unless_asked(router, recuro):
     assert await recuro.delete_media("gone") is None
     with pytest.raises(MediaNotFoundError):
         await recuro.delete_media("gone", missing_ok=False)
+
+
+@pytest.mark.parametrize(
+    "template", ["secret {secret} is not valid", "Authorization: {key}: {secret}"]
+)
+async def test_download_error_never_echoes_the_secret_alone(
+    router, recuro, canary_key, canary_secret, tmp_path, template
+):
+    """A download refused with a body quoting the secret (without the key) masks it in the error."""
+    body = template.format(key=canary_key, secret=canary_secret).encode()
+    # a streamed body, as a real server sends it (the downloader reads it raw)
+    router.get(URL).mock(return_value=httpx.Response(401, stream=httpx.ByteStream(body)))
+    with pytest.raises(RecuroHTTPError) as info:
+        await recuro.download(URL, tmp_path)
+    assert canary_secret not in str(info.value)
+    assert canary_secret not in info.value.body_excerpt
+
+
+async def test_undecodable_response_to_upload_is_sent_not_retried(router, recuro):
+    """A response that cannot be decoded proves the request arrived: TransportError(request_sent=True), once."""
+    route = router.post(BASE, json__action="UploadMedia").mock(
+        return_value=httpx.Response(
+            200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip at all")
+        )
+    )
+    with pytest.raises(TransportError) as info:
+        await recuro.upload_media("https://media.test/a.mov")
+    assert info.value.request_sent is True
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"username": 123}, "username"),
+        ({"password": ["x"]}, "password"),
+        ({"username": "u\r\nX: y"}, "username"),
+    ],
+)
+async def test_upload_credentials_must_be_strings(router, recuro, kwargs, field):
+    """username/password of the wrong type or with line breaks are refused before any request."""
+    catch_all = router.route().mock(return_value=ok({"file_id": "f"}))
+    with pytest.raises(InvalidArgumentError) as info:
+        await recuro.upload_media("https://media.test/a.mov", **kwargs)
+    assert info.value.field == field
+    assert catch_all.call_count == 0
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, float("nan"), "30"])
+def test_timeout_is_validated_by_name(timeout):
+    """A bad timeout is an error naming `timeout`, not an internal field."""
+    with pytest.raises(InvalidArgumentError, match="timeout"):
+        RecuroClient(timeout=timeout)

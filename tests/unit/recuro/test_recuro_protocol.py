@@ -257,3 +257,13 @@ def test_non_json_200_is_a_format_error():
 def test_classify_marks_what_may_be_retried(response, expected):
     """5xx may be retried; rate-limit refusals pause the limiter; other errors are final."""
     assert classify(response) == expected
+
+
+def test_absurdly_deep_json_is_a_format_error():
+    """JSON nested deeper than the parser can follow is a ResponseFormatError, under any status."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(ResponseFormatError):
+        parse_response(Action.LIST_MEDIA, parts(200, raw=deep))
+    assert classify(parts(500, raw=deep)) == Retry()
+    with pytest.raises(RecuroHTTPError):
+        parse_response(Action.LIST_MEDIA, parts(400, raw=deep))

@@ -124,3 +124,15 @@ async def test_receiver_with_callback_consumer_and_repr():
     ) as client:
         await client.post(receiver.path + "media", json=MEDIA_DONE)
     assert [n.error_code for n in seen] == ["MediaCompleted"]
+
+
+async def test_receiver_non_ascii_path_is_404_and_deep_body_400(receiver_and_stream):
+    """A wrong token with non-ASCII characters is a 404 (not a crash); an absurdly deep body is a 400."""
+    receiver, _, client = receiver_and_stream
+    assert (await client.post("/%C3%A9/", json=JOB_DONE)).status_code == 404
+    deep = b"[" * 100_000 + b"]" * 100_000
+    big = WebhookReceiver(lambda _: anyio.lowlevel.checkpoint(), max_body=len(deep) + 1)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=big), base_url="http://h"
+    ) as other:
+        assert (await other.post(big.path, content=deep)).status_code == 400
