@@ -128,7 +128,7 @@ async def test_receiver_with_callback_consumer_and_repr():
 
 async def test_receiver_non_ascii_path_is_404_and_deep_body_400(receiver_and_stream):
     """A wrong token with non-ASCII characters is a 404 (not a crash); an absurdly deep body is a 400."""
-    receiver, _, client = receiver_and_stream
+    _, _, client = receiver_and_stream
     assert (await client.post("/%C3%A9/", json=JOB_DONE)).status_code == 404
     deep = b"[" * 100_000 + b"]" * 100_000
     big = WebhookReceiver(lambda _: anyio.lowlevel.checkpoint(), max_body=len(deep) + 1)
