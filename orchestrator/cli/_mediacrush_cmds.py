@@ -64,7 +64,7 @@ from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._stages import Item, Stage
-from orchestrator.cli._shared import print_rows
+from orchestrator.cli._shared import positive_float, positive_int, print_rows
 
 __all__ = [
     "BASE_URL_ENV",
@@ -688,20 +688,6 @@ def _upload(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- registering
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register upload, info, status and rm on `sub`."""
     parser = sub.add_parser(
@@ -729,14 +715,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report to FILE")
     parser.add_argument(
         "--max-active",
-        type=_positive_int,
+        type=positive_int,
         default=16,
         metavar="N",
         help="files worked on at once (default: 16)",
     )
     parser.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="X",
         help="scale poll intervals (for an emulator run with --time-scale)",

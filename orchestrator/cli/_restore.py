@@ -40,6 +40,7 @@ from recuro_async import ConfigurationError, RateLimit, RecuroClient
 from recuro_async.webhooks import Notification, WebhookReceiver
 
 from ._render import make_renderer, print_summary
+from ._shared import positive_float, positive_int
 from ._signals import stderr_line, watch_interrupts
 
 __all__ = [
@@ -104,7 +105,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-active",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_ACTIVE,
         metavar="N",
         help=f"media on the account at once (default: {DEFAULT_MAX_ACTIVE}, the rate limit's requests "
@@ -135,14 +136,14 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="X",
         help="scale the poll intervals and the rate-limit window (for an emulator run with --time-scale)",
     )
     parser.add_argument(
         "--stage-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=86_400.0,
         metavar="SECONDS",
         help="fail an item stuck that long in analysis or in its job (default: a day)",
@@ -156,20 +157,6 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
     with contextlib.suppress(argparse.ArgumentError):  # the dispatcher may have added them
         add_connection_arguments(parser)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 # ---------------------------------------------------------------------- setup (no remote calls)
@@ -447,7 +434,9 @@ def main_restore(args: argparse.Namespace) -> int:
     configure_logging(getattr(args, "verbose", False))
     try:
         return anyio.run(run_restore, args)
-    except KeyboardInterrupt:  # outside the signal watcher: before it started or after the batch ended
+    except (
+        KeyboardInterrupt
+    ):  # outside the signal watcher: before it started or after the batch ended
         # Every transition is committed before the next side effect, so the journal is consistent here.
         stderr_line("interrupted; rerun the same command to resume")
         return EXIT_INTERRUPTED

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Final
 
-__all__ = ["EXIT_USAGE", "dispatch", "print_rows"]
+__all__ = ["EXIT_USAGE", "dispatch", "positive_float", "positive_int", "print_rows"]
 
 EXIT_USAGE: Final = 2
 
@@ -43,3 +43,19 @@ def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     else:
         for row in rows:
             print("\t".join(row))
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
+    return value
