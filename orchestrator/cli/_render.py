@@ -196,7 +196,7 @@ class RichRenderer:
     def _row(self, key: str) -> Any:
         task = self._rows.get(key)
         if task is None and len(self._rows) < _MAX_ROWS:
-            task = self._progress.add_task(self._describe(key), total=100)
+            task = self._progress.add_task(self._describe(key), total=None)
             self._rows[key] = task
         return task
 
@@ -218,7 +218,8 @@ class RichRenderer:
                 return
             task = self._row(event.key)
             if task is not None:
-                p.update(task, description=self._describe(event.key), completed=0, total=100)
+                # No progress known yet (budget-aware polling may not ask): a pulsing bar, not "0/100".
+                p.update(task, description=self._describe(event.key), completed=0, total=None)
         elif isinstance(event, ItemProgress):
             task = self._rows.get(event.key)
             if task is not None:
