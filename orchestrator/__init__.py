@@ -1,11 +1,14 @@
 """Batch engine: drives many items through a service (Recuro, MediaCrush), crash-safe, inside one rate budget.
 
 ```python
-async with Journal(out / ".recuro-journal.sqlite", adapter.job_spec()) as journal, \\
-        LocalFileServer() as stager, \\
-        Runner(adapter, journal, config=RunnerConfig(out_dir=out), stager=stager) as runner:
-    async for event in runner.run(inputs):
-        print(event)
+async with (
+    Journal(out / ".recuro-journal.sqlite", adapter.job_spec()) as journal,
+    LocalFileServer() as stager,
+    Runner(adapter, journal, config=RunnerConfig(out_dir=out), stager=stager) as runner,
+):
+    stager.set_fetch_hook(runner.record_fetch)
+    async for event in runner.run(inputs):   # ItemQueued, StageChanged, ..., ItemDone, BatchDone
+        dashboard.update(event)
 ```
 The engine is service-agnostic: it talks to a `ServiceAdapter` (`RecuroAdapter`, `MediaCrushAdapter`).
 """
