@@ -175,12 +175,19 @@ def _make_converter() -> cattrs.Converter:
 
     conv.register_structure_hook(FileEntry, _entry)
 
-    def _entries(value: Any, _: Any) -> tuple[FileEntry, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise TypeError(f"expected a list of file entries, got {type(value).__name__}")
-        return tuple(conv.structure(value, list[FileEntry]))
+    def _tuple_of(item: type[_T], what: str) -> Callable[[Any, Any], tuple[_T, ...]]:
+        """A hook for a list that may be null (then empty), structured item by item."""
+
+        def hook(value: Any, _: Any) -> tuple[_T, ...]:
+            if value is None:
+                return ()
+            if not isinstance(value, list):
+                raise TypeError(f"expected a list of {what}, got {type(value).__name__}")
+            return tuple(conv.structure(value, list[item]))  # type: ignore[valid-type]
+
+        return hook
+
+    _entries = _tuple_of(FileEntry, "file entries")
 
     metadata_fn = make_dict_structure_fn(
         Metadata,
@@ -212,12 +219,7 @@ def _make_converter() -> cattrs.Converter:
         File, lambda v, t: file_fn(_require_dict(normalise_blob(v), "a file"), t)
     )
 
-    def _album_files(value: Any, _: Any) -> tuple[File, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise TypeError(f"expected a list of file objects, got {type(value).__name__}")
-        return tuple(conv.structure(value, list[File]))
+    _album_files = _tuple_of(File, "file objects")
 
     album_fn = make_dict_structure_fn(
         Album,
