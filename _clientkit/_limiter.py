@@ -8,8 +8,10 @@ whatever the latency. (`aiolimiter.AsyncLimiter(200, 60)` alone lets 399 through
 
 Two rules sit on top of the log. After a refusal (`pause`) the account's window is treated as full: when the
 pause ends one *probe* goes out, and admission reopens only when it comes back without a new refusal. And an
-optional token bucket (`Pacing`, aiolimiter) in front of the log spreads a backlog evenly over the period
-instead of sending `max_requests` at every window edge; the log, not the bucket, keeps the guarantee.
+optional token bucket (`Pacing`, aiolimiter) paces admissions, so that a backlog goes out evenly over the
+period instead of `max_requests` at once at every window edge; the log, not the bucket, keeps the
+guarantee. The bucket is the last gate before admission: the head of the queue takes a token once the
+window has room, so tokens cannot pile up behind a full window and go out together when it opens.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class PersistentWindow(Protocol):
 
 @attrs.frozen
 class Pacing:
-    """A token bucket in front of the window log: `rate` requests per second, at most `burst` at once.
+    """A token bucket that paces the window log: `rate` requests per second, at most `burst` at once.
 
     It shapes a backlog (no second holds more than `burst + rate` admissions); the window log keeps the
     limit whatever the bucket does. Build the usual one with `Pacing.even(max_requests, period)`.
@@ -155,10 +157,10 @@ class SlidingWindowLimiter:
     defaults to `SystemClock()`. One instance serves one event loop: share it between the clients of one
     account, not between threads or processes (for that, see `RedisLimiter`).
 
-    `pacing` (off by default here, on in the clients' default limiter) puts a token bucket in front of the
-    queue. The bucket is aiolimiter and reads the *event loop's* clock, so give it only with a `clock` that
-    reads loop time: `SystemClock` (asyncio's loop time is `time.monotonic`) or, in tests, a loop clock on a
-    virtual-time loop. `wall_clock` (default `time.time`) converts stamps for `stamps()` / `seed()`.
+    `pacing` (off by default here, on in the clients' default limiter) adds a token bucket as the last gate
+    before admission. The bucket is aiolimiter and reads the *event loop's* clock, so give it only with a
+    `clock` that reads loop time: `SystemClock` (asyncio's loop time is `time.monotonic`) or, in tests, a
+    loop clock on a virtual-time loop. `wall_clock` (default `time.time`) converts stamps for `stamps()` / `seed()`.
     """
 
     __slots__ = (
@@ -227,7 +229,7 @@ class SlidingWindowLimiter:
 
     @property
     def pacing(self) -> Pacing | None:
-        """The token bucket in front of the window log, if any."""
+        """The token bucket that paces admissions, if any."""
         return self._pacing
 
     @property
@@ -247,13 +249,20 @@ class SlidingWindowLimiter:
         )
 
     async def acquire(self) -> Ticket:
-        """Wait first-come first-served for a free slot and take it; a cancelled waiter takes none."""
+        """Wait first-come first-served for a free slot and take it; a cancelled waiter takes none.
+
+        With pacing, the head of the queue takes a token from the bucket once the window has room, right
+        before it is admitted: so admissions, not just tokens, keep the bucket's shape.
+        """
         await anyio.lowlevel.checkpoint_if_cancelled()
-        if self._pacing is not None:
-            if self._bucket is None:
-                self._bucket = self._pacing.bucket()
-            await self._bucket.acquire()  # FIFO; a token taken by a waiter cancelled later is spent
-        if not self._waiters and self._has_room(self._clock.monotonic()):
+        bucket = self._bucket_for_loop()
+        if (
+            not self._waiters
+            and self._has_room(self._clock.monotonic())
+            and (bucket is None or bucket.has_capacity())
+        ):
+            if bucket is not None:
+                await bucket.acquire()  # has capacity: returns without suspending
             ticket = self._admit()
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return ticket
@@ -269,18 +278,26 @@ class SlidingWindowLimiter:
                     "limiter_paused_for": max(0.0, self._paused_until - self._clock.monotonic()),
                 },
             )
+        token = bucket is None  # whether this waiter holds its pacing token
         try:
             while True:
                 now = self._clock.monotonic()
                 wake_at: float | None = None  # None: sleep until a release or a waiter ahead leaves
+                pace = False  # sleep in the bucket for a token instead
                 if self._waiters[0] is waiter:
                     if self._has_room(now):
-                        break
-                    wake_at = self._next_free_at()
+                        if token:
+                            break
+                        pace = True
+                    else:
+                        wake_at = self._next_free_at()
                 waiter.scope = anyio.CancelScope()
                 try:
                     with waiter.scope:
-                        if wake_at is None:
+                        if pace and bucket is not None:
+                            await bucket.acquire()
+                            token = True
+                        elif wake_at is None:
                             await anyio.sleep_forever()
                         else:
                             await self._clock.sleep(wake_at - now)
@@ -365,6 +382,12 @@ class SlidingWindowLimiter:
         self._wake_head()
 
     # ------------------------------------------------------------------ internals
+
+    def _bucket_for_loop(self) -> AsyncLimiter | None:
+        """The pacing bucket, made on first use (aiolimiter binds to the running loop)."""
+        if self._pacing is not None and self._bucket is None:
+            self._bucket = self._pacing.bucket()
+        return self._bucket
 
     def _live(self, now: float) -> int:
         """Drop the stamps that have expired by `now`; count the live slots."""

@@ -26,7 +26,7 @@ from _clientkit._failures import (
     TransportFailure,
 )
 from _clientkit._lifecycle import HTTPClientLifecycle
-from _clientkit._limiter import Limiter, SlidingWindowLimiter, slot
+from _clientkit._limiter import Limiter, Pacing, SlidingWindowLimiter, slot
 from _clientkit._redact import Secret
 from _clientkit._retry import RetryPolicy
 from _clientkit._transport import send
@@ -76,7 +76,8 @@ class RecuroClient(HTTPClientLifecycle):
 
     Use it as an async context manager (or call `aclose()`). All calls share one limiter that keeps
     every sliding window of `rate_limit.period` seconds at or below `rate_limit.max_requests` requests,
-    retries included; pass `limiter=` to share one account's budget between clients.
+    retries included, and paces them (the limit spread evenly over the period, at most 10 at once);
+    pass `limiter=` to share one account's budget between clients.
     """
 
     def __init__(
@@ -104,8 +105,19 @@ class RecuroClient(HTTPClientLifecycle):
         if limiter is not None:
             self._limiter: Limiter | None = limiter
         elif rate_limit is not None:
+            # Paced (the limit spread over its period, bursts of at most 10) on the real clock only:
+            # aiolimiter reads the event loop's time, which an injected clock does not drive.
+            pacing = (
+                None
+                if clock is not None
+                else Pacing.even(rate_limit.max_requests, rate_limit.period)
+            )
             self._limiter = SlidingWindowLimiter(
-                rate_limit.max_requests, rate_limit.period, clock=self._clock, grace=timeout
+                rate_limit.max_requests,
+                rate_limit.period,
+                clock=self._clock,
+                grace=timeout,
+                pacing=pacing,
             )
         else:
             self._limiter = None
