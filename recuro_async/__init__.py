@@ -9,6 +9,9 @@ The emulator of the service is in `recuro_async.testing`; callbacks in `recuro_a
 
 from __future__ import annotations
 
+from _clientkit._limiter import Pacing
+from _clientkit._redis_limiter import LimiterUnavailableError, RedisLimiter
+
 from ._client import RecuroClient
 from ._enums import Filter, OutputFormat, State
 from ._errors import (
@@ -33,10 +36,12 @@ __all__ = [
     "Filter",
     "FilterInfo",
     "InvalidArgumentError",
+    "LimiterUnavailableError",
     "Media",
     "MediaNotFoundError",
     "OutputFormat",
     "OutputFormatInfo",
+    "Pacing",
     "Progress",
     "RateLimit",
     "RateLimitedError",
@@ -44,6 +49,7 @@ __all__ = [
     "RecuroClient",
     "RecuroError",
     "RecuroHTTPError",
+    "RedisLimiter",
     "ResponseFormatError",
     "ServerError",
     "State",
@@ -53,7 +59,7 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("recuro_async."):
+    if getattr(_obj, "__module__", "").startswith(("recuro_async.", "_clientkit.")):
         _obj.__module__ = "recuro_async"
 del _name, _obj
 

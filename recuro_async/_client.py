@@ -28,6 +28,7 @@ from _clientkit._failures import (
 from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Limiter, Pacing, SlidingWindowLimiter, slot
 from _clientkit._redact import Secret
+from _clientkit._redis_limiter import RedisLimiter
 from _clientkit._retry import RetryPolicy
 from _clientkit._transport import send
 
@@ -58,6 +59,11 @@ __all__ = ["RecuroClient"]
 
 log = logging.getLogger("recuro_async")
 
+REDIS_URL_ENV = "RECURO_REDIS_URL"
+"""With no `limiter=`, a client shares its account's budget through Redis at this URL (if set)."""
+REDIS_KEY_ENV = "RECURO_REDIS_KEY"
+"""The Redis key of that shared budget (default ``recuro:<api key>``)."""
+
 _SAFE_ACTIONS = frozenset(
     {
         Action.LIST_MEDIA,
@@ -77,7 +83,8 @@ class RecuroClient(HTTPClientLifecycle):
     Use it as an async context manager (or call `aclose()`). All calls share one limiter that keeps
     every sliding window of `rate_limit.period` seconds at or below `rate_limit.max_requests` requests,
     retries included, and paces them (the limit spread evenly over the period, at most 10 at once);
-    pass `limiter=` to share one account's budget between clients.
+    pass `limiter=` to share one account's budget between clients, e.g. a `RedisLimiter` shared by
+    several processes (or set RECURO_REDIS_URL, and optionally RECURO_REDIS_KEY).
     """
 
     def __init__(
@@ -102,6 +109,17 @@ class RecuroClient(HTTPClientLifecycle):
         self._clock: Clock = clock or SystemClock()
         self._policy = RetryPolicy(max_retries=max_retries)
         self._rate_limit = rate_limit
+        self._owned_limiter: RedisLimiter | None = None
+        if limiter is None and rate_limit is not None and os.environ.get(REDIS_URL_ENV):
+            # A service's workers share one account's budget through Redis (README: "Several
+            # processes, one account"); this client opened the connection, so it closes it.
+            limiter = self._owned_limiter = RedisLimiter.from_url(
+                os.environ[REDIS_URL_ENV],
+                key=os.environ.get(REDIS_KEY_ENV) or f"recuro:{key}",
+                max_requests=rate_limit.max_requests,
+                period=rate_limit.period,
+                grace=timeout,
+            )
         if limiter is not None:
             self._limiter: Limiter | None = limiter
         elif rate_limit is not None:
@@ -136,6 +154,13 @@ class RecuroClient(HTTPClientLifecycle):
 
     def __repr__(self) -> str:
         return f"<RecuroClient base_url={self._base_url!r} api_key={self._credentials.key!r} state={self._state.value}>"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (if created here) and the Redis limiter opened from RECURO_REDIS_URL."""
+        await super().aclose()
+        if self._owned_limiter is not None:
+            owned, self._owned_limiter = self._owned_limiter, None
+            await owned.aclose()
 
     @property
     def base_url(self) -> str:

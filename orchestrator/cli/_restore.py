@@ -16,6 +16,7 @@ import contextlib
 import functools
 import ipaddress
 import logging
+import os
 import sys
 import tempfile
 import urllib.parse
@@ -148,6 +149,13 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="fail an item stuck that long in analysis or in its job (default: a day)",
     )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        metavar="URL",
+        help="share the account's rate budget with other processes through Redis at URL "
+        "(redis://, unix://; default: $RECURO_REDIS_URL, else this process alone)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
     _add_connection_arguments(parser)
 
@@ -278,6 +286,8 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     adapter: RecuroAdapter | None = None
     try:
         rate = RateLimit(max_requests=_RATE_REQUESTS, period=60.0 * args.time_scale)
+        if args.redis_url:  # the client builds its RedisLimiter from the environment, and closes it
+            os.environ["RECURO_REDIS_URL"] = args.redis_url
         if credentials is not None:
             client = RecuroClient(*credentials, base_url=args.base_url, rate_limit=rate)
         else:
