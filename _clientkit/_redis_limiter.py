@@ -378,7 +378,7 @@ class RedisLimiter:
         where = self._url or "the configured Redis"
         return (
             f"the shared rate limiter (key {self._key!r}) cannot reach Redis at {where}: "
-            f"{type(cause).__name__}: {cause}. No request was sent. Start Redis, or pass "
+            f"{type(cause).__name__}: {str(cause).rstrip('.')}. No request was sent. Start Redis, or pass "
             f"fallback_share= to fall back to a local share of the limit."
         )
 
