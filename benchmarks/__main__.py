@@ -19,6 +19,7 @@ _MODULES = {
     "B2": ("benchmarks._b2_download", "download of a restored file"),
     "B3": ("benchmarks._b3_limiter", "limiter"),
     "B4": ("benchmarks._b4_scale", "scale: many near-instant items"),
+    "B5": ("benchmarks._b5_shared_limiter", "shared limiter (Redis) vs in-process"),
 }
 
 
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the SPEC 7 benchmarks side by side with their baselines; write RESULTS.md.",
     )
     parser.add_argument(
-        "--only", default="B1,B2,B3,B4", help="comma-separated subset, e.g. B2,B3 (default: all)"
+        "--only", default="B1,B2,B3,B4,B5", help="comma-separated subset, e.g. B2,B3 (default: all)"
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes: a smoke run, not the numbers of record"
@@ -61,7 +62,7 @@ def _failed(key: str, title: str, exc: BaseException, seconds: float) -> Section
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the selected benchmarks (in order B1..B4) and write the results."""
+    """Run the selected benchmarks (in order B1..B5) and write the results."""
     args = _parser().parse_args(argv)
     keys = [k.strip().upper() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in keys if k not in _MODULES]

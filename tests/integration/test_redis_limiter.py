@@ -273,3 +273,32 @@ def test_repr_hides_the_redis_password():
     limiter = RedisLimiter.from_url("redis://user:hunter2@localhost:6399/0", key="acct")
     assert "hunter2" not in repr(limiter)
     assert "***" in repr(limiter)
+
+
+async def test_recuro_redis_url_in_the_environment_gives_a_client_the_shared_limiter(
+    redis_server, monkeypatch
+):
+    """With RECURO_REDIS_URL set, a `RecuroClient` built without `limiter=` shares its account's budget in Redis under `recuro:<api key>`, and closes that connection itself."""
+    import redis
+
+    from recuro_async import RateLimit, RecuroClient
+    from recuro_async.testing import EmulatorConfig, run_emulator
+
+    monkeypatch.setenv("RECURO_REDIS_URL", redis_server.url)
+    monkeypatch.delenv("RECURO_REDIS_KEY", raising=False)
+    async with run_emulator(EmulatorConfig()) as running:
+        client = RecuroClient(
+            running.api_key,
+            running.api_secret,
+            base_url=running.base_url,
+            rate_limit=RateLimit(200, 0.5),  # a fresh store pauses one period: keep it short
+        )
+        async with client:
+            assert isinstance(client.limiter, RedisLimiter)
+            assert client.limiter.key == f"recuro:{running.api_key}"
+            await client.list_media()
+        assert len(running.emulator.log) == 1
+    tag = "{" + f"recuro:{running.api_key}" + "}"
+    with redis.Redis(unix_socket_path=str(redis_server.socket)) as probe:
+        assert probe.exists(f"{tag}:state")
+        assert probe.zcard(f"{tag}:done") == 1  # the call's stamp
