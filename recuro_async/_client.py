@@ -119,6 +119,7 @@ class RecuroClient(HTTPClientLifecycle):
                 max_requests=rate_limit.max_requests,
                 period=rate_limit.period,
                 grace=timeout,
+                lease=max(120.0, 4 * timeout),  # longer than any attempt: connect, write, read
             )
         if limiter is not None:
             self._limiter: Limiter | None = limiter
