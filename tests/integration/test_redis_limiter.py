@@ -13,6 +13,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+import redis
+from fakeclock import FakeClock
 from redisserver import RedisServer
 
 from _clientkit._limiter import Pacing, slot
@@ -215,6 +217,47 @@ async def test_redis_stopped_with_a_fallback_admits_a_local_share_only(redis_ser
     await limiter.aclose()
 
 
+async def test_the_fallback_returns_to_redis_once_redis_answers_and_its_own_window_drained(
+    redis_server,
+):
+    """After a period on the local share, a limiter whose Redis is back waits for its local slots to age out, then counts in Redis again."""
+    clock = FakeClock()
+    limiter = _limiter(redis_server, fallback_share=0.5, clock=clock)
+    redis_server.stop()
+    await limiter.release(await limiter.acquire())
+    assert limiter.falling_back
+    redis_server.start()
+    await clock.advance(0.25)
+    await limiter.release(await limiter.acquire())  # not a period yet: still local
+    assert limiter.falling_back
+    await clock.advance(0.3)  # a period after the fall-back; the slot taken at 0.25 is still live
+    async with clock.autoadvance():
+        ticket = await limiter.acquire()  # Redis answers; the local window drains first
+    assert not limiter.falling_back
+    assert clock.monotonic() >= 0.25 + 0.5
+    await limiter.release(ticket)
+    with redis.Redis(unix_socket_path=str(redis_server.socket)) as probe:
+        assert probe.zcard("{test:acct}:done") == 1
+    await limiter.aclose()
+
+
+async def test_a_refused_probe_pauses_every_process_again(processes):
+    """The probe's own refusal (pause before release) keeps the window closed: the next request is again a lone probe, after the new pause."""
+    a, b = processes[0], processes[1]
+    await a.pause(0.2)
+    probe = await a.acquire()
+    began = anyio.current_time()
+    await a.pause(0.3)  # the probe was refused too
+    await a.release(probe)
+    second = await b.acquire()  # the next probe, after the second pause
+    assert anyio.current_time() - began >= 0.3 - 0.02
+    with anyio.move_on_after(0.2) as held:
+        await a.acquire()  # nobody else while the second probe flies
+    assert held.cancelled_caught
+    await b.release(second)
+    await a.release(await a.acquire())  # answered clean: open again
+
+
 async def test_account_wide_pacing_spreads_admissions_of_all_processes(processes, redis_server):
     """The bucket lives in Redis: four processes together get burst + rate per second, not four times it."""
     async with (
@@ -279,8 +322,6 @@ async def test_recuro_redis_url_in_the_environment_gives_a_client_the_shared_lim
     redis_server, monkeypatch
 ):
     """With RECURO_REDIS_URL set, a `RecuroClient` built without `limiter=` shares its account's budget in Redis under `recuro:<api key>`, and closes that connection itself."""
-    import redis
-
     from recuro_async import RateLimit, RecuroClient
     from recuro_async.testing import EmulatorConfig, run_emulator
 

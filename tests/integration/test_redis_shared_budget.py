@@ -21,6 +21,7 @@ import anyio.abc
 import pytest
 from redisserver import RedisServer
 
+from orchestrator.cli._demo import make_samples
 from recuro_async import RedisLimiter
 from recuro_async.testing import EmulatorConfig, run_emulator
 
@@ -199,3 +200,41 @@ async def test_redis_stopped_every_process_fails_with_a_clear_error_and_sends_no
         assert "LimiterUnavailableError" in err
         assert f"key {KEY!r}" in err
         assert "cannot reach Redis" in err
+
+
+async def test_recuro_restore_with_redis_url_counts_every_request_in_the_shared_window(
+    redis_server, tmp_path
+):
+    """`recuro restore --redis-url URL` runs its batch through the shared budget: each API request the server saw holds a stamp in Redis."""
+    import redis
+
+    inputs = make_samples(tmp_path / "in", 2, 5)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECURO_")}
+    async with run_emulator(EmulatorConfig(time_scale=SCALE)) as running:
+        command = [
+            sys.executable,
+            "-m",
+            "orchestrator.cli.recuro",
+            "restore",
+            *map(str, inputs),
+            "--format",
+            "Mp4Hevc",
+            "--out",
+            str(tmp_path / "out"),
+            "--base-url",
+            running.base_url,
+            "--time-scale",
+            str(SCALE),
+            "--redis-url",
+            redis_server.url,
+        ]
+        env |= {"RECURO_API_KEY": running.api_key, "RECURO_API_SECRET": running.api_secret}
+        result = await anyio.run_process(command, env=env, check=False)
+        api = [e for e in running.emulator.log if e.action != "download"]
+        key = running.api_key
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(list((tmp_path / "out").glob("*.mp4"))) == 2
+    with redis.Redis(unix_socket_path=str(redis_server.socket)) as probe:
+        stamps = probe.zcard("{" + f"recuro:{key}" + "}:done")
+    # stamps older than one window (3 s) are gone; what is left are this batch's last requests
+    assert 0 < stamps <= len(api)
