@@ -128,8 +128,10 @@ class Gate:
             yield
             return
         crash.before(what)
-        yield
-        crash.after(what)
+        try:
+            yield
+        finally:  # an effect answered with an error has happened too
+            crash.after(what)
 
     def checkpoint(self, what: str) -> None:
         """A point inside a long effect (a download under way) that the crash sweep also visits."""

@@ -25,6 +25,7 @@ async with Runner(adapter, journal, config=RunnerConfig(out_dir=out), stager=ser
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from _clientkit._clock import Clock, SystemClock
 
+from ._budget import JournaledWindow
 from ._config import RunnerConfig
 from ._effects import CrashPoint, Gate
 from ._events import BatchDone, Event
@@ -56,12 +58,15 @@ __all__ = ["Runner", "RunnerConfig", "input_key"]
 log = logging.getLogger("orchestrator")
 
 _EVENT_BUFFER: Final = 1024
+_WINDOW: Final = "rate_window"  # the journal's copy of the limiter's live window
 
 
 class Runner(anyio.AsyncContextManagerMixin):
     """Runs a batch through a `ServiceAdapter`, journaled, inside one rate budget (see module docstring).
 
-    `crash_at` is a test hook (`CrashPoint`): it ends the process at the n-th effect, for the crash sweep.
+    `window` (the client's limiter, wrapped) keeps the rate window in the journal, so that a rerun right
+    after a kill never overruns the account's window (`_budget.py`). `crash_at` is a test hook
+    (`CrashPoint`): it ends the process at the n-th effect, for the crash sweep.
     """
 
     def __init__(
@@ -73,8 +78,10 @@ class Runner(anyio.AsyncContextManagerMixin):
         stager: Stager | None = None,
         clock: Clock | None = None,
         crash_at: CrashPoint | None = None,
+        window: JournaledWindow | None = None,
     ) -> None:
         self._adapter = adapter
+        self._window = window
         self._config = config
         self._clock: Clock = clock or SystemClock()
         lanes = Lanes.create(
@@ -203,6 +210,7 @@ class Runner(anyio.AsyncContextManagerMixin):
                 log.exception("batch stopped: %s", exc, exc_info=exc)
         finally:
             with anyio.CancelScope(shield=True):
+                await self._close_window()
                 counts = self._counts()
                 done = BatchDone(
                     done=counts[Stage.DONE],
@@ -221,6 +229,19 @@ class Runner(anyio.AsyncContextManagerMixin):
                 self._running = False
                 self._finished.set()
 
+    async def _open_window(self) -> None:
+        if self._window is not None:
+            self._window.restore(await self._gate.get_meta(_WINDOW))
+            self._window.bind(functools.partial(self._gate.set_meta, _WINDOW))
+
+    async def _close_window(self) -> None:
+        if self._window is not None and self._fatal is None:
+            try:
+                await self._window.save_final()
+            except JournalError as exc:
+                log.warning("could not save the rate window: %s", exc)
+            self._window.bind(None)
+
     def _counts(self) -> dict[Stage | None, int]:
         counts: dict[Stage | None, int] = {Stage.DONE: 0, Stage.FAILED: 0, Stage.PARKED: 0, None: 0}
         for item in self._items.values():
@@ -232,6 +253,7 @@ class Runner(anyio.AsyncContextManagerMixin):
 
     async def _batch(self, inputs: list[str]) -> None:
         machine = self._machine
+        await self._open_window()
         known, work = await prepare(
             inputs, gate=self._gate, machine=machine, adapter=self._adapter, clock=self._clock
         )

@@ -50,6 +50,7 @@ from orchestrator._adapters.mediacrush import (
     PushStager,
     read_manifest,
 )
+from orchestrator._effects import CrashPoint
 from orchestrator._events import (
     BatchDone,
     DownloadProgress,
@@ -618,7 +619,11 @@ async def _run_batch(
     async with (
         contextlib.aclosing(journal),
         Runner(
-            adapter, journal, config=_runner_config(options, out_dir), stager=PushStager()
+            adapter,
+            journal,
+            config=_runner_config(options, out_dir),
+            stager=PushStager(),
+            crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
         ) as runner,
         anyio.create_task_group() as tg,
     ):
