@@ -43,9 +43,11 @@ from ._service import (
     NotReadyError,
     OutcomeUnknownError,
     Phase,
+    Prechecker,
     RemoteMedia,
     RemoteStatus,
     ServiceAdapter,
+    Uploaded,
 )
 from ._stages import TERMINAL_STAGES, IllegalTransitionError, Item, Stage
 from ._staging import Stager, is_url
@@ -212,6 +214,8 @@ class ItemMachine:
             self._urls[item.key] = item.input
         elif item.key not in self._urls:
             await self._stage_local(item)
+        if await self._already_there(item):
+            return
         answered = False
         gate = self._gate
         async with gate.lanes.uploads:
@@ -221,7 +225,7 @@ class ItemMachine:
                         return  # admit nothing new; the checkpoint below ends the task
                     await gate.save(item, Stage.UPLOADING, stage_token=item.stage_token)
                     try:
-                        remote_id = await gate.call(
+                        result = await gate.call(
                             None,
                             self._adapter.upload,
                             self._urls[item.key],
@@ -240,15 +244,44 @@ class ItemMachine:
                         await gate.save(item, Stage.STAGED, outcome="not-sent")
                         raise
                     else:
-                        await self._uploaded(item, remote_id)
+                        await self._uploaded(item, result)
                         return
             if item.stage is Stage.UPLOADING:
                 await self._reconcile_uploads([item], settle=not answered)
         await anyio.lowlevel.checkpoint()
 
-    async def _uploaded(self, item: Item, remote_id: str, outcome: str | None = None) -> None:
-        await self._gate.save(item, Stage.UPLOADED, remote_id=remote_id, outcome=outcome)
-        self._watcher.bind(item, remote_id)
+    async def _already_there(self, item: Item) -> bool:
+        """Ask a content-addressed service whether it has the input already; if so, nothing is sent.
+
+        Before the item's first upload intent, media found there is someone else's (never deleted). After
+        one, it is what our own unanswered upload created (the first precheck found nothing): ours.
+        """
+        if not isinstance(self._adapter, Prechecker):
+            return False
+        remote_id = await self._gate.call(
+            Priority.UPLOAD, self._adapter.precheck, self._urls[item.key]
+        )
+        if remote_id is None:
+            return False
+        ours = any(i.kind == "upload" for i in await self._gate.intents(item.key))
+        log.info(
+            "already on the service: nothing to upload", extra={"item": item.key, "ours": ours}
+        )
+        await self._uploaded(item, Uploaded(remote_id, owned=ours))
+        return True
+
+    async def _uploaded(
+        self, item: Item, result: str | Uploaded, outcome: str | None = None
+    ) -> None:
+        upload = result if isinstance(result, Uploaded) else Uploaded(result)
+        await self._gate.save(
+            item,
+            Stage.UPLOADED,
+            remote_id=upload.remote_id,
+            remote_shared=not upload.owned,
+            outcome=outcome,
+        )
+        self._watcher.bind(item, upload.remote_id)
 
     async def _step_uploading(self, item: Item) -> None:
         # only reached for an intent left open; live ones are reconciled in _step_staged
@@ -344,6 +377,7 @@ class ItemMachine:
             Stage.STAGED,
             trash=None if keep else "ingest lost to our crash",
             remote_id=None,
+            remote_shared=False,
             stage_token=None,  # a new URL: the old one's fetches are not evidence for the new upload
             fetches=0,
             attempts=item.attempts + 1,
@@ -518,6 +552,7 @@ class ItemMachine:
             stage_token=None,  # a new URL, so the old one's fetches are not evidence for the new upload
             remote_id=None,
             remote_deleted=False,
+            remote_shared=False,
             restored_url=None,
             bytes_on_disk=0,
             output_size=None,

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS items (
     stage_token TEXT,
     remote_id TEXT,
     remote_deleted INTEGER NOT NULL DEFAULT 0,
+    remote_shared INTEGER NOT NULL DEFAULT 0,
     restored_url TEXT,
     bytes_on_disk INTEGER NOT NULL DEFAULT 0,
     output_size INTEGER,
@@ -101,6 +102,7 @@ _COLUMNS: Final = (
     "stage_token",
     "remote_id",
     "remote_deleted",
+    "remote_shared",
     "restored_url",
     "bytes_on_disk",
     "output_size",
@@ -148,7 +150,10 @@ class StaleItemError(Exception):
 
 # The row may change only while the item is live: done, parked, and failed-with-nothing-left-to-delete
 # rows are final (SPEC 10, "terminal is terminal"); only `reopen=True` (a rerun requeueing it) may move them.
-_LIVE_ROW: Final = "NOT (stage IN ('done', 'parked') OR (stage = 'failed' AND (remote_id IS NULL OR remote_deleted = 1)))"
+_LIVE_ROW: Final = (
+    "NOT (stage IN ('done', 'parked') OR (stage = 'failed' AND "
+    "(remote_id IS NULL OR remote_deleted = 1 OR remote_shared = 1)))"
+)
 
 
 @attrs.frozen
@@ -167,7 +172,7 @@ class Intent:
 def _column(name: str, value: Any) -> Any:
     if name == "stage":
         return Stage(value).value
-    if name == "remote_deleted":
+    if name in ("remote_deleted", "remote_shared"):
         return int(bool(value))
     if name == "timings":
         return json.dumps(value, sort_keys=True)
@@ -190,6 +195,7 @@ def _item_from_row(row: sqlite3.Row) -> Item:
         stage_token=row["stage_token"],
         remote_id=row["remote_id"],
         remote_deleted=bool(row["remote_deleted"]),
+        remote_shared=bool(row["remote_shared"]),
         restored_url=row["restored_url"],
         bytes_on_disk=row["bytes_on_disk"],
         output_size=row["output_size"],
@@ -298,6 +304,7 @@ class Journal:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             _check_or_write_spec(conn, self._path, self._spec)
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -571,6 +578,13 @@ def _holder(path: Path) -> str:
     except sqlite3.Error:
         row = None
     return str(json.loads(row[0])) if row is not None else "a process that is starting"
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a journal written by an earlier release up to this schema (columns added since)."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(items)")}
+    if "remote_shared" not in columns:
+        conn.execute("ALTER TABLE items ADD COLUMN remote_shared INTEGER NOT NULL DEFAULT 0")
 
 
 def _check_or_write_spec(conn: sqlite3.Connection, path: Path, spec: JobSpec) -> None:
