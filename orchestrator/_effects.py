@@ -63,15 +63,16 @@ class CrashPoint:
         text = os.environ.get(CRASH_ENV)
         return cls.parse(text) if text else None
 
-    def before(self, what: str) -> None:
-        """An effect is about to happen."""
+    def before(self, what: str) -> int:
+        """An effect is about to happen; its number (effects may nest: a call saves the rate window)."""
         self.seen += 1
         if self.when == "before" and self.seen == self.n:
             self._exit(what)
+        return self.seen
 
-    def after(self, what: str) -> None:
-        """The effect that `before` announced has happened."""
-        if self.when == "after" and self.seen == self.n:
+    def after(self, number: int, what: str) -> None:
+        """Effect `number` (from `before`) has happened."""
+        if self.when == "after" and number == self.n:
             self._exit(what)
 
     def _exit(self, what: str) -> None:
@@ -127,11 +128,11 @@ class Gate:
         if crash is None:
             yield
             return
-        crash.before(what)
+        number = crash.before(what)
         try:
             yield
         finally:  # an effect answered with an error has happened too
-            crash.after(what)
+            crash.after(number, what)
 
     def checkpoint(self, what: str) -> None:
         """A point inside a long effect (a download under way) that the crash sweep also visits."""
