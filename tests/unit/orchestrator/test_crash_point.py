@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from orchestrator._effects import CrashPoint
+from orchestrator._effects import CRASH_EXIT, CrashPoint
 
 
-def test_after_fires_for_the_effects_own_number_even_when_another_nested_inside():
+def test_after_fires_for_the_effects_own_number_even_when_another_nested_inside(monkeypatch):
     """`after:1` ends the process after effect 1, although effect 2 began and ended inside it."""
-    exits: list[str] = []
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
     point = CrashPoint.parse("after:1")
-    point._exit = exits.append  # type: ignore[method-assign]
     outer = point.before("call")
     inner = point.before("save window")
     point.after(inner, "save window")
     assert exits == []
     point.after(outer, "call")
-    assert exits == ["call"]
+    assert exits == [CRASH_EXIT]
 
 
 @pytest.mark.parametrize("text", ["before", "before:0", "after:x", "during:3", "before:-1"])
