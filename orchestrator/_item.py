@@ -47,6 +47,7 @@ from ._service import (
     RemoteMedia,
     RemoteStatus,
     ServiceAdapter,
+    StartRefusedError,
     Uploaded,
 )
 from ._stages import TERMINAL_STAGES, IllegalTransitionError, Item, Stage
@@ -64,6 +65,8 @@ log = logging.getLogger("orchestrator")
 
 # an ingest failure blamed on our own crash is retried this many times at most (attempts so far)
 _CRASH_RETRIES: Final = 3
+# a StartJob refused while the media is ready fails its item on this refusal (a real refusal of the job)
+_START_REFUSALS: Final = 3
 
 
 class ItemMachine:
@@ -90,6 +93,8 @@ class ItemMachine:
         self._urls: dict[str, str] = {}
         self._adopted: set[str] = set()
         self._tokens: dict[str, str] = {}
+        self._not_ready_codes: set[str] = set()  # learned: refusal codes that meant "not ready"
+        self._refusals: dict[str, int] = {}  # refused starts of ready media, per item
         self._started = time.time()  # wall clock: intents older than this are an earlier process's
 
     # ------------------------------------------------------------------ policy
@@ -408,6 +413,7 @@ class ItemMachine:
         assert remote_id is not None  # noqa: S101 - READY/UPLOADED items have media
         before = item.stage
         answered = False
+        refused: StartRefusedError | None = None
         gate = self._gate
         async with gate.lanes.calls.hold(Priority.FINISH):
             with gate.on_the_wire():
@@ -421,6 +427,12 @@ class ItemMachine:
                 except NotReadyError:  # not ready (yet, or after all): wait for the media again
                     await gate.save(item, Stage.UPLOADED, outcome="not-ready")
                     return
+                except StartRefusedError as exc:
+                    if exc.code in self._not_ready_codes and before is Stage.UPLOADED:
+                        # a code this service used before for "not ready", as its state showed
+                        await gate.save(item, Stage.UPLOADED, outcome="not-ready")
+                        return
+                    refused = exc  # judged below from the media's state
                 except OutcomeUnknownError as exc:
                     log.warning(
                         "StartJob outcome unknown; reconciling",
@@ -438,19 +450,34 @@ class ItemMachine:
                     await gate.save(item, Stage.RUNNING, outcome="started")
                     return
         if item.stage is Stage.STARTING:
-            await self._reconcile_start(item, settle=not answered)
+            settle = not answered and refused is None  # a refusal is an answer: read the state now
+            await self._reconcile_start(item, settle=settle, refused=refused, before=before)
         await anyio.lowlevel.checkpoint()
 
     async def _step_starting(self, item: Item) -> None:
         """A StartJob intent left open by an earlier run."""
         await self._reconcile_start(item, settle=True)
 
-    async def _reconcile_start(self, item: Item, *, settle: bool) -> None:
+    async def _reconcile_start(
+        self,
+        item: Item,
+        *,
+        settle: bool,
+        refused: StartRefusedError | None = None,
+        before: Stage = Stage.READY,
+    ) -> None:
+        """An unanswered (or refused) StartJob: one GetProgress decides what happened.
+
+        A refusal of a start on failed media closes the intent first (no job was started), so that the
+        failure is judged where the media is waited for (an ingest lost to our own crash is retried).
+        """
         resolution, status = await self._reconciler.start(item, settle=settle)
         log.info(
             "StartJob reconciled",
             extra={"item": item.key, "verdict": resolution.verdict.value, "why": resolution.reason},
         )
+        if refused is not None and resolution.verdict is Verdict.NOT_SENT:
+            self._judge_refusal(item, refused, status)
         if resolution.verdict is Verdict.STARTED:
             if status.phase is Phase.RESTORED:
                 await self._gate.save(
@@ -462,9 +489,21 @@ class ItemMachine:
             back = Stage.UPLOADED if status.phase is Phase.PROCESSING else Stage.READY
             await self._gate.save(item, back, outcome="not-sent")
         elif resolution.verdict is Verdict.FAILED:
+            if refused is not None and status.phase is Phase.FAILED:
+                await self._gate.save(item, before, outcome="refused")
             _raise_for(status)
         else:
             await self._park(item, "StartOutcomeUnknown", resolution.reason)
+
+    def _judge_refusal(self, item: Item, refused: StartRefusedError, status: RemoteStatus) -> None:
+        """A refused start on media with no job: not ready yet (learn the code), or a real refusal."""
+        if status.phase is Phase.PROCESSING:
+            self._not_ready_codes.add(refused.code)
+            return
+        count = self._refusals.get(item.key, 0) + 1
+        self._refusals[item.key] = count
+        if count >= _START_REFUSALS:
+            raise ItemError(refused.code, refused.message)
 
     async def _step_running(self, item: Item) -> None:
         status = await self._watcher.wait_for(item, Phase.RUNNING)

@@ -34,6 +34,7 @@ __all__ = [
     "RemoteMedia",
     "RemoteStatus",
     "ServiceAdapter",
+    "StartRefusedError",
     "Uploaded",
 ]
 
@@ -49,6 +50,20 @@ class ItemError(Exception):
 
 class NotReadyError(Exception):
     """The service refused a start because the media is not ready yet; the call had no effect."""
+
+
+class StartRefusedError(Exception):
+    """The service refused a start with an error code the adapter cannot read (the API document names none).
+
+    The engine decides what it meant from the media's state, never from the code: still processing (not
+    ready: wait), a job on it (ours, started by an earlier try), failed, or ready (a real refusal of the job,
+    which fails the item after a few tries).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class OutcomeUnknownError(Exception):
