@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -49,6 +50,11 @@ from ._source import ProgressCallback, UploadSource, open_source
 __all__ = ["DownloadProgress", "MediaCrushClient"]
 
 log = logging.getLogger(LOGGER_NAME)
+
+CALL_DEADLINE_FACTOR: Final = 2.0
+"""The default call deadline is this many times the read timeout."""
+UPLOAD_DEADLINE_RATE: Final = 32 * 1024
+"""An upload's call deadline grows by one second per this many bytes of its body."""
 
 DownloadProgress = Callable[[int, int | None], object]
 """`progress(done_bytes, total_bytes_or_None)` for downloads."""
@@ -108,6 +114,12 @@ class MediaCrushClient(HTTPClientLifecycle):
 
     `cors_status=True` sends `X-CORS-Status: 1`; the server then answers 200 with the real status in the
     body's `x-status`, and this client gives the same results and exceptions as without it.
+
+    Timeouts: `timeout` bounds each network operation; `call_deadline` bounds each attempt of a call as a
+    whole (connect, send, the whole response body), so a body trickled byte by byte cannot hold a
+    call: default twice the read timeout (120 s). An upload's deadline grows by one second per
+    `UPLOAD_DEADLINE_RATE` bytes of its body (32 KiB/s). A deadline hit is a `TransportError` with
+    `request_sent=True`.
     """
 
     def __init__(
@@ -120,8 +132,15 @@ class MediaCrushClient(HTTPClientLifecycle):
         max_retries: int = 4,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
+        call_deadline: float | None = None,
     ) -> None:
         self._base_url = _validate.base_url(base_url)
+        if call_deadline is None:
+            read = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+            read = read if read is not None else DEFAULT_TIMEOUT.read
+            self._call_deadline = CALL_DEADLINE_FACTOR * (read or 60.0)
+        else:
+            self._call_deadline = _validate.poll_interval(call_deadline, "call_deadline")
         if not isinstance(cors_status, bool):
             raise InvalidArgumentError("cors_status", f"must be True or False, got {cors_status!r}")
         if byte_budget is not None and not isinstance(byte_budget, ByteBudget):
@@ -167,6 +186,7 @@ class MediaCrushClient(HTTPClientLifecycle):
         content: Callable[[], AsyncIterator[bytes]] | None = None,
         budget: _BudgetSlot | None = None,
         attempts: list[int] | None = None,
+        body_size: int = 0,
     ) -> ResponseParts:
         """Send one call with retries; transport failures become `TransportError`."""
         self._check_open()
@@ -194,6 +214,7 @@ class MediaCrushClient(HTTPClientLifecycle):
                 limiter=budget,
                 refusal_pause=self._budget.period,
                 clock=self._clock,
+                deadline=self._call_deadline + body_size / UPLOAD_DEADLINE_RATE,
                 log=log,
                 action=wire.route,
             )
@@ -268,7 +289,11 @@ class MediaCrushClient(HTTPClientLifecycle):
             yield tail
 
         parts = await self._send(
-            wire, safe=True, content=body, budget=_BudgetSlot(self._budget, source.size)
+            wire,
+            safe=True,
+            content=body,
+            budget=_BudgetSlot(self._budget, source.size),
+            body_size=source.size,
         )
         return self._parse_upload(parts, "upload_file", local_hash)
 

@@ -33,6 +33,7 @@ from _clientkit._transport import send
 
 from . import _protocol, _validate
 from ._constants import (
+    CALL_DEADLINE_FACTOR,
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -77,6 +78,12 @@ class RecuroClient(HTTPClientLifecycle):
     Use it as an async context manager (or call `aclose()`). All calls share one limiter that keeps
     every sliding window of `rate_limit.period` seconds at or below `rate_limit.max_requests` requests,
     retries included; pass `limiter=` to share one account's budget between clients.
+
+    Timeouts: `timeout` bounds each network operation (connect at most 10 s, each read, each write);
+    `call_deadline` bounds each attempt of an API call as a whole (connect, send and the whole
+    response body), so a server trickling a body byte by byte cannot hold a call: default twice
+    `timeout` (60 s). A deadline hit is a `TransportError` with `request_sent=True`, retried only
+    for safe calls. Downloads are bounded by `DownloadOptions.deadline` instead (off by default).
     """
 
     def __init__(
@@ -93,9 +100,15 @@ class RecuroClient(HTTPClientLifecycle):
         clock: Clock | None = None,
         download_options: DownloadOptions | None = None,
         count_downloads: bool = False,
+        call_deadline: float | None = None,
     ) -> None:
         key, secret = _validate.credentials(api_key, api_secret)
         timeout = _validate.positive_seconds(timeout, "timeout")
+        self._call_deadline = (
+            CALL_DEADLINE_FACTOR * timeout
+            if call_deadline is None
+            else _validate.positive_seconds(call_deadline, "call_deadline")
+        )
         self._credentials = Credentials(key, Secret(secret))
         self._base_url = _validate.base_url(base_url)
         self._clock: Clock = clock or SystemClock()
@@ -151,6 +164,7 @@ class RecuroClient(HTTPClientLifecycle):
                 limiter=self._limiter,
                 refusal_pause=self._rate_limit.period if self._rate_limit else 60.0,
                 clock=self._clock,
+                deadline=self._call_deadline,
                 log=log,
                 action=action.value,
             )
