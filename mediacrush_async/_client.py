@@ -21,6 +21,8 @@ from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import download_file
 from _clientkit._failures import (
     ClientkitFailure,
+    DestinationExistsFailure,
+    DiskFullFailure,
     DownloadFailure,
     HTTPStatusFailure,
     TransportFailure,
@@ -34,6 +36,8 @@ from . import _protocol, _validate
 from ._budget import UploadBudget
 from ._constants import DEFAULT_BASE_URL, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, LOGGER_NAME
 from ._errors import (
+    DestinationExistsError,
+    DiskFullError,
     DownloadError,
     InvalidArgumentError,
     NotFoundError,
@@ -489,20 +493,37 @@ class MediaCrushClient(HTTPClientLifecycle):
         *,
         resume: bool = True,
         progress: DownloadProgress | None = None,
+        overwrite: bool = False,
     ) -> Path:
-        """Download a stored file (a `FileEntry` or a URL) into `dest` (a directory or a file path).
+        """Download a stored file (a `FileEntry` or a URL) into `dest`; returns the final path.
 
-        Resumable (`.part` file, Range/If-Range) and verified; returns the final path. A `FileEntry`
-        without a `url` is fetched from this server by its `file` path. Downloads are not API calls:
-        no budget applies. An HTTP error status raises the class of that status (a derived file that is
-        listed but not made yet: `NotFoundError`); an integrity failure raises `DownloadError`.
+        `dest` is a directory (the file is named by the server) when it names an existing directory or
+        ends with a path separator (`"out/"`, created if missing); otherwise it is the file path. An
+        existing file is never replaced: `DestinationExistsError`, unless `overwrite=True`.
+        Resumable (`.part` file, Range/If-Range) and verified. A `FileEntry` without a `url` is
+        fetched from this server by its `file` path. Downloads are not API calls: no budget applies.
+        An HTTP error status raises the class of that status (a derived file that is listed but not
+        made yet: `NotFoundError`); an integrity failure raises `DownloadError`, a full disk
+        `DiskFullError` (the `.part` kept for a resume).
         """
         self._check_open()
         url = self._download_url(file_entry_or_url)
+        if not isinstance(overwrite, bool):
+            raise InvalidArgumentError("overwrite", f"must be True or False, got {overwrite!r}")
         try:
             path = await download_file(
-                self._http, url, dest, resume=resume, progress=progress, clock=self._clock
+                self._http,
+                url,
+                dest,
+                resume=resume,
+                progress=progress,
+                clock=self._clock,
+                overwrite=overwrite,
             )
+        except DiskFullFailure as exc:
+            raise DiskFullError(exc.reason, path=exc.path, needed_bytes=exc.needed_bytes) from exc
+        except DestinationExistsFailure as exc:
+            raise DestinationExistsError(exc.reason, path=exc.path) from exc
         except HTTPStatusFailure as exc:
             # A listed file may not exist yet (entries appear before processing makes them): 404.
             reply = _protocol.Reply(exc.status_code, None, exc.body_excerpt)
