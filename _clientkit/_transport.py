@@ -7,7 +7,6 @@ so this module knows HTTP and timing but nothing about either API's wire format.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
@@ -66,9 +65,12 @@ def map_httpx_errors(deadline: float | None = None) -> Iterator[None]:
     timeouts bound each read, so a body trickling one byte per second never trips them. A deadline hit
     is a `TransportFailure` with `request_sent=True` (the request may have reached the server).
     """
-    with anyio.move_on_after(math.inf if deadline is None else deadline) as scope:
+    if deadline is None:
         with _mapped():
             yield
+        return
+    with anyio.move_on_after(deadline) as scope, _mapped():
+        yield
     if scope.cancelled_caught:
         raise TransportFailure(
             f"no complete response within the call deadline of {deadline:g} s", request_sent=True
