@@ -261,7 +261,7 @@ class EmulatorApp:
         origin = request.origin(emu.config.public_url)
         if action == "ListMedia":
             listing = [
-                {"file_id": m.file_id, "restored_file_url": _restored_or_empty(m, now, origin)}
+                {"file_id": m.file_id, "restored_file_url": _restored_or_empty(emu, m, now, origin)}
                 for m in emu.owned_media(owner)
             ]
             return action, None, listing
@@ -297,7 +297,7 @@ class EmulatorApp:
             snap = emu.lookup(owner, file_id).snapshot(now)
             progress: dict[str, Any] = {"state": snap.state, "progress": snap.progress}
             if snap.guid is not None:
-                progress["restored_file_url"] = _restored_url(origin, snap.guid)
+                progress["restored_file_url"] = emu.restored_url(origin, snap.guid)
             return action, file_id, progress
         # DeleteMedia
         try:
@@ -336,6 +336,7 @@ class EmulatorApp:
         guids = [v for k, vs in query.items() if k.lower() == "guid" for v in vs]
         if not guids or not guids[0]:
             raise ApiError("GuidMissing", "You need to specify a 'guid' in the download URL.")
+        emu.check_restored_signature(guids[0], _first(query, "expires"), _first(query, "sig"))
         media = emu.media_by_guid(guids[0])
         if media is not None and media.owner == owner:
             job = media.job
@@ -561,13 +562,14 @@ def _camel(key: str) -> str:
 _JSON: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
 
 
-def _restored_url(origin: str, guid: str) -> str:
-    return f"{origin.rstrip('/')}/download.php?guid={guid}"
+def _first(query: Mapping[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
 
 
-def _restored_or_empty(media: Media, now: float, origin: str) -> str:
+def _restored_or_empty(emu: RecuroEmulator, media: Media, now: float, origin: str) -> str:
     guid = media.restored_guid(now)
-    return "" if guid is None else _restored_url(origin, guid)
+    return "" if guid is None else emu.restored_url(origin, guid)
 
 
 def _encode(value: Any, *, quirks: bool) -> bytes:
