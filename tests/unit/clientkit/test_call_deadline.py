@@ -53,7 +53,7 @@ class Trickler:
 async def trickling() -> AsyncIterator[tuple[str, Trickler]]:
     server = Trickler()
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = listener.extra(SocketAttribute.local_port)
+    port = listener.extra(SocketAttribute.local_port)  # noqa: S610 (anyio, not Django)
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, server.handle)
         try:
@@ -83,8 +83,9 @@ async def test_send_ends_a_trickled_body_at_the_deadline():
 
 async def test_recuro_call_with_timeout_3_and_no_retries_stops_at_its_deadline():
     """The issue's case: `timeout=3, max_retries=0`, 1 byte per 0.2 s: TransportError at the deadline."""
-    async with trickling() as (base, server):
-        async with RecuroClient(
+    async with (
+        trickling() as (base, server),
+        RecuroClient(
             "key",
             "secret",
             base_url=f"{base}/api/1.0/",
@@ -92,11 +93,12 @@ async def test_recuro_call_with_timeout_3_and_no_retries_stops_at_its_deadline()
             max_retries=0,
             rate_limit=None,
             call_deadline=1.0,
-        ) as client:
-            began = time.monotonic()
-            with anyio.fail_after(15), pytest.raises(TransportError) as caught:
-                await client.list_filters()
-            elapsed = time.monotonic() - began
+        ) as client,
+    ):
+        began = time.monotonic()
+        with anyio.fail_after(15), pytest.raises(TransportError) as caught:
+            await client.list_filters()
+        elapsed = time.monotonic() - began
     assert caught.value.request_sent is True
     assert "deadline" in str(caught.value)
     assert elapsed < 5
@@ -105,39 +107,50 @@ async def test_recuro_call_with_timeout_3_and_no_retries_stops_at_its_deadline()
 
 async def test_recuro_default_deadline_is_twice_the_timeout():
     """Without `call_deadline`, `timeout=0.5` gives a 1 s deadline on the whole call."""
-    async with trickling() as (base, _server):
-        async with RecuroClient(
-            "key", "secret", base_url=f"{base}/api/1.0/", timeout=0.5, max_retries=0, rate_limit=None
-        ) as client:
-            began = time.monotonic()
-            with anyio.fail_after(15), pytest.raises(TransportError, match="deadline"):
-                await client.get_progress("abc")
+    async with (
+        trickling() as (base, _server),
+        RecuroClient(
+            "key",
+            "secret",
+            base_url=f"{base}/api/1.0/",
+            timeout=0.5,
+            max_retries=0,
+            rate_limit=None,
+        ) as client,
+    ):
+        began = time.monotonic()
+        with anyio.fail_after(15), pytest.raises(TransportError, match="deadline"):
+            await client.get_progress("abc")
     assert time.monotonic() - began < 5
 
 
 async def test_recuro_safe_call_is_retried_after_a_deadline_hit():
     """A safe call (ListFilters) is retried after a deadline like any transport failure."""
-    async with trickling() as (base, server):
-        async with RecuroClient(
+    async with (
+        trickling() as (base, server),
+        RecuroClient(
             "key",
             "secret",
             base_url=f"{base}/api/1.0/",
             max_retries=1,
             rate_limit=None,
             call_deadline=0.3,
-        ) as client:
-            with anyio.fail_after(15), pytest.raises(TransportError):
-                await client.list_filters()
+        ) as client,
+    ):
+        with anyio.fail_after(15), pytest.raises(TransportError):
+            await client.list_filters()
     assert server.requests == 2
 
 
 async def test_mediacrush_call_stops_at_its_deadline():
     """MediaCrush calls have the same deadline (here given explicitly)."""
-    async with trickling() as (base, _server):
-        async with MediaCrushClient(base, max_retries=0, call_deadline=1.0) as client:
-            began = time.monotonic()
-            with anyio.fail_after(15), pytest.raises(MCTransportError, match="deadline") as caught:
-                await client.exists("abcdefghijkl")
+    async with (
+        trickling() as (base, _server),
+        MediaCrushClient(base, max_retries=0, call_deadline=1.0) as client,
+    ):
+        began = time.monotonic()
+        with anyio.fail_after(15), pytest.raises(MCTransportError, match="deadline") as caught:
+            await client.exists("abcdefghijkl")
     assert caught.value.request_sent is True
     assert time.monotonic() - began < 5
 

@@ -98,7 +98,9 @@ async def test_a_slow_reader_of_a_long_response_is_not_cut(tmp_path):
         stream = await connect(server.url)
         async with stream:
             path = urlsplit(staged.url).path
-            await stream.send(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            await stream.send(
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
             first = await stream.receive()
             await anyio.sleep(SHORT * 3)  # a slow reader: longer than the read deadline
             with anyio.fail_after(10):

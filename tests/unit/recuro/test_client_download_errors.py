@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+from pathlib import Path
 
 import anyio
 import pytest
@@ -55,7 +56,7 @@ async def test_recuro_expired_link_is_typed_kept_and_resumed_from_a_reissued_url
         assert isinstance(error, recuro_async.RecuroHTTPError)
         assert error.status_code == 403
         assert error.part_path is not None
-        assert os.path.getsize(error.part_path) == 250_000
+        assert (tmp_path / "restored" / Path(error.part_path).name).stat().st_size == 250_000
         assert len(server.requests) == 2
         new = f"{base}/download.php?guid=g&expires=2&sig=b"
         path = await client.download(new, dest, reissue_of=old)
@@ -100,6 +101,7 @@ async def test_existing_file_is_never_replaced_silently(tmp_path, package):
 @pytest.mark.parametrize("package", [recuro_async, mediacrush_async])
 async def test_full_disk_is_a_typed_error_with_the_part_kept(tmp_path, package, monkeypatch):
     """ENOSPC while writing is DiskFullError (an OSError, errno ENOSPC) naming the path and the need."""
+
     def fill_up(_fd: int, _buffers: list[bytes], _offset: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
