@@ -54,7 +54,8 @@ TRANSITIONS: Final[dict[Stage, frozenset[Stage]]] = {
     # the answer to UploadMedia; or reconciliation: never arrived (STAGED), ambiguous (PARKED)
     _S.UPLOADING: frozenset({_S.UPLOADED, _S.STAGED, _S.FAILED, _S.PARKED}),
     # STARTING straight from UPLOADED: a StartJob tried when the media is *predicted* ready
-    _S.UPLOADED: frozenset({_S.READY, _S.STARTING, _S.RESTORED, _S.FAILED}),
+    # STAGED: the ingest failed because our own crash cut the service's fetch: upload again
+    _S.UPLOADED: frozenset({_S.READY, _S.STARTING, _S.RESTORED, _S.STAGED, _S.FAILED}),
     _S.READY: frozenset({_S.STARTING, _S.FAILED}),
     # the answer to StartJob; "not ready yet" (UPLOADED); or reconciliation: not started (READY or
     # UPLOADED), ambiguous (PARKED)

@@ -357,7 +357,14 @@ async def run_restore(
         return EXIT_USAGE
     interrupted = False
     fatal: str | None = None
-    async with setup.client, Journal(setup.journal, setup.spec) as journal:
+    journal = Journal(setup.journal, setup.spec)
+    try:
+        await journal.open()  # the run's lock first: a second run on this journal stops here
+    except JournalError as exc:
+        await setup.client.aclose()
+        stderr_line(f"error: {exc}")
+        return EXIT_USAGE
+    async with setup.client, contextlib.aclosing(journal):
         async with contextlib.AsyncExitStack() as stack:
             server: LocalFileServer | None = None
             if setup.needs_server:
