@@ -14,6 +14,7 @@ limit, maybe inject a 500, maybe delay, then parse and dispatch; a response may 
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import hmac
 import json
@@ -414,6 +415,7 @@ class EmulatorApp:
                 length=length if cut is None else cut,
                 bandwidth=emu.config.bandwidth,
                 complete=cut is None,
+                on_sent=functools.partial(emu.count_restored_bytes, media.file_id),
             )
             tg.cancel_scope.cancel()
         if cut is not None:
@@ -640,9 +642,19 @@ def _drop(on_socket: bool) -> None:
 
 
 async def _stream(
-    send: Send, blob: Blob, *, start: int, length: int, bandwidth: float | None, complete: bool
+    send: Send,
+    blob: Blob,
+    *,
+    start: int,
+    length: int,
+    bandwidth: float | None,
+    complete: bool,
+    on_sent: Callable[[int], object] | None = None,
 ) -> None:
-    """Send `length` bytes of `blob` from `start`, paced to `bandwidth` bytes/s; end the body if `complete`."""
+    """Send `length` bytes of `blob` from `start`, paced to `bandwidth` bytes/s; end the body if `complete`.
+
+    `on_sent(n)` is called after each chunk of `n` bytes is handed to the server.
+    """
     chunk = _SEND_CHUNK if bandwidth is None else max(1, min(_SEND_CHUNK, int(bandwidth / 20)))
     began = anyio.current_time()
     sent = 0
@@ -664,6 +676,8 @@ async def _stream(
             sent += len(data)
             last = complete and sent >= length
             await send({"type": "http.response.body", "body": data, "more_body": not last})
+            if on_sent is not None:
+                on_sent(len(data))
         if complete and length == 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:

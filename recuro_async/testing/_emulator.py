@@ -114,6 +114,7 @@ class RecuroEmulator:
         self._next_id = 100000 + ids.randrange(800000)
         self._guid_rng = ids
         self._url_key = hashlib.sha256(f"recuro-emulator:{cfg.seed}:urls".encode()).digest()
+        self._restored_sent: dict[str, int] = {}
         self._app = EmulatorApp(self)
         self._state = "new"
         self._stack: contextlib.AsyncExitStack | None = None
@@ -329,6 +330,18 @@ class RecuroEmulator:
     def owned_media(self, owner: str) -> list[Media]:
         """The caller's media, oldest first."""
         return list(self._by_owner.get(owner, {}).values())
+
+    def count_restored_bytes(self, file_id: str, size: int) -> None:
+        """Add `size` body bytes of a restored-file download of `file_id` (see `restored_bytes_sent`)."""
+        self._restored_sent[file_id] = self._restored_sent.get(file_id, 0) + size
+
+    def restored_bytes_sent(self, file_id: str) -> int:
+        """Body bytes of `file_id`'s restored files handed to the HTTP server so far, all downloads.
+
+        An upper bound of what reached the client (a client that goes away loses what was buffered):
+        what a test needs to show that a resumed download did not fetch the file again.
+        """
+        return self._restored_sent.get(file_id, 0)
 
     def restored_url(self, origin: str, guid: str) -> str:
         """The download URL of a restored file, signed with an expiry when `restored_url_ttl` is set."""

@@ -184,8 +184,11 @@ async def test_client_resumes_an_expired_download_from_the_fresh_link(tmp_path):
             log = [e for e in r.running.emulator.log if e.action == "download"]
             assert len(log) == downloads_before + 1  # the stale link was asked once, not six times
             new = await r.fresh_url()
+            served_before = r.running.emulator.restored_bytes_sent(r.file_id)
             path = await client.download(new, tmp_path, reissue_of=old)
+            served_again = r.running.emulator.restored_bytes_sent(r.file_id) - served_before
         assert path.read_bytes() == body
+        assert served_again == len(body) - kept  # server-counted: no byte on disk fetched twice
         last = [e for e in r.running.emulator.log if e.action == "download"][-1]
         assert last.status == 206
         assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
