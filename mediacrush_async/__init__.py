@@ -17,6 +17,8 @@ from ._client import DownloadProgress, MediaCrushClient
 from ._enums import ProcessingStatus
 from ._errors import (
     ConfigurationError,
+    DestinationExistsError,
+    DiskFullError,
     DownloadError,
     InvalidArgumentError,
     InvalidURLError,
@@ -49,7 +51,9 @@ __all__ = [
     "Album",
     "ByteBudget",
     "ConfigurationError",
+    "DestinationExistsError",
     "Dimensions",
+    "DiskFullError",
     "DownloadError",
     "DownloadProgress",
     "File",

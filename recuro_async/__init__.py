@@ -13,7 +13,10 @@ from ._client import RecuroClient
 from ._enums import Filter, OutputFormat, State
 from ._errors import (
     ConfigurationError,
+    DestinationExistsError,
+    DiskFullError,
     DownloadError,
+    DownloadLinkExpiredError,
     InvalidArgumentError,
     MediaNotFoundError,
     RateLimitedError,
@@ -29,7 +32,10 @@ from ._models import FilterInfo, Media, OutputFormatInfo, Progress, RateLimit
 
 __all__ = [
     "ConfigurationError",
+    "DestinationExistsError",
+    "DiskFullError",
     "DownloadError",
+    "DownloadLinkExpiredError",
     "Filter",
     "FilterInfo",
     "InvalidArgumentError",

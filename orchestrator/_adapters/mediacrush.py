@@ -408,7 +408,11 @@ class MediaCrushAdapter:
                 progress(base + done, None)
 
         try:
-            path = await self._client.download(entry, directory / name, progress=report)
+            # The item's own output directory: the engine owns what is in it (two inputs with the same
+            # bytes share one upload and fetch the same derived files), so replacing is intended.
+            path = await self._client.download(
+                entry, directory / name, progress=report, overwrite=True
+            )
         except NotFoundError as exc:
             if original:
                 raise ItemError("MissingOriginal", f"{name}: {exc}") from exc

@@ -229,8 +229,14 @@ class RecuroAdapter:
         return [RemoteMedia(m.file_id, m.restored_file_url) for m in media]
 
     async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
-        """The restored file to exactly `dest`, resuming a `.part` left by an earlier run."""
-        return await self._client.download(url, dest, resume=True, progress=progress)
+        """The restored file to exactly `dest`, resuming a `.part` left by an earlier run.
+
+        `dest` is the output path the engine reserved for this item (journaled), so a file already
+        there is this item's own (a crash after the rename, before the journal said so): replaced.
+        """
+        return await self._client.download(
+            url, dest, resume=True, progress=progress, overwrite=True
+        )
 
     async def delete(self, remote_id: str) -> None:
         """DeleteMedia; an id the service no longer knows is already deleted."""

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ._common import EXIT_OK, add_connection_arguments, client_from_args, run_async
+from recuro_async import DestinationExistsError
+
+from ._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_connection_arguments,
+    client_from_args,
+    fail,
+    run_async,
+)
 from ._shared import print_rows
 
 __all__ = ["add_client_commands"]
@@ -74,6 +82,13 @@ def _rm(args: argparse.Namespace) -> int:
 
 def _download(args: argparse.Namespace) -> int:
     async def main() -> int:
+        try:
+            return await fetch()
+        except DestinationExistsError as exc:
+            fail(f"{exc.path} exists; pass --overwrite to replace it")
+            return EXIT_FAILED
+
+    async def fetch() -> int:
         async with client_from_args(args) as client:
             if sys.stderr.isatty():
                 from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
@@ -86,9 +101,10 @@ def _download(args: argparse.Namespace) -> int:
                         args.url,
                         args.out,
                         progress=lambda done, total: bar.update(task, completed=done, total=total),
+                        overwrite=args.overwrite,
                     )
             else:
-                path = await client.download(args.url, args.out)
+                path = await client.download(args.url, args.out, overwrite=args.overwrite)
         print(path)
         return EXIT_OK
 
@@ -119,7 +135,13 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     parser = sub.add_parser("download", help="download a restored file (resumable)")
     parser.add_argument("url")
     parser.add_argument(
-        "--out", type=Path, default=Path(), help="directory or file path (default: .)"
+        "--out",
+        default=".",
+        help="directory or file path (default: .); a path ending with / is a directory, created "
+        "if missing (--out restored/)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the file if it exists (default: refuse)"
     )
     add_connection_arguments(parser)
     parser.set_defaults(handler=_download)

@@ -50,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bandwidth", type=float, default=None, help="download cap in bytes/s per connection"
     )
+    parser.add_argument(
+        "--restored-url-ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="sign restored-file URLs so that they answer 403 this long after they were handed out "
+        "(scaled by --time-scale; default: they never expire). Example: --restored-url-ttl 900",
+    )
     return parser
 
 
@@ -64,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             refusal=args.refusal,
             max_concurrent_jobs=args.max_concurrent_jobs,
             bandwidth=args.bandwidth,
+            restored_url_ttl=args.restored_url_ttl,
         )
         if args.fault_rate:
             config = config.with_faults(args.fault_rate)

@@ -104,6 +104,11 @@ class EmulatorConfig:
         callback_timeout, fetch_timeout: real-time limits for a callback POST and an original's fetch.
         strict_delete: DeleteMedia of an unknown or deleted id answers MediaNotFound (else 200).
         public_url: origin used in restored_file_url (default: the origin the request was sent to).
+        restored_url_ttl: None (default): restored-file URLs never expire. A duration: every
+            restored_file_url handed out (GetProgress, ListMedia, the job callback) is signed
+            (`&expires=...&sig=...`) and answers 403 `LinkExpired` once this long has passed since it
+            was handed out (scaled by `time_scale`, like processing durations); each GetProgress or
+            ListMedia hands out a fresh one. A download already streaming is not cut.
     """
 
     credentials: Mapping[str, str] = attrs.field(
@@ -142,6 +147,7 @@ class EmulatorConfig:
     fetch_timeout: float = attrs.field(default=60.0, converter=float, validator=_positive)
     strict_delete: bool = True
     public_url: str | None = attrs.field(default=None, validator=_public_url)
+    restored_url_ttl: float | None = attrs.field(default=None, validator=_optional_positive)
 
     @property
     def rate_window(self) -> float:

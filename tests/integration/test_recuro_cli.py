@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import anyio
 
@@ -100,6 +101,21 @@ async def test_progress_download_and_rm_of_a_restored_file(tmp_path):
         assert await anyio.Path(path).read_bytes() == expected_restored_bytes(
             original, output_format="Mp4H264", filters=["Noise"], output_scaling=None
         )
+        # issue 12: `--out newdl/` is a directory, made if missing, never a file named `newdl`
+        into_new = await recuro(
+            "download", done.restored_file_url, "--out", f"{tmp_path / 'newdl'}/", env=env
+        )
+        assert into_new.returncode == 0, into_new.stderr
+        assert (tmp_path / "newdl").is_dir()
+        assert into_new.stdout.decode().strip() == str(tmp_path / "newdl" / Path(path).name)
+        # an existing file is never replaced silently
+        again = await recuro("download", done.restored_file_url, "--out", str(tmp_path), env=env)
+        assert again.returncode == 1
+        assert b"--overwrite" in again.stderr
+        replaced = await recuro(
+            "download", done.restored_file_url, "--out", str(tmp_path), "--overwrite", env=env
+        )
+        assert replaced.returncode == 0, replaced.stderr
         assert (await recuro("rm", file_id, env=env)).returncode == 0
         missing = await recuro("rm", file_id, env=env)
         assert missing.returncode == 1
