@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from _clientkit._auth import origin_of
 from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import download_file
 from _clientkit._failures import (
@@ -31,8 +32,15 @@ from _clientkit._transport import ResponseParts, Retry, send
 
 from . import _protocol, _validate
 from ._budget import UploadBudget
-from ._constants import DEFAULT_BASE_URL, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, LOGGER_NAME
+from ._constants import (
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    LOGGER_NAME,
+)
 from ._errors import (
+    ConfigurationError,
     DownloadError,
     InvalidArgumentError,
     NotFoundError,
@@ -108,11 +116,14 @@ class MediaCrushClient(HTTPClientLifecycle):
 
     `cors_status=True` sends `X-CORS-Status: 1`; the server then answers 200 with the real status in the
     body's `x-status`, and this client gives the same results and exceptions as without it.
+
+    `base_url` is the argument when given, else the environment variable `MEDIACRUSH_BASE_URL` (as the
+    `mediacrush` command reads it; an empty value counts as unset), else https://mediacru.sh.
     """
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         *,
         cors_status: bool = False,
         byte_budget: ByteBudget | None = ByteBudget(),  # noqa: B008 - a frozen value, safe as a default
@@ -121,7 +132,8 @@ class MediaCrushClient(HTTPClientLifecycle):
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._base_url = _validate.base_url(base_url)
+        self._base_url = _base_url(base_url)
+        self._origin = _origin_text(self._base_url)
         if not isinstance(cors_status, bool):
             raise InvalidArgumentError("cors_status", f"must be True or False, got {cors_status!r}")
         if byte_budget is not None and not isinstance(byte_budget, ByteBudget):
@@ -199,7 +211,9 @@ class MediaCrushClient(HTTPClientLifecycle):
             )
         except TransportFailure as exc:
             raise TransportError(
-                f"{wire.route} failed: {exc}", request_sent=exc.request_sent, route=wire.route
+                f"{wire.route} to {self._origin} failed: {exc}",
+                request_sent=exc.request_sent,
+                route=wire.route,
             ) from exc
         except ClientkitFailure as exc:
             raise ResponseFormatError(str(exc), route=wire.route) from exc
@@ -511,6 +525,26 @@ class MediaCrushClient(HTTPClientLifecycle):
                 field, f"must be https:// (http:// only for loopback), got {url!r}"
             )
         return url
+
+
+def _base_url(explicit: str | None) -> str:
+    """The argument, else $MEDIACRUSH_BASE_URL (empty = unset), else the public server; validated."""
+    if explicit is not None:
+        return _validate.base_url(explicit)
+    from_env = os.environ.get(BASE_URL_ENV)
+    if not from_env:
+        return _validate.base_url(DEFAULT_BASE_URL)
+    try:
+        return _validate.base_url(from_env)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"${BASE_URL_ENV}: {exc}") from exc
+
+
+def _origin_text(url: str) -> str:
+    """`scheme://host:port` of `url` for messages: never the path, query or credentials."""
+    scheme, host, port = origin_of(url)
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
 
 
 def _list_of(wire: WireRequest) -> list[str]:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from _clientkit._auth import OriginAuth
+from _clientkit._auth import OriginAuth, origin_of
 from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import DownloadOptions, download_file
 from _clientkit._failures import (
@@ -33,6 +33,7 @@ from _clientkit._transport import send
 
 from . import _protocol, _validate
 from ._constants import (
+    BASE_URL_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -42,6 +43,7 @@ from ._constants import (
 )
 from ._enums import Filter, OutputFormat, State
 from ._errors import (
+    ConfigurationError,
     DownloadError,
     InvalidArgumentError,
     MediaNotFoundError,
@@ -77,6 +79,10 @@ class RecuroClient(HTTPClientLifecycle):
     Use it as an async context manager (or call `aclose()`). All calls share one limiter that keeps
     every sliding window of `rate_limit.period` seconds at or below `rate_limit.max_requests` requests,
     retries included; pass `limiter=` to share one account's budget between clients.
+
+    Configuration, the same as the `recuro` command's: each of `api_key`, `api_secret` and `base_url` is
+    the argument when given, else the environment variable `RECURO_API_KEY`, `RECURO_API_SECRET` or
+    `RECURO_BASE_URL` (an empty value counts as unset), else (base URL only) the production URL.
     """
 
     def __init__(
@@ -84,7 +90,7 @@ class RecuroClient(HTTPClientLifecycle):
         api_key: str | None = None,
         api_secret: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - a frozen value, safe as a default
         limiter: Limiter | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -97,7 +103,8 @@ class RecuroClient(HTTPClientLifecycle):
         key, secret = _validate.credentials(api_key, api_secret)
         timeout = _validate.positive_seconds(timeout, "timeout")
         self._credentials = Credentials(key, Secret(secret))
-        self._base_url = _validate.base_url(base_url)
+        self._base_url = _base_url(base_url)
+        self._origin = _origin_text(self._base_url)
         self._clock: Clock = clock or SystemClock()
         self._policy = RetryPolicy(max_retries=max_retries)
         self._rate_limit = rate_limit
@@ -156,7 +163,9 @@ class RecuroClient(HTTPClientLifecycle):
             )
         except TransportFailure as exc:
             raise TransportError(
-                f"{action.value} failed: {exc}", request_sent=exc.request_sent, action=action.value
+                f"{action.value} to {self._origin} failed: {exc}",
+                request_sent=exc.request_sent,
+                action=action.value,
             ) from exc
         except ResponseTooLargeFailure as exc:
             raise ResponseFormatError(str(exc), action=action.value) from exc
@@ -371,6 +380,26 @@ class RecuroClient(HTTPClientLifecycle):
             options=self._download_options,
             clock=self._clock,
         )
+
+
+def _base_url(explicit: str | None) -> str:
+    """The argument, else $RECURO_BASE_URL (empty = unset), else the production URL; validated."""
+    if explicit is not None:
+        return _validate.base_url(explicit)
+    from_env = os.environ.get(BASE_URL_ENV)
+    if not from_env:
+        return _validate.base_url(DEFAULT_BASE_URL)
+    try:
+        return _validate.base_url(from_env)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"${BASE_URL_ENV}: {exc}") from exc
+
+
+def _origin_text(url: str) -> str:
+    """`scheme://host:port` of `url` for messages: never the path, query or credentials."""
+    scheme, host, port = origin_of(url)
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
 
 
 def _invalid_state(state: object) -> RecuroError:

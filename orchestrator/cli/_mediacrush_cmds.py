@@ -42,7 +42,7 @@ from mediacrush_async import (
     ServerError,
     Status,
 )
-from mediacrush_async._constants import DEFAULT_BASE_URL
+from mediacrush_async._constants import BASE_URL_ENV, DEFAULT_BASE_URL
 from orchestrator._adapters.mediacrush import (
     Manifest,
     MediaCrushAdapter,
@@ -82,7 +82,6 @@ __all__ = [
     "run_upload",
 ]
 
-BASE_URL_ENV: Final = "MEDIACRUSH_BASE_URL"
 JOURNAL_NAME: Final = ".mediacrush-journal.sqlite"
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
