@@ -7,8 +7,9 @@ resumes. A failed processing fails its item only; the others go on. Everything t
 before any request: bad input exits 2 naming the file.
 
 Output: rich progress bars and a summary table on a terminal; otherwise tab-separated lines on stdout, the
-input first and its state second (`uploading`, `pending`, `processing`, `ready`, `downloading`, then
-`done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes: 0 all done, 1 some failed, 2 usage or
+input first and its state second (`uploading` when its bytes go out, `uploaded\tHASH`, or
+`already uploaded\tHASH` when the content-hash check found it on the server; `pending`, `processing`,
+`ready`; `downloading` with --out; then `done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes: 0 all done, 1 some failed, 2 usage or
 configuration error, 130 interrupted.
 """
 
@@ -240,6 +241,9 @@ def _info(args: argparse.Namespace) -> int:
         async with MediaCrushClient(args.base_url) as client:
             try:
                 blob = await client.info(args.hash)
+            except NotFoundError:
+                fail(f"{args.hash}: no such file or album")
+                return EXIT_FAILED
             except ServerError:
                 # a file whose processing failed has no object any more: its status says why
                 status = await client.status(args.hash)
@@ -385,10 +389,17 @@ def _targets(manifest: Manifest | None) -> list[str]:
 
 
 class _PlainView:
-    """Tab-separated lines on stdout: the input, its state, and details."""
+    """Tab-separated lines on stdout: the input, its state, and details.
 
-    def __init__(self) -> None:
+    `uploading` is said only when bytes go out (a file the content-hash check found on the server is
+    `already uploaded`), and `downloading` only when there is somewhere to download to.
+    """
+
+    def __init__(self, *, downloads: bool) -> None:
+        self._downloads = downloads
         self._last: dict[str, str] = {}
+        self._items: dict[str, Item] = {}
+        self._sent: set[str] = set()
 
     def __enter__(self) -> object:
         return self
@@ -407,12 +418,15 @@ class _PlainView:
     def handle(self, event: Event, item: Item | None, manifest: Manifest | None) -> None:
         if item is None:
             return
+        self._items[item.key] = item
         if isinstance(event, StageChanged):
-            if event.new is Stage.UPLOADING:
-                self._state(item, "uploading")
-            elif event.new is Stage.UPLOADED:
-                self._state(item, "uploaded", item.remote_id or "")
-            elif event.new is Stage.DOWNLOADING:
+            if event.new is Stage.UPLOADED:
+                if item.key in self._sent:
+                    self._state(item, "uploading")  # in case its bytes went out before it was known
+                    self._state(item, "uploaded", item.remote_id or "")
+                else:
+                    self._state(item, "already uploaded", item.remote_id or "")
+            elif event.new is Stage.DOWNLOADING and self._downloads:
                 self._state(item, "downloading")
         elif isinstance(event, ItemProgress):
             self._state(item, event.state)
@@ -422,14 +436,19 @@ class _PlainView:
             state = "parked" if event.parked else "failed"
             self._state(item, state, event.error_code, event.error_message)
 
-    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
-        """Plain lines show no byte counts."""
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:  # noqa: ARG002
+        """The first bytes of an upload say `uploading`; plain lines show no byte counts."""
+        self._sent.add(key)
+        item = self._items.get(key)
+        if item is not None:
+            self._state(item, "uploading")
 
 
 class _RichView:
     """Progress bars on a terminal: one per file and one overall, then a summary table."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, downloads: bool = True) -> None:
+        self._downloads = downloads
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -484,14 +503,15 @@ class _RichView:
         task = self._task(item)
         if isinstance(event, StageChanged):
             labels = {
-                Stage.UPLOADING: "uploading",
+                Stage.UPLOADING: "checking",  # the content-hash check; bytes going out say "uploading"
                 Stage.UPLOADED: "processing",
-                Stage.DOWNLOADING: "downloading",
             }
+            if self._downloads:
+                labels[Stage.DOWNLOADING] = "downloading"
             if event.new in labels:
                 self._progress.update(task, state=labels[event.new], total=None, completed=0)
         elif isinstance(event, ItemProgress):
-            self._progress.update(task, state=f"processing: {event.state}")
+            self._progress.update(task, state=event.state)  # pending, processing, ready
         elif isinstance(event, DownloadProgress):
             self._progress.update(task, state=f"downloading {decimal(event.done)}")
         elif isinstance(event, ItemDone):
@@ -568,7 +588,8 @@ async def run_upload(
     base URL) before any request.
     """
     show_bars = sys.stdout.isatty() if tty is None else tty
-    view: _View = _RichView() if show_bars else _PlainView()
+    downloads = options.out is not None
+    view: _View = _RichView(downloads=downloads) if show_bars else _PlainView(downloads=downloads)
     with tempfile.TemporaryDirectory(prefix="mediacrush-") as scratch:
         out_dir = options.out if options.out is not None else Path(scratch)
         async with MediaCrushClient(options.base_url) as client:
