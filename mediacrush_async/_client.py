@@ -243,10 +243,13 @@ class MediaCrushClient(HTTPClientLifecycle):
         the server already holds is not sent again (`already_uploaded=True`, `file=None`). A 409 reply is
         a success too, with the server's object when it is a real file object. `progress(sent, total)`
         is called as the file's bytes go out. `filename` defaults to the path's or file object's name.
+        An empty file (0 bytes) raises `InvalidArgumentError` before any request.
         """
         self._check_open()
         source = await open_source(file, filename=filename)
         try:
+            if source.size == 0:
+                raise InvalidArgumentError("file", "is empty (0 bytes): there is nothing to upload")
             self._budget.check_size(source.size)
             local_hash = await source.content_hash() if skip_existing else None
             if local_hash is not None and await self.exists(local_hash):

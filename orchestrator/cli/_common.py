@@ -70,7 +70,9 @@ def credentials_from_args(args: argparse.Namespace) -> tuple[str | None, str | N
                 f"--api-secret-file: cannot read {str(args.api_secret_file)!r}: {exc.strerror}"
             ) from exc
         if not secret:
-            raise ConfigurationError(f"--api-secret-file {str(args.api_secret_file)!r}: the file is empty")
+            raise ConfigurationError(
+                f"--api-secret-file {str(args.api_secret_file)!r}: the file is empty"
+            )
     missing = []
     if not (args.api_key or os.environ.get(API_KEY_ENV)):
         missing.append(("the API key", f"--api-key KEY or set {API_KEY_ENV}"))

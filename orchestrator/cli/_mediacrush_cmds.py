@@ -60,6 +60,7 @@ from orchestrator._events import (
     ItemQueued,
     StageChanged,
 )
+from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalMismatchError
 from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
@@ -344,9 +345,10 @@ def _problem_with(text: str) -> str | None:
             return f"{text}: not a regular file"
         with path.open("rb") as handle:
             handle.read(1)
+        size = path.stat().st_size
     except OSError as exc:
         return f"{text}: cannot read it: {exc.strerror or exc}"
-    return None
+    return empty_input_problem(text, size)
 
 
 def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = None) -> list[str]:

@@ -30,6 +30,7 @@ import attrs
 
 from orchestrator._adapters.recuro import SUPPORTED_CONTAINERS, RecuroAdapter
 from orchestrator._events import BatchDone
+from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError
 from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
@@ -209,9 +210,10 @@ def _check_input(text: str) -> str | None:
     try:
         with path.open("rb") as handle:
             handle.read(1)
+        size = path.stat().st_size
     except OSError as exc:
         return f"{text}: cannot read the file ({exc.strerror})"
-    return None
+    return empty_input_problem(text, size)
 
 
 def _check_out_dir(out: Path) -> str | None:

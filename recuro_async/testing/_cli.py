@@ -61,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def export_lines(base_url: str, api_key: str, api_secret: str) -> str:
     """The three `export NAME=value` lines (values shell-quoted) that point a shell at the emulator."""
-    values = (("RECURO_BASE_URL", base_url), ("RECURO_API_KEY", api_key), ("RECURO_API_SECRET", api_secret))
+    values = (
+        ("RECURO_BASE_URL", base_url),
+        ("RECURO_API_KEY", api_key),
+        ("RECURO_API_SECRET", api_secret),
+    )
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values)
 
 

@@ -80,7 +80,7 @@ def test_the_terminal_view_does_not_say_processing_twice():
     from orchestrator._stages import Item
     from orchestrator.cli._mediacrush_cmds import _RichView
 
-    item = Item(key="/tmp/cat.gif", seq=0, input="cat.gif", output_path="/tmp/out/cat.gif.json")
+    item = Item(key="/data/cat.gif", seq=0, input="cat.gif", output_path="/data/out/cat.gif.json")
     view = _RichView()
     view.handle(ItemProgress(key=item.key, state="processing", progress=0.0), item, None)
     (task,) = [t for t in view._progress.tasks if t.description == "cat.gif"]
