@@ -66,7 +66,7 @@ from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._stages import Item, Stage
-from orchestrator.cli._shared import positive_float, positive_int, print_rows
+from orchestrator.cli._shared import ExamplesFormatter, positive_float, positive_int, print_rows
 
 __all__ = [
     "BASE_URL_ENV",
@@ -718,6 +718,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Upload each FILE (skipped when the server already has its bytes), wait until "
         "it is processed and, with --out, download its derived files (files and extras) there. "
         "Rerun the same command with the same --out to resume.",
+        epilog="examples:\n"
+        "  mediacrush upload cat.gif song.mp3                # upload, wait, print the URLs\n"
+        "  mediacrush upload clips/*.mp4 --out derived/      # and download every derived file",
+        formatter_class=ExamplesFormatter,
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="local media files")
     parser.add_argument(
@@ -753,18 +757,39 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_connection_arguments(parser)
     parser.set_defaults(handler=_upload)
 
-    parser = sub.add_parser("info", help="show a file or album object")
-    parser.add_argument("hash", metavar="HASH")
+    parser = sub.add_parser(
+        "info",
+        help="show a file or album object",
+        description="Show what the server knows of a file or album: type, derived files, flags, "
+        "metadata (or, for an album, its files). An unknown hash exits 1.",
+        epilog="examples:\n  mediacrush info tVWMM_ziA3nm\n  mediacrush info tVWMM_ziA3nm --json",
+        formatter_class=ExamplesFormatter,
+    )
+    parser.add_argument("hash", metavar="HASH", help="the file's or album's 12-character hash")
     parser.add_argument("--json", action="store_true", help="print the object as JSON")
     add_connection_arguments(parser)
     parser.set_defaults(handler=_info)
 
-    parser = sub.add_parser("status", help="show the processing status of files")
-    parser.add_argument("hashes", nargs="+", metavar="HASH")
+    parser = sub.add_parser(
+        "status",
+        help="show the processing status of files",
+        description="Show the processing status of each file (pending, processing, ready, done, or a "
+        "failure such as unrecognised), one line per hash. Exits 1 if a hash is unknown.",
+        epilog="example:\n  mediacrush status tVWMM_ziA3nm LxqXxVPAvqqB",
+        formatter_class=ExamplesFormatter,
+    )
+    parser.add_argument("hashes", nargs="+", metavar="HASH", help="12-character file hashes")
     add_connection_arguments(parser)
     parser.set_defaults(handler=_status)
 
-    parser = sub.add_parser("rm", help="delete a file or album (only its uploader's address may)")
-    parser.add_argument("hash", metavar="HASH")
+    parser = sub.add_parser(
+        "rm",
+        help="delete a file or album (only its uploader's address may)",
+        description="Delete a file or album from the server. Only the address that uploaded it may; "
+        "deleting a file removes it for everyone who uploaded the same bytes.",
+        epilog="example:\n  mediacrush rm tVWMM_ziA3nm",
+        formatter_class=ExamplesFormatter,
+    )
+    parser.add_argument("hash", metavar="HASH", help="the file's or album's 12-character hash")
     add_connection_arguments(parser)
     parser.set_defaults(handler=_rm)

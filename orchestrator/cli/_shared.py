@@ -7,9 +7,25 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Final
 
-__all__ = ["EXIT_USAGE", "dispatch", "positive_float", "positive_int", "print_rows"]
+__all__ = [
+    "EXIT_USAGE",
+    "ExamplesFormatter",
+    "dispatch",
+    "positive_float",
+    "positive_int",
+    "print_rows",
+]
 
 EXIT_USAGE: Final = 2
+
+
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Wraps descriptions to the terminal, and keeps an epilog of examples exactly as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.lstrip().lower().startswith("example"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def dispatch(
