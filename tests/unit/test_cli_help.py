@@ -84,3 +84,31 @@ def test_top_level_help_lists_every_command_with_a_line(build):
 def test_help_renders(name, one_line, parser):
     """`--help` renders (a % in a help string would make argparse raise)."""
     assert parser.prog.split()[-1] in parser.format_help() or name.endswith("emulator")
+
+
+def test_a_closed_pipe_is_not_a_traceback(monkeypatch, capsys):
+    """`recuro filters | head -1`: when the reader goes away, the command ends quietly (no traceback)."""
+    import io
+    import os
+
+    from orchestrator.cli._shared import dispatch
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = io.TextIOWrapper(os.fdopen(write_end, "wb"), write_through=False)
+    monkeypatch.setattr("sys.stdout", stdout)
+
+    def handler(args: argparse.Namespace) -> int:
+        for n in range(100_000):
+            print(f"row {n}")  # noqa: T201 - the command prints, as `recuro ls` does
+        return 0
+
+    def build() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog="recuro")
+        parser.set_defaults(handler=handler)
+        return parser
+
+    try:
+        assert dispatch([], build, lambda argv: 0) == 0
+    finally:
+        stdout.close()  # its descriptor now points at /dev/null
