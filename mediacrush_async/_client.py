@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from _clientkit._auth import origin_of
 from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import download_file
 from _clientkit._failures import (
@@ -28,6 +27,7 @@ from _clientkit._failures import (
 from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Ticket
 from _clientkit._retry import RetryPolicy
+from _clientkit._settings import origin_text, setting
 from _clientkit._transport import ResponseParts, Retry, send
 
 from . import _protocol, _validate
@@ -133,7 +133,7 @@ class MediaCrushClient(HTTPClientLifecycle):
         clock: Clock | None = None,
     ) -> None:
         self._base_url = _base_url(base_url)
-        self._origin = _origin_text(self._base_url)
+        self._origin = origin_text(self._base_url)
         if not isinstance(cors_status, bool):
             raise InvalidArgumentError("cors_status", f"must be True or False, got {cors_status!r}")
         if byte_budget is not None and not isinstance(byte_budget, ByteBudget):
@@ -532,22 +532,13 @@ class MediaCrushClient(HTTPClientLifecycle):
 
 def _base_url(explicit: str | None) -> str:
     """The argument, else $MEDIACRUSH_BASE_URL (empty = unset), else the public server; validated."""
-    if explicit is not None:
-        return _validate.base_url(explicit)
-    from_env = os.environ.get(BASE_URL_ENV)
-    if not from_env:
-        return _validate.base_url(DEFAULT_BASE_URL)
+    value, variable = setting(explicit, BASE_URL_ENV, DEFAULT_BASE_URL)
     try:
-        return _validate.base_url(from_env)
+        return _validate.base_url(value)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"${BASE_URL_ENV}: {exc}") from exc
-
-
-def _origin_text(url: str) -> str:
-    """`scheme://host:port` of `url` for messages: never the path, query or credentials."""
-    scheme, host, port = origin_of(url)
-    host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}:{port}"
+        if variable is None:
+            raise
+        raise ConfigurationError(f"${variable}: {exc}") from exc
 
 
 def _list_of(wire: WireRequest) -> list[str]:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from _clientkit._auth import OriginAuth, origin_of
+from _clientkit._auth import OriginAuth
 from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import DownloadOptions, download_file
 from _clientkit._failures import (
@@ -29,6 +29,7 @@ from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Limiter, SlidingWindowLimiter, slot
 from _clientkit._redact import Secret
 from _clientkit._retry import RetryPolicy
+from _clientkit._settings import origin_text, setting
 from _clientkit._transport import send
 
 from . import _protocol, _validate
@@ -104,7 +105,7 @@ class RecuroClient(HTTPClientLifecycle):
         timeout = _validate.positive_seconds(timeout, "timeout")
         self._credentials = Credentials(key, Secret(secret))
         self._base_url = _base_url(base_url)
-        self._origin = _origin_text(self._base_url)
+        self._origin = origin_text(self._base_url)
         self._clock: Clock = clock or SystemClock()
         self._policy = RetryPolicy(max_retries=max_retries)
         self._rate_limit = rate_limit
@@ -384,22 +385,13 @@ class RecuroClient(HTTPClientLifecycle):
 
 def _base_url(explicit: str | None) -> str:
     """The argument, else $RECURO_BASE_URL (empty = unset), else the production URL; validated."""
-    if explicit is not None:
-        return _validate.base_url(explicit)
-    from_env = os.environ.get(BASE_URL_ENV)
-    if not from_env:
-        return _validate.base_url(DEFAULT_BASE_URL)
+    value, variable = setting(explicit, BASE_URL_ENV, DEFAULT_BASE_URL)
     try:
-        return _validate.base_url(from_env)
+        return _validate.base_url(value)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"${BASE_URL_ENV}: {exc}") from exc
-
-
-def _origin_text(url: str) -> str:
-    """`scheme://host:port` of `url` for messages: never the path, query or credentials."""
-    scheme, host, port = origin_of(url)
-    host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}:{port}"
+        if variable is None:
+            raise
+        raise ConfigurationError(f"${variable}: {exc}") from exc
 
 
 def _invalid_state(state: object) -> RecuroError:
