@@ -96,6 +96,21 @@ def test_the_readme_has_python_snippets_and_the_extractor_finds_them():
     assert len(SNIPPETS) == fences >= 3
 
 
+def test_no_python_hides_under_another_fence_name():
+    """```py, ```python3 or ```pycon would not be run: Python code is fenced as ```python only."""
+    fences = [
+        (n, line.strip())
+        for n, line in enumerate(README.read_text(encoding="utf-8").splitlines(), 1)
+        if line.strip().startswith("```")
+    ]
+    hidden = [
+        f"README.md:{n}: {fence}"
+        for n, fence in fences
+        if fence.lower().startswith("```py") and fence != "```python"
+    ]
+    assert hidden == []
+
+
 def test_the_extractor_reads_markers_and_only_the_line_right_before():
     """A marker applies to the block right after it, and several can be listed."""
     text = "<!-- snippet: needs-redis, other -->\n```python\nx = 1\n```\n\n```python\ny = 2\n```\n"
@@ -206,3 +221,12 @@ async def test_the_snippet_runs_against_the_emulators(snippet, tmp_path):
         f"--- stdout\n{result.stdout.decode(errors='replace')}\n"
         f"--- stderr\n{result.stderr.decode(errors='replace')}"
     )
+
+
+async def test_needs_redis_gives_a_block_a_live_redis(tmp_path):
+    """The `needs-redis` marker's environment has REDIS_URL pointing at a redis-server that answers."""
+    async with snippet_environment(tmp_path, frozenset({"needs-redis"})) as env:
+        host, port = env["REDIS_URL"].removeprefix("redis://").removesuffix("/0").split(":")
+        async with await anyio.connect_tcp(host, int(port)) as stream:
+            await stream.send(b"PING\r\n")
+            assert await stream.receive() == b"+PONG\r\n"
