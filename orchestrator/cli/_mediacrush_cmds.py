@@ -9,8 +9,8 @@ before any request: bad input exits 2 naming the file.
 Output: rich progress bars and a summary table on a terminal; otherwise tab-separated lines on stdout, the
 input first and its state second (`uploading` when its bytes go out, `uploaded\tHASH`, or
 `already uploaded\tHASH` when the content-hash check found it on the server; `pending`, `processing`,
-`ready`; `downloading` with --out; then `done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes: 0 all done, 1 some failed, 2 usage or
-configuration error, 130 interrupted.
+`ready`; `downloading` with --out; then `done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes:
+0 all done, 1 some failed, 2 usage or configuration error, 130 interrupted.
 """
 
 from __future__ import annotations
