@@ -1005,7 +1005,9 @@ def _choose_name(
 
 async def _excerpt(response: httpx.Response) -> str:
     """The first bytes of an error body as printable text (never the whole body)."""
-    if response.is_stream_consumed:  # already read (a mock transport, an event hook): use what was read
+    if (
+        response.is_stream_consumed
+    ):  # already read (a mock transport, an event hook): use what was read
         try:
             return _printable(response.content[:_EXCERPT_BYTES])
         except httpx.ResponseNotRead:

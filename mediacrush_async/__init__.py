@@ -3,7 +3,7 @@
 ```python
 from mediacrush_async import MediaCrushClient
 
-async with MediaCrushClient() as mc:                # base_url="https://mediacru.sh"
+async with MediaCrushClient() as mc:                # $MEDIACRUSH_BASE_URL, else https://mediacru.sh
     up = await mc.upload_file("cat.gif")            # UploadResult(hash, already_uploaded, file)
     st = await mc.wait(up.hash)                     # Status(status=ProcessingStatus.DONE, hash, file)
     for f in st.file.files:

@@ -30,12 +30,20 @@ from _clientkit._failures import (
 from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Ticket
 from _clientkit._retry import RetryPolicy
+from _clientkit._settings import origin_text, setting
 from _clientkit._transport import ResponseParts, Retry, send
 
 from . import _protocol, _validate
 from ._budget import UploadBudget
-from ._constants import DEFAULT_BASE_URL, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, LOGGER_NAME
+from ._constants import (
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    LOGGER_NAME,
+)
 from ._errors import (
+    ConfigurationError,
     DestinationExistsError,
     DiskFullError,
     DownloadError,
@@ -124,11 +132,14 @@ class MediaCrushClient(HTTPClientLifecycle):
     call: default twice the read timeout (120 s). An upload's deadline grows by one second per
     `UPLOAD_DEADLINE_RATE` bytes of its body (32 KiB/s). A deadline hit is a `TransportError` with
     `request_sent=True`.
+
+    `base_url` is the argument when given, else the environment variable `MEDIACRUSH_BASE_URL` (as the
+    `mediacrush` command reads it; an empty value counts as unset), else https://mediacru.sh.
     """
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         *,
         cors_status: bool = False,
         byte_budget: ByteBudget | None = ByteBudget(),  # noqa: B008 - a frozen value, safe as a default
@@ -138,7 +149,8 @@ class MediaCrushClient(HTTPClientLifecycle):
         clock: Clock | None = None,
         call_deadline: float | None = None,
     ) -> None:
-        self._base_url = _validate.base_url(base_url)
+        self._base_url = _base_url(base_url)
+        self._origin = origin_text(self._base_url)
         if call_deadline is None:
             read = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
             read = read if read is not None else DEFAULT_TIMEOUT.read
@@ -224,7 +236,9 @@ class MediaCrushClient(HTTPClientLifecycle):
             )
         except TransportFailure as exc:
             raise TransportError(
-                f"{wire.route} failed: {exc}", request_sent=exc.request_sent, route=wire.route
+                f"{wire.route} to {self._origin} failed: {exc}",
+                request_sent=exc.request_sent,
+                route=wire.route,
             ) from exc
         except ClientkitFailure as exc:
             raise ResponseFormatError(str(exc), route=wire.route) from exc
@@ -254,10 +268,13 @@ class MediaCrushClient(HTTPClientLifecycle):
         the server already holds is not sent again (`already_uploaded=True`, `file=None`). A 409 reply is
         a success too, with the server's object when it is a real file object. `progress(sent, total)`
         is called as the file's bytes go out. `filename` defaults to the path's or file object's name.
+        An empty file (0 bytes) raises `InvalidArgumentError` before any request.
         """
         self._check_open()
         source = await open_source(file, filename=filename)
         try:
+            if source.size == 0:
+                raise InvalidArgumentError("file", "is empty (0 bytes): there is nothing to upload")
             self._budget.check_size(source.size)
             local_hash = await source.content_hash() if skip_existing else None
             if local_hash is not None and await self.exists(local_hash):
@@ -557,6 +574,17 @@ class MediaCrushClient(HTTPClientLifecycle):
                 field, f"must be https:// (http:// only for loopback), got {url!r}"
             )
         return url
+
+
+def _base_url(explicit: str | None) -> str:
+    """The argument, else $MEDIACRUSH_BASE_URL (empty = unset), else the public server; validated."""
+    value, variable = setting(explicit, BASE_URL_ENV, DEFAULT_BASE_URL)
+    try:
+        return _validate.base_url(value)
+    except ConfigurationError as exc:
+        if variable is None:
+            raise
+        raise ConfigurationError(f"${variable}: {exc}") from exc
 
 
 def _list_of(wire: WireRequest) -> list[str]:

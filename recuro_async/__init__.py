@@ -1,7 +1,7 @@
 """Typed async client for the Recuro Media video-restoration API 1.0.
 
 ```python
-async with RecuroClient() as recuro:          # RECURO_API_KEY / RECURO_API_SECRET from the environment
+async with RecuroClient() as recuro:          # RECURO_BASE_URL, RECURO_API_KEY, RECURO_API_SECRET
     file_id = await recuro.upload_media("https://example.org/reel1.mov")
 ```
 The emulator of the service is in `recuro_async.testing`; callbacks in `recuro_async.webhooks`.

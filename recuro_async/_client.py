@@ -33,10 +33,12 @@ from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Limiter, SlidingWindowLimiter, slot
 from _clientkit._redact import Secret
 from _clientkit._retry import RetryPolicy
+from _clientkit._settings import origin_text, setting
 from _clientkit._transport import send
 
 from . import _protocol, _validate
 from ._constants import (
+    BASE_URL_ENV,
     CALL_DEADLINE_FACTOR,
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -47,6 +49,7 @@ from ._constants import (
 )
 from ._enums import Filter, OutputFormat, State
 from ._errors import (
+    ConfigurationError,
     DestinationExistsError,
     DiskFullError,
     DownloadError,
@@ -91,6 +94,10 @@ class RecuroClient(HTTPClientLifecycle):
     response body), so a server trickling a body byte by byte cannot hold a call: default twice
     `timeout` (60 s). A deadline hit is a `TransportError` with `request_sent=True`, retried only
     for safe calls. Downloads are bounded by `DownloadOptions.deadline` instead (off by default).
+
+    Configuration, the same as the `recuro` command's: each of `api_key`, `api_secret` and `base_url` is
+    the argument when given, else the environment variable `RECURO_API_KEY`, `RECURO_API_SECRET` or
+    `RECURO_BASE_URL` (an empty value counts as unset), else (base URL only) the production URL.
     """
 
     def __init__(
@@ -98,7 +105,7 @@ class RecuroClient(HTTPClientLifecycle):
         api_key: str | None = None,
         api_secret: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - a frozen value, safe as a default
         limiter: Limiter | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -117,7 +124,8 @@ class RecuroClient(HTTPClientLifecycle):
             else _validate.positive_seconds(call_deadline, "call_deadline")
         )
         self._credentials = Credentials(key, Secret(secret))
-        self._base_url = _validate.base_url(base_url)
+        self._base_url = _base_url(base_url)
+        self._origin = origin_text(self._base_url)
         self._clock: Clock = clock or SystemClock()
         self._policy = RetryPolicy(max_retries=max_retries)
         self._rate_limit = rate_limit
@@ -177,7 +185,9 @@ class RecuroClient(HTTPClientLifecycle):
             )
         except TransportFailure as exc:
             raise TransportError(
-                f"{action.value} failed: {exc}", request_sent=exc.request_sent, action=action.value
+                f"{action.value} to {self._origin} failed: {exc}",
+                request_sent=exc.request_sent,
+                action=action.value,
             ) from exc
         except ResponseTooLargeFailure as exc:
             raise ResponseFormatError(str(exc), action=action.value) from exc
@@ -422,6 +432,17 @@ class _DownloadCall:
     progress: ProgressCallback | None
     reissue_of: str | None
     overwrite: bool
+
+
+def _base_url(explicit: str | None) -> str:
+    """The argument, else $RECURO_BASE_URL (empty = unset), else the production URL; validated."""
+    value, variable = setting(explicit, BASE_URL_ENV, DEFAULT_BASE_URL)
+    try:
+        return _validate.base_url(value)
+    except ConfigurationError as exc:
+        if variable is None:
+            raise
+        raise ConfigurationError(f"${variable}: {exc}") from exc
 
 
 def _invalid_state(state: object) -> RecuroError:

@@ -1,7 +1,9 @@
 """`recuro emulator`: serve the emulator on loopback and print how to reach it.
 
-The first three lines on stdout are shell-sourceable (``RECURO_BASE_URL=...``, ``RECURO_API_KEY=...``,
-``RECURO_API_SECRET=...``); then it serves until interrupted (Ctrl-C or SIGTERM), exiting 0.
+The first three lines on stdout are shell-sourceable and `eval`-able: ``export RECURO_BASE_URL=...``,
+``export RECURO_API_KEY=...``, ``export RECURO_API_SECRET=...`` (values quoted with `shlex.quote`); then it
+serves until interrupted (Ctrl-C or SIGTERM), exiting 0. `RecuroClient()` and every `recuro` command read
+the same three variables.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from recuro_async.testing._emulator import run_emulator
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recuro emulator",
-        description="Run the Recuro Media API emulator on loopback (demo credentials, no network).",
+        description="Run the Recuro Media API emulator on loopback (demo credentials, no network). "
+        "It first prints three lines, `export RECURO_BASE_URL=...`, `export RECURO_API_KEY=...` and "
+        "`export RECURO_API_SECRET=...`, for a shell to source or eval, then serves until Ctrl-C.",
+        epilog="example: recuro emulator --port 8080 --time-scale 0.01 > recuro.env &  "
+        "then: . ./recuro.env && recuro filters",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -61,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def export_lines(base_url: str, api_key: str, api_secret: str) -> str:
+    """The three `export NAME=value` lines (values shell-quoted) that point a shell at the emulator."""
+    values = (
+        ("RECURO_BASE_URL", base_url),
+        ("RECURO_API_KEY", api_key),
+        ("RECURO_API_SECRET", api_secret),
+    )
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `recuro emulator [--port N] [--time-scale X] [--fault-rate P] [--seed S] [--host H]`."""
     args = _parser().parse_args(argv)
@@ -91,12 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
     async with run_emulator(config, host=host, port=port) as running:
-        lines = (
-            f"RECURO_BASE_URL={shlex.quote(running.base_url)}\n"
-            f"RECURO_API_KEY={shlex.quote(running.api_key)}\n"
-            f"RECURO_API_SECRET={shlex.quote(running.api_secret)}\n"
-        )
-        sys.stdout.write(lines)
+        sys.stdout.write(export_lines(running.base_url, running.api_key, running.api_secret))
         sys.stdout.flush()
         sys.stderr.write("recuro emulator: serving; press Ctrl-C to stop\n")
         sys.stderr.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -190,10 +191,10 @@ async def test_emulator_command_prints_three_sourceable_lines_then_serves():
                 *done, rest = buffer.split(b"\n")
                 lines += [line.decode() for line in done]
                 buffer = rest
-        names = [line.split("=", 1)[0] for line in lines[:3]]
-        assert names == ["RECURO_BASE_URL", "RECURO_API_KEY", "RECURO_API_SECRET"]
-        served = dict(line.split("=", 1) for line in lines[:3])
-        listing = await recuro("ls", env={k: v.strip("'\"") for k, v in served.items()})
+        assert all(line.startswith("export ") for line in lines[:3])
+        served = dict(shlex.split(line)[1].split("=", 1) for line in lines[:3])
+        assert list(served) == ["RECURO_BASE_URL", "RECURO_API_KEY", "RECURO_API_SECRET"]
+        listing = await recuro("ls", env=served)
         assert listing.returncode == 0, listing.stderr
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(30):

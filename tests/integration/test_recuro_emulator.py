@@ -6,6 +6,7 @@ import base64
 import contextlib
 import functools
 import json
+import shlex
 import signal
 import socket
 import sys
@@ -757,7 +758,8 @@ async def test_cli_prints_three_sourceable_lines_and_stops_on_ctrl_c():
             while buffer.count(b"\n") < 3:
                 buffer += await process.stdout.receive()
         lines = buffer.decode().splitlines()[:3]
-        values = dict(line.split("=", 1) for line in lines)
+        assert all(line.startswith("export ") for line in lines)
+        values = dict(shlex.split(line)[1].split("=", 1) for line in lines)
         assert list(values) == ["RECURO_BASE_URL", "RECURO_API_KEY", "RECURO_API_SECRET"]
         assert values["RECURO_BASE_URL"].startswith("http://127.0.0.1:")
         assert values["RECURO_BASE_URL"].endswith("/api/1.0/")
