@@ -357,7 +357,14 @@ class MediaCrushAdapter:
         """MediaCrush has no account listing: always empty (see the module docstring)."""
         return []
 
-    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: ProgressCallback | None,
+        reissue_of: str | None = None,  # noqa: ARG002 - MediaCrush links do not expire
+    ) -> Path:
         """Every derived file into `dest`'s directory, then the manifest at exactly `dest`."""
         file_hash = url.rstrip("/").rsplit("/", 1)[-1]
         async with self._lock(file_hash):  # two inputs with the same bytes share their files

@@ -29,6 +29,8 @@ from typing import Final
 from orchestrator._service import (
     ItemError,
     JobSpec,
+    LinkExpiredError,
+    LocalFailureError,
     NotReadyError,
     OutcomeUnknownError,
     Phase,
@@ -38,6 +40,8 @@ from orchestrator._service import (
     StartRefusedError,
 )
 from recuro_async import (
+    DiskFullError,
+    DownloadLinkExpiredError,
     Filter,
     MediaNotFoundError,
     OutputFormat,
@@ -228,15 +232,29 @@ class RecuroAdapter:
         media = await self._client.list_media()
         return [RemoteMedia(m.file_id, m.restored_file_url) for m in media]
 
-    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: ProgressCallback | None,
+        reissue_of: str | None = None,
+    ) -> Path:
         """The restored file to exactly `dest`, resuming a `.part` left by an earlier run.
 
         `dest` is the output path the engine reserved for this item (journaled), so a file already
         there is this item's own (a crash after the rename, before the journal said so): replaced.
         """
-        return await self._client.download(
-            url, dest, resume=True, progress=progress, overwrite=True
-        )
+        try:
+            return await self._client.download(
+                url, dest, resume=True, progress=progress, overwrite=True, reissue_of=reissue_of
+            )
+        except DownloadLinkExpiredError as exc:
+            raise LinkExpiredError(f"the download link answered {exc.status_code}") from exc
+        except DiskFullError as exc:
+            raise LocalFailureError(
+                f"the disk is full writing {exc.path}; free some space and rerun the same command"
+            ) from exc
 
     async def delete(self, remote_id: str) -> None:
         """DeleteMedia; an id the service no longer knows is already deleted."""

@@ -453,7 +453,7 @@ async def run_restore(
     print_summary(report, tty=tty)
     if fatal is not None:
         stderr_line(f"error: the batch stopped: {fatal}; rerun the same command to resume")
-        return EXIT_FAILED
+        return EXIT_USAGE  # something to fix on our side (disk, journal), then rerun
     if interrupted:
         stderr_line("interrupted; rerun the same command to resume")
         return EXIT_INTERRUPTED

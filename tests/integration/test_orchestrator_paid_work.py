@@ -1,0 +1,55 @@
+"""Never destroy paid work (issue 11): an expiring link, our own failures and a full disk keep the result.
+
+Remote media is deleted only after its output is verified on disk, or after the service itself failed the
+job. A failure on our side leaves the item resumable.
+"""
+
+from __future__ import annotations
+
+import collections
+
+from test_orchestrator_recuro import emulator, expected, restore, started_jobs
+
+from orchestrator.cli._demo import make_samples
+
+
+async def test_an_expired_link_mid_download_resumes_from_a_fresh_one(
+    tmp_path, canary_key, canary_secret
+):
+    """Signed links expire before a cut download resumes: the item ends done with one job, resumed from
+    the bytes on disk (the server counts at most 1 MiB sent twice), and its media deleted after that."""
+    originals = make_samples(tmp_path / "in", 2)
+    big = tmp_path / "in" / "big.mov"
+    big.write_bytes(originals[0].read_bytes() + bytes(3 * 1024 * 1024))
+    async with (
+        emulator(
+            canary_secret,
+            canary_key,
+            restored_url_ttl=20.0,
+            truncate_rate=1.0,
+            bandwidth=2_000_000,
+            seed=3,
+        ) as running
+    ):  # a link lives 0.4 s at the suite's time scale; every download is cut, and resumes
+        code = await restore(running, [*map(str, originals), str(big)], tmp_path / "out")
+        entries = running.emulator.log
+        left = running.emulator.media_ids()
+        big_id = next(
+            e.file_id
+            for e in entries
+            if e.action == "download"
+            and e.status in (200, 206)
+            and e.file_id is not None
+            and running.emulator.restored_bytes_sent(e.file_id) > 3 * 1024 * 1024
+        )
+        sent = running.emulator.restored_bytes_sent(big_id)
+    assert code == 0
+    out = tmp_path / "out" / "big.mp4"
+    assert out.read_bytes() == expected(big)
+    assert max(started_jobs(running).values()) == 1
+    # (a refused link is logged without its file_id: the emulator refuses it before looking it up)
+    statuses = collections.Counter(e.status for e in entries if e.action == "download")
+    assert statuses[403] >= 1, f"the link never expired mid-download: {statuses}"
+    assert statuses[206] >= 1, "the download did not resume"
+    assert sent - out.stat().st_size <= 1024 * 1024, "more than 1 MiB fetched again"
+    assert left == []
