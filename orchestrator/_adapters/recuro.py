@@ -257,11 +257,21 @@ class RecuroAdapter:
             ) from exc
 
     async def delete(self, remote_id: str) -> None:
-        """DeleteMedia; an id the service no longer knows is already deleted."""
+        """DeleteMedia; an id the service no longer lists is already deleted (deleting is idempotent).
+
+        The document names no "not found" code, so a refusal is judged by ListMedia, not by its code.
+        """
         try:
             await self._client.delete_media(remote_id)
         except MediaNotFoundError:
             log.debug("media already gone at delete")
+        except (RateLimitedError, ServerError):
+            raise
+        except RecuroAPIError:
+            media = await self._client.list_media()
+            if any(m.file_id == remote_id for m in media):
+                raise  # still there: a real refusal (transient for the engine)
+            log.debug("delete refused, and the media is not listed: already gone")
 
     # ------------------------------------------------------------------ callbacks
 

@@ -194,9 +194,8 @@ class EmulatorApp:
             )
         except ApiError as exc:
             status = exc.status
-            payload = _encode(
-                {"error_code": exc.code, "error_message": exc.message}, quirks=cfg.quirks
-            )
+            code = cfg.error_codes.get(exc.code, exc.code)  # another reading of a silent document
+            payload = _encode({"error_code": code, "error_message": exc.message}, quirks=cfg.quirks)
             headers = _JSON + exc.headers
             admitted = admitted and exc.status != 500
         except Exception:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from recuro_async.testing._config import EmulatorConfig
+from recuro_async.testing._config import ALTERNATE_ERROR_CODES, EmulatorConfig
 from recuro_async.testing._emulator import run_emulator
 
 
@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         help="sign restored-file URLs so that they answer 403 this long after they were handed out "
         "(scaled by --time-scale; default: they never expire). Example: --restored-url-ttl 900",
     )
+    parser.add_argument(
+        "--error-codes",
+        choices=("ours", "alternate"),
+        default="ours",
+        help="the error codes the API document does not name: this emulator's own (default), or "
+        "another plausible set, to check that a client decides nothing by them",
+    )
     return parser
 
 
@@ -89,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_concurrent_jobs=args.max_concurrent_jobs,
             bandwidth=args.bandwidth,
             restored_url_ttl=args.restored_url_ttl,
+            error_codes=ALTERNATE_ERROR_CODES if args.error_codes == "alternate" else {},
         )
         if args.fault_rate:
             config = config.with_faults(args.fault_rate)

@@ -53,3 +53,25 @@ async def test_an_expired_link_mid_download_resumes_from_a_fresh_one(
     assert statuses[206] >= 1, "the download did not resume"
     assert sent - out.stat().st_size <= 1024 * 1024, "more than 1 MiB fetched again"
     assert left == []
+
+
+async def test_a_batch_against_other_error_codes_ends_done_with_one_job_each(
+    tmp_path, canary_key, canary_secret
+):
+    """The document names no refusal codes: a server answering premature and second StartJobs (and an
+    unknown id) with codes of its own still gets 50 of 50 done, one job per file, nothing left."""
+    from recuro_async.testing import ALTERNATE_ERROR_CODES
+
+    originals = make_samples(tmp_path / "in", 50)
+    async with emulator(canary_secret, canary_key, error_codes=ALTERNATE_ERROR_CODES) as running:
+        code = await restore(running, [*map(str, originals)], tmp_path / "out")
+        left = running.emulator.media_ids()
+        jobs = started_jobs(running)
+        refused = [e for e in running.emulator.log if e.action == "StartJob" and e.status == 400]
+    assert refused, "no premature StartJob was refused: the test did not reach the case"
+    assert code == 0
+    for original in originals:
+        assert (tmp_path / "out" / f"{original.stem}.mp4").read_bytes() == expected(original)
+    assert len(jobs) == 50
+    assert set(jobs.values()) == {1}
+    assert left == []
