@@ -7,10 +7,15 @@ job. A failure on our side leaves the item resumable.
 from __future__ import annotations
 
 import collections
+import os
+import subprocess
+import sys
 
+import anyio
 from test_orchestrator_recuro import emulator, expected, restore, started_jobs
 
 from orchestrator.cli._demo import make_samples
+from recuro_async.testing import ALTERNATE_ERROR_CODES
 
 
 async def test_an_expired_link_mid_download_resumes_from_a_fresh_one(
@@ -60,8 +65,6 @@ async def test_a_batch_against_other_error_codes_ends_done_with_one_job_each(
 ):
     """The document names no refusal codes: a server answering premature and second StartJobs (and an
     unknown id) with codes of its own still gets 50 of 50 done, one job per file, nothing left."""
-    from recuro_async.testing import ALTERNATE_ERROR_CODES
-
     originals = make_samples(tmp_path / "in", 50)
     async with emulator(canary_secret, canary_key, error_codes=ALTERNATE_ERROR_CODES) as running:
         code = await restore(running, [*map(str, originals)], tmp_path / "out")
@@ -75,3 +78,53 @@ async def test_a_batch_against_other_error_codes_ends_done_with_one_job_each(
     assert len(jobs) == 50
     assert set(jobs.values()) == {1}
     assert left == []
+
+
+async def test_a_second_run_on_the_same_journal_exits_2_before_any_request(
+    tmp_path, canary_key, canary_secret
+):
+    """While one `recuro restore` holds the journal, the same command beside it stops at once, exit 2,
+    naming the holder's PID, and the service sees no request from it."""
+    originals = make_samples(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    async with emulator(canary_secret, canary_key) as running:
+        holder = """
+import sys, anyio
+from orchestrator._journal import Journal
+from orchestrator.cli._restore import add_restore_arguments, _setup
+import argparse
+async def main():
+    parser = argparse.ArgumentParser(); add_restore_arguments(parser)
+    args = parser.parse_args(sys.argv[1:])
+    setup = await _setup(args, None)
+    async with setup.client, Journal(setup.journal, setup.spec):
+        print("held", flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+anyio.run(main)
+"""
+        argv = [
+            *map(str, originals),
+            "--format",
+            "Mp4H264",
+            "--out",
+            str(out),
+            "--base-url",
+            running.base_url,
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECURO_BASE")}
+        async with await anyio.open_process(
+            [sys.executable, "-c", holder, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        ) as first:
+            assert first.stdout is not None
+            assert (await first.stdout.receive()).startswith(b"held")
+            before = len(running.emulator.log)
+            second = await anyio.run_process(
+                [sys.executable, "-m", "orchestrator.cli._restore", *argv], env=env, check=False
+            )
+            assert len(running.emulator.log) == before, "the second run sent requests"
+            first.kill()
+    assert second.returncode == 2
+    assert f"PID {first.pid}".encode() in second.stderr
