@@ -39,9 +39,9 @@ from ._journal import JournalError
 from ._reconcile import Reconciler, Verdict
 from ._scheduler import Priority
 from ._service import (
+    BatchFatalError,
     ItemError,
     LinkExpiredError,
-    LocalFailureError,
     NotReadyError,
     OutcomeUnknownError,
     Phase,
@@ -207,7 +207,7 @@ class ItemMachine:
                 JournalError,
                 IllegalTransitionError,
                 StaleItemError,
-                LocalFailureError,
+                BatchFatalError,
             ):
                 raise
             except Exception as exc:
@@ -334,9 +334,14 @@ class ItemMachine:
         async with self._gate.lanes.uploads:
             await self._reconcile_uploads([item])
 
-    async def reconcile_open_uploads(self, items: list[Item], *, baseline: bool) -> None:
-        """Judge the uploads an earlier run left open, together (one listing); then take the baseline."""
-        media = None
+    async def reconcile_open_uploads(
+        self, items: list[Item], *, baseline: bool, listing: list[RemoteMedia] | None
+    ) -> None:
+        """Judge the uploads an earlier run left open, together (one listing); then take the baseline.
+
+        `listing` (the preflight's) serves as the baseline when no upload was left open.
+        """
+        media = listing
         if items:
             try:
                 media = await self._reconcile_uploads(items)

@@ -36,7 +36,7 @@ from orchestrator._events import BatchDone
 from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError
 from orchestrator._polling import PollSettings
-from orchestrator._report import build_report
+from orchestrator._report import Report, build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._service import JobSpec
 from orchestrator._staging import LocalFileServer, is_url
@@ -457,7 +457,23 @@ async def run_restore(
     if interrupted:
         stderr_line("interrupted; rerun the same command to resume")
         return EXIT_INTERRUPTED
+    _say_what_next(report)
     return EXIT_OK if not report.failed else EXIT_FAILED
+
+
+def _say_what_next(report: Report) -> None:
+    """After failures: how to retry them; after items stopped on our side: that a rerun resumes them."""
+    totals = report.totals
+    if totals["pending"]:
+        stderr_line(
+            f"{totals['pending']} item(s) stopped on our side and kept their media; "
+            "rerun the same command to resume them"
+        )
+    if totals["failed"]:
+        stderr_line(
+            f"{totals['failed']} item(s) failed; rerun the same command with --retry-failed "
+            "to try them again"
+        )
 
 
 def _consumer(runner_box: list[Runner], adapter: RecuroAdapter) -> Any:

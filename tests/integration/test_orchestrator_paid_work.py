@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import collections
 import os
+import socket
 import subprocess
 import sys
 
 import anyio
-from test_orchestrator_recuro import emulator, expected, restore, started_jobs
+from test_orchestrator_recuro import emulator, expected, parse, restore, started_jobs
 
 from orchestrator.cli._demo import make_samples
+from orchestrator.cli._restore import run_restore
 from recuro_async.testing import ALTERNATE_ERROR_CODES
 
 
@@ -128,3 +130,49 @@ anyio.run(main)
             first.kill()
     assert second.returncode == 2
     assert f"PID {first.pid}".encode() in second.stderr
+
+
+async def test_refused_credentials_stop_the_batch_at_the_first_call(
+    tmp_path, canary_key, canary_secret, capsys
+):
+    """A wrong key: exit 2 after one refused request, no item failed; with the right key the same
+    command (no --retry-failed) restores everything."""
+    originals = make_samples(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    async with emulator("another-secret", canary_key) as running:
+        code = await restore(running, [*map(str, originals)], out)
+        refused = list(running.emulator.log)
+    assert code == 2
+    assert len(refused) == 1
+    err = capsys.readouterr().err
+    assert "refused the credentials" in err
+    assert "RECURO_API_SECRET" in err
+    async with emulator(canary_secret, canary_key) as running:
+        code = await restore(running, [*map(str, originals)], out)
+    assert code == 0
+    assert all((out / f"{o.stem}.mp4").exists() for o in originals)
+
+
+async def test_an_unreachable_host_stops_the_batch_naming_it(tmp_path, capsys):
+    """Nothing listens at the base URL: exit 2 naming the host, before any item moves."""
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    originals = make_samples(tmp_path / "in", 2)
+    argv = [
+        *map(str, originals),
+        "--format",
+        "Mp4H264",
+        "--out",
+        str(tmp_path / "out"),
+        "--base-url",
+        f"http://127.0.0.1:{port}/api/1.0/",
+        "--time-scale",
+        "0.01",
+    ]
+    with anyio.fail_after(60):
+        code = await run_restore(parse(argv), tty=False)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err
+    assert "cannot reach" in err
