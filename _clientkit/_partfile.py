@@ -27,6 +27,7 @@ __all__ = [
     "part_layout",
     "pwrite_all",
     "read_sidecar",
+    "resumable_state",
     "unlink",
     "write_sidecar",
 ]
@@ -100,6 +101,24 @@ class PartState:
         except (ValueError, KeyError, TypeError):
             return None
         return cls(url=url, name=name, validator=validator, total=total, segments=segments)
+
+
+def resumable_state(raw: bytes, url: str, *, reissue_of: str | None = None) -> PartState | None:
+    """The sidecar's state if its `.part` may be resumed for `url`, else None (the `.part` is discarded).
+
+    A sidecar recorded for `url` is resumed. One recorded for another URL is resumed only when the caller
+    says `url` is a re-issue of that URL (`reissue_of`, e.g. a fresh signed link of the same file) AND the
+    sidecar holds a strong validator, so every range request carries If-Range and a changed file can never
+    be spliced; the state is then re-keyed to `url`.
+    """
+    state = PartState.from_json(raw, url)
+    if state is not None or reissue_of is None or reissue_of == url:
+        return state
+    state = PartState.from_json(raw, reissue_of)
+    if state is None or state.validator is None:
+        return None
+    state.url = url
+    return state
 
 
 def tiles(segments: Sequence[Segment], total: int) -> bool:

@@ -32,7 +32,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
@@ -313,6 +313,16 @@ class RedisLimiter:
                 await self._local.pause(seconds)
         else:
             _logger.debug("rate limiter: paused", extra={"limiter_pause_seconds": seconds})
+
+    # ------------------------------------------------------------------ PersistentWindow
+
+    def stamps(self) -> list[float]:
+        """Nothing for a journal to keep: the window lives in Redis, which outlasts this process."""
+        return []
+
+    def seed(self, stamps: Iterable[float]) -> None:
+        """Ignored: Redis already holds every process's stamps (and a store found empty pauses)."""
+        del stamps
 
     # ------------------------------------------------------------------ internals
 

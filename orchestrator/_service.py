@@ -20,19 +20,25 @@ import json
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 __all__ = [
+    "BatchFatalError",
     "ItemError",
     "JobSpec",
+    "LinkExpiredError",
     "NotReadyError",
     "OutcomeUnknownError",
     "Phase",
+    "Prechecker",
+    "Preflight",
     "RemoteMedia",
     "RemoteStatus",
     "ServiceAdapter",
+    "StartRefusedError",
+    "Uploaded",
 ]
 
 
@@ -47,6 +53,32 @@ class ItemError(Exception):
 
 class NotReadyError(Exception):
     """The service refused a start because the media is not ready yet; the call had no effect."""
+
+
+class LinkExpiredError(Exception):
+    """The result's download link stopped working (401/403/410): fetch a fresh one and resume from disk."""
+
+
+class BatchFatalError(Exception):
+    """A failure no item can outlive: our disk is full, the credentials are refused, the host is unreachable.
+
+    The batch stops at once, every item stays where it stood (none is failed), and the message names the
+    cause and the fix; the same command resumes once it is fixed.
+    """
+
+
+class StartRefusedError(Exception):
+    """The service refused a start with an error code the adapter cannot read (the API document names none).
+
+    The engine decides what it meant from the media's state, never from the code: still processing (not
+    ready: wait), a job on it (ours, started by an earlier try), failed, or ready (a real refusal of the job,
+    which fails the item after a few tries).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class OutcomeUnknownError(Exception):
@@ -96,6 +128,18 @@ class RemoteStatus:
     result_url: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+
+
+@attrs.frozen
+class Uploaded:
+    """What an upload made: the remote id, and whether the media is the batch's own to delete.
+
+    `owned=False` when the service already had it (a content-addressed service answering "already
+    uploaded" for someone else's copy): the batch then never deletes it.
+    """
+
+    remote_id: str
+    owned: bool = True
 
 
 @attrs.frozen
@@ -160,8 +204,8 @@ class ServiceAdapter(Protocol):
         """The output file name for an input base name (e.g. the extension of the output format)."""
         ...
 
-    async def upload(self, source_url: str, *, notify_url: str | None) -> str:
-        """Hand the service a URL to fetch; return the remote id (UploadMedia). Not idempotent."""
+    async def upload(self, source_url: str, *, notify_url: str | None) -> str | Uploaded:
+        """Hand the service the input; the remote id (owned), or `Uploaded`. Not idempotent."""
         ...
 
     async def start(self, remote_id: str, *, notify_url: str | None) -> None:
@@ -176,10 +220,49 @@ class ServiceAdapter(Protocol):
         """Every media on the account with its result URL if any (ListMedia): one call for the batch."""
         ...
 
-    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
-        """Download the result to exactly `dest` (resuming a `.part` left by an earlier run)."""
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: ProgressCallback | None,
+        reissue_of: str | None = None,
+    ) -> Path:
+        """Download the result to exactly `dest` (resuming a `.part` left by an earlier run).
+
+        `reissue_of`: `url` is a fresh link for the same result as that expired one, so the `.part` is
+        resumed (its validator checked). An expired link is `LinkExpiredError`; a full disk is
+        `BatchFatalError`.
+        """
         ...
 
     async def delete(self, remote_id: str) -> None:
         """Delete remote media (DeleteMedia); deleting an already deleted id is success."""
+        ...
+
+
+@runtime_checkable
+class Prechecker(Protocol):
+    """An optional capability: tell, before the first upload, whether the service already has the input.
+
+    A content-addressed service (MediaCrush) knows the id of an input before it is uploaded. The engine asks
+    once, before the item's first upload intent, and records the answer: media found there is someone
+    else's (never deleted); media the batch's own uploads create is the batch's, also after a crash.
+    """
+
+    async def precheck(self, source_url: str) -> str | None:
+        """The remote id of the input if the service already has it, else None (no side effect)."""
+        ...
+
+
+@runtime_checkable
+class Preflight(Protocol):
+    """An optional capability: the batch's first call, before any item moves.
+
+    It proves that the service is reachable and takes the credentials (a refusal or an unreachable host is
+    `BatchFatalError`, naming the cause and the fix), and returns the account's media (the baseline).
+    """
+
+    async def preflight(self) -> list[RemoteMedia]:
+        """List the account's media, or raise `BatchFatalError` saying what to fix."""
         ...

@@ -17,9 +17,10 @@ How MediaCrush maps onto the engine:
 - An item's result is several files: `download()` fetches each (resumable) into the output directory under
   its served name `<hash>.<ext>`, then writes the item's output proper, a JSON manifest listing them with
   sizes and sha256 checksums (`read_manifest`).
-- Deleting is only ever asked for with `keep_remote=False`. The adapter deletes only files it uploaded
-  itself in this process: a file the pre-check found already on the server (someone else's, or ours from
-  an earlier run) is left alone, since a delete removes it for everyone who uploaded the same bytes.
+- Ownership lives in the engine's journal, so it survives a restart: before an item's first upload the
+  engine asks `precheck()` (`/exists` by content hash); a file the server already had is recorded as
+  someone else's and never deleted (a delete removes it for everyone who uploaded the same bytes). What the
+  batch's own uploads created is deleted with `keep_remote=False`, also by a later process.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
+from _clientkit._filenames import safe_join
 from mediacrush_async import (
     Album,
     File,
@@ -57,6 +59,7 @@ from mediacrush_async import (
     UnsupportedMediaError,
     content_hash,
 )
+from orchestrator._outputs import derived_name
 from orchestrator._service import (
     ItemError,
     JobSpec,
@@ -64,6 +67,7 @@ from orchestrator._service import (
     ProgressCallback,
     RemoteMedia,
     RemoteStatus,
+    Uploaded,
 )
 from orchestrator._staging import StagedSource
 
@@ -258,8 +262,9 @@ class MediaCrushAdapter:
         self._download = download
         self._on_upload_progress = on_upload_progress
         self._objects: dict[str, File] = {}
+        # uploaded by this process (a second input of the same bytes), and derived names taken
         self._uploaded: set[str] = set()
-        self._shared: set[str] = set()
+        self._names: dict[str, tuple[str, str]] = {}  # case-folded name -> (hash, served name)
         self._locks: dict[str, anyio.Lock] = {}
 
     def __repr__(self) -> str:
@@ -273,20 +278,32 @@ class MediaCrushAdapter:
         """The manifest's name: the input's base name plus `.mediacrush.json`."""
         return (input_name or "media") + MANIFEST_SUFFIX
 
-    def owns(self, file_hash: str) -> bool:
-        """True when this adapter uploaded `file_hash` itself (and may delete it)."""
-        return file_hash in self._uploaded
-
     # ------------------------------------------------------------------ remote steps
 
-    async def upload(self, source_url: str, *, notify_url: str | None) -> str:  # noqa: ARG002
-        """Upload a staged local file (`file://`) or have the server fetch an http(s) URL; the hash.
+    async def precheck(self, source_url: str) -> str | None:
+        """The hash of a local file if the server already has it (`/exists`), else None.
 
-        MediaCrush has no callbacks, so `notify_url` is ignored.
+        The engine asks before an item's first upload and records the answer in the journal: a file the
+        server already had is someone else's (or an earlier batch's) and is never deleted by this one.
+        """
+        if not source_url.startswith("file:"):
+            return None  # the server fetches URLs itself; `upload_url` says whether it had the file
+        try:
+            file_hash = await anyio.to_thread.run_sync(content_hash, _path_of(source_url))
+        except InvalidArgumentError as exc:
+            raise ItemError("InputUnreadable", str(exc)) from exc
+        return file_hash if await self._client.exists(file_hash) else None
+
+    async def upload(self, source_url: str, *, notify_url: str | None) -> Uploaded:  # noqa: ARG002
+        """Upload a staged local file (`file://`) or have the server fetch an http(s) URL.
+
+        MediaCrush has no callbacks, so `notify_url` is ignored. A local file is ours once uploaded (the
+        engine's precheck already set aside files the server had); a URL the server says it already had
+        is not.
         """
         try:
             if source_url.startswith("file:"):
-                return await self._upload_file(_path_of(source_url))
+                return Uploaded(await self._upload_file(_path_of(source_url)))
             result = await self._client.upload_url(source_url)
         except InvalidArgumentError as exc:
             raise ItemError("InvalidInput", str(exc)) from exc
@@ -294,24 +311,16 @@ class MediaCrushAdapter:
             raise  # the client waited or retried already; the engine retries the step
         except MediaCrushAPIError as exc:
             raise ItemError(type(exc).__name__, str(exc)) from exc
-        if result.already_uploaded:
-            self._shared.add(result.hash)
-        else:
-            self._uploaded.add(result.hash)
-        return result.hash
+        return Uploaded(result.hash, owned=not result.already_uploaded)
 
     async def _upload_file(self, path: Path) -> str:
-        """The pre-check by content hash is the evidence of who owns the file."""
+        """Stream the file; a 409 here is our own earlier attempt (or a concurrent uploader's)."""
         try:
             file_hash = await anyio.to_thread.run_sync(content_hash, path)
         except InvalidArgumentError as exc:
             raise ItemError("InputUnreadable", str(exc)) from exc
         async with self._lock(file_hash):  # two inputs with the same bytes: one upload
-            if file_hash in self._uploaded or file_hash in self._shared:
-                return file_hash
-            if await self._client.exists(file_hash):
-                log.info("upload skipped: the server has the file", extra={"hash": file_hash})
-                self._shared.add(file_hash)
+            if file_hash in self._uploaded:
                 return file_hash
             hook = self._on_upload_progress
             result = await self._client.upload_file(
@@ -324,9 +333,20 @@ class MediaCrushAdapter:
                     "HashMismatch",
                     f"the server stored {result.hash}, the file's hash is {file_hash}",
                 )
-            # a 409 here is our own earlier attempt (or a concurrent uploader of the same bytes)
             self._uploaded.add(file_hash)
         return file_hash
+
+    def _claim(self, file_hash: str, served: str, name: str) -> str:
+        """`name` for the file `served` of `file_hash`, numbered if another file took it (ignoring case)."""
+        stem, dot, ext = name.rpartition(".")
+        candidate, n = name, 2
+        while self._names.setdefault(candidate.casefold(), (file_hash, served)) != (
+            file_hash,
+            served,
+        ):
+            candidate = f"{stem}-{n}.{ext}" if dot else f"{name}-{n}"
+            n += 1
+        return candidate
 
     def _lock(self, file_hash: str) -> anyio.Lock:
         return self._locks.setdefault(file_hash, anyio.Lock())
@@ -351,7 +371,14 @@ class MediaCrushAdapter:
         """MediaCrush has no account listing: always empty (see the module docstring)."""
         return []
 
-    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: ProgressCallback | None,
+        reissue_of: str | None = None,  # noqa: ARG002 - MediaCrush links do not expire
+    ) -> Path:
         """Every derived file into `dest`'s directory, then the manifest at exactly `dest`."""
         file_hash = url.rstrip("/").rsplit("/", 1)[-1]
         async with self._lock(file_hash):  # two inputs with the same bytes share their files
@@ -361,6 +388,7 @@ class MediaCrushAdapter:
             listed: list[DerivedFile] = []
             for index, (role, entry) in enumerate(entries):
                 derived, size = await self._fetch(
+                    file_hash,
                     entry,
                     role,
                     dest.parent,
@@ -382,6 +410,7 @@ class MediaCrushAdapter:
 
     async def _fetch(
         self,
+        file_hash: str,
         entry: FileEntry,
         role: str,
         directory: Path,
@@ -391,7 +420,7 @@ class MediaCrushAdapter:
         base: int,
     ) -> tuple[DerivedFile, int]:
         """Download one derived file (or only list it); returns its manifest entry and size."""
-        name = entry.file.rstrip("/").rsplit("/", 1)[-1]
+        name = self._claim(file_hash, entry.file, derived_name(file_hash, entry.file))
         url = entry.url or f"{self._client.base_url}{entry.file}"
         listed = DerivedFile(name=name, role=role, url=url, type=entry.type)
         if not self._download:
@@ -402,7 +431,11 @@ class MediaCrushAdapter:
                 progress(base + done, None)
 
         try:
-            path = await self._client.download(entry, directory / name, progress=report)
+            # The item's own output directory: the engine owns what is in it (two inputs with the same
+            # bytes share one upload and fetch the same derived files), so replacing is intended.
+            path = await self._client.download(
+                entry, safe_join(directory, name), progress=report, overwrite=True
+            )
         except NotFoundError as exc:
             if original:
                 raise ItemError("MissingOriginal", f"{name}: {exc}") from exc
@@ -413,11 +446,7 @@ class MediaCrushAdapter:
         return attrs.evolve(listed, path=str(path), size=size, sha256=digest), size
 
     async def delete(self, remote_id: str) -> None:
-        """Delete a file this adapter uploaded; anything else is left alone (module docstring)."""
-        if remote_id not in self._uploaded:
-            reason = "already on the server" if remote_id in self._shared else "not uploaded here"
-            log.warning("remote file left in place", extra={"hash": remote_id, "reason": reason})
-            return
+        """Delete a file the batch uploaded (the engine asks only for those, as its journal says)."""
         try:
             await self._client.delete(remote_id)
         except NotFoundError:

@@ -29,23 +29,30 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
+from _clientkit._limiter import SlidingWindowLimiter
 from orchestrator._adapters.recuro import SUPPORTED_CONTAINERS, RecuroAdapter
+from orchestrator._budget import JournaledWindow
+from orchestrator._effects import CrashPoint
 from orchestrator._events import BatchDone
+from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError
 from orchestrator._polling import PollSettings
-from orchestrator._report import build_report
+from orchestrator._report import Report, build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._service import JobSpec
 from orchestrator._staging import LocalFileServer, is_url
-from recuro_async import ConfigurationError, RateLimit, RecuroClient
+from recuro_async import ConfigurationError, RateLimit, RecuroClient, RedisLimiter
+from recuro_async._constants import DEFAULT_TIMEOUT
 from recuro_async.webhooks import Notification, WebhookReceiver
 
 from ._render import make_renderer, print_summary
-from ._shared import positive_float, positive_int
+from ._shared import ExamplesFormatter, positive_float, positive_int
 from ._signals import stderr_line, watch_interrupts
 
 __all__ = [
     "DEFAULT_JOURNAL_NAME",
+    "RESTORE_DESCRIPTION",
+    "RESTORE_EPILOG",
     "RestoreSetupError",
     "add_restore_arguments",
     "main_restore",
@@ -63,6 +70,24 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 _LOCAL_NOTIFY: Final = "local"
+
+RESTORE_DESCRIPTION: Final = (
+    "Restore every INPUT (a local media file or an http(s) URL) with one job each: upload, wait for "
+    "analysis, start the job, wait, download the restored file into DIR (resumable, verified) and delete "
+    "the remote media. All calls share one limiter (200 requests per sliding minute). Everything typed is "
+    "checked before any request. A journal in DIR records every step: rerun the same command after a "
+    "crash or Ctrl-C and it resumes; items that failed are tried again only with --retry-failed. Local "
+    "files are served to the service by a built-in file server (see --stage-url)."
+)
+RESTORE_EPILOG: Final = """\
+examples:
+  recuro restore reels/*.mov --format Mp4H264 --filter Noise --filter ColorBalance --scale 1080 --out restored/
+  recuro restore --from-file urls.txt --format MovProRes422Hq --out restored/ --report report.json
+  recuro restore reels/*.mov --format Mp4H264 --out restored/ \\
+      --stage-url https://files.example.com/ --stage-bind 127.0.0.1:8600   # service not on loopback
+
+Exit codes: 0 all done, 1 some items failed, 2 usage or configuration error, 130 interrupted
+(rerun the same command to resume)."""
 
 
 class RestoreSetupError(Exception):
@@ -150,6 +175,14 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         help="fail an item stuck that long in analysis or in its job (default: a day)",
     )
     parser.add_argument(
+        "--rate-limit",
+        type=positive_int,
+        default=_RATE_REQUESTS,
+        metavar="N",
+        help=f"API requests the account allows per 60 s window (default: {_RATE_REQUESTS}, "
+        "the documented limit); the batch never sends more in any window, across reruns",
+    )
+    parser.add_argument(
         "--redis-url",
         default=None,
         metavar="URL",
@@ -182,6 +215,7 @@ class _Setup:
     bind: tuple[str, int]
     stage_url: str | None
     notify_base: str | None
+    window: JournaledWindow
 
 
 def _is_loopback_url(url: str) -> bool:
@@ -217,9 +251,10 @@ def _check_input(text: str) -> str | None:
     try:
         with path.open("rb") as handle:
             handle.read(1)
+        size = path.stat().st_size
     except OSError as exc:
         return f"{text}: cannot read the file ({exc.strerror})"
-    return None
+    return empty_input_problem(text, size)
 
 
 def _check_out_dir(out: Path) -> str | None:
@@ -285,15 +320,23 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     client: RecuroClient | None = None
     adapter: RecuroAdapter | None = None
     try:
-        rate = RateLimit(max_requests=_RATE_REQUESTS, period=60.0 * args.time_scale)
-        if args.redis_url:  # the client builds its RedisLimiter from the environment, and closes it
-            os.environ["RECURO_REDIS_URL"] = args.redis_url
+        # the client's limiter, wrapped so that its window survives a kill (kept in the journal)
+        window = JournaledWindow(
+            SlidingWindowLimiter(args.rate_limit, 60.0 * args.time_scale, grace=DEFAULT_TIMEOUT)
+        )
+        limiter: dict[str, Any] = {"limiter": window}
+        redis_url = args.redis_url or os.environ.get("RECURO_REDIS_URL")
+        if redis_url:  # the window lives in Redis, shared and kept there; the client owns it
+            os.environ["RECURO_REDIS_URL"] = redis_url
+            limiter = {"rate_limit": RateLimit(args.rate_limit, 60.0 * args.time_scale)}
         if credentials is not None:
-            client = RecuroClient(*credentials, base_url=args.base_url, rate_limit=rate)
+            client = RecuroClient(*credentials, base_url=args.base_url, **limiter)
         else:
             from ._common import client_from_args
 
-            client = client_from_args(args, rate_limit=rate)
+            client = client_from_args(args, **limiter)
+        if isinstance(client.limiter, RedisLimiter):
+            window = JournaledWindow(client.limiter)  # its snapshots are empty: Redis keeps it
     except ConfigurationError as exc:
         problems.append(str(exc))
     if client is not None:
@@ -346,6 +389,7 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         bind=bind,
         stage_url=args.stage_url,
         notify_base=notify_base,
+        window=window,
     )
 
 
@@ -367,7 +411,14 @@ async def run_restore(
         return EXIT_USAGE
     interrupted = False
     fatal: str | None = None
-    async with setup.client, Journal(setup.journal, setup.spec) as journal:
+    journal = Journal(setup.journal, setup.spec)
+    try:
+        await journal.open()  # the run's lock first: a second run on this journal stops here
+    except JournalError as exc:
+        await setup.client.aclose()
+        stderr_line(f"error: {exc}")
+        return EXIT_USAGE
+    async with setup.client, contextlib.aclosing(journal):
         async with contextlib.AsyncExitStack() as stack:
             server: LocalFileServer | None = None
             if setup.needs_server:
@@ -385,7 +436,14 @@ async def run_restore(
                     else setup.notify_base.rstrip("/") + "/hooks"
                 )
                 config = attrs.evolve(config, notify_url=receiver.notify_url(public))
-            runner = Runner(setup.adapter, journal, config=config, stager=server)
+            runner = Runner(
+                setup.adapter,
+                journal,
+                config=config,
+                stager=server,
+                crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
+                window=setup.window,
+            )
             runner_box.append(runner)
             if server is not None:
                 server.set_fetch_hook(runner.record_fetch)
@@ -410,11 +468,27 @@ async def run_restore(
     print_summary(report, tty=tty)
     if fatal is not None:
         stderr_line(f"error: the batch stopped: {fatal}; rerun the same command to resume")
-        return EXIT_FAILED
+        return EXIT_USAGE  # something to fix on our side (disk, journal), then rerun
     if interrupted:
         stderr_line("interrupted; rerun the same command to resume")
         return EXIT_INTERRUPTED
+    _say_what_next(report)
     return EXIT_OK if not report.failed else EXIT_FAILED
+
+
+def _say_what_next(report: Report) -> None:
+    """After failures: how to retry them; after items stopped on our side: that a rerun resumes them."""
+    totals = report.totals
+    if totals["pending"]:
+        stderr_line(
+            f"{totals['pending']} item(s) stopped on our side and kept their media; "
+            "rerun the same command to resume them"
+        )
+    if totals["failed"]:
+        stderr_line(
+            f"{totals['failed']} item(s) failed; rerun the same command with --retry-failed "
+            "to try them again"
+        )
 
 
 def _consumer(runner_box: list[Runner], adapter: RecuroAdapter) -> Any:
@@ -454,7 +528,12 @@ def main_restore(args: argparse.Namespace) -> int:
 
 def _standalone(argv: Sequence[str] | None = None) -> int:
     """`python -m orchestrator.cli._restore ...`: the restore command without the dispatcher."""
-    parser = argparse.ArgumentParser(prog="recuro restore", description="Restore a batch of media.")
+    parser = argparse.ArgumentParser(
+        prog="recuro restore",
+        description=RESTORE_DESCRIPTION,
+        epilog=RESTORE_EPILOG,
+        formatter_class=ExamplesFormatter,
+    )
     add_restore_arguments(parser)
     return main_restore(parser.parse_args(argv))
 
