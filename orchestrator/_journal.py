@@ -570,7 +570,7 @@ def _release_lock(path: Path, fd: int) -> None:
 def _holder(path: Path) -> str:
     """Who holds the journal, as the holder recorded it (best effort, read-only)."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'holder'").fetchone()
         finally:
@@ -629,7 +629,7 @@ def _check_spec_sync(path: Path, spec: JobSpec) -> None:
     if not path.exists():
         return
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
     except sqlite3.Error as exc:
         raise JournalError(f"cannot open the journal {path}: {exc}") from exc
     try:
