@@ -193,3 +193,16 @@ async def test_a_journal_that_cannot_be_created_is_a_clear_error_with_exit_2(
     assert code == 2
     assert sent == []
     assert str(blocker) in capsys.readouterr().err
+
+
+async def test_restore_downloads_in_segments_when_asked(tmp_path, canary_key, canary_secret):
+    """`--segments 4`: a large restored file comes in several concurrent ranges, byte-identical."""
+    originals = make_samples(tmp_path / "in", 1)
+    big = tmp_path / "in" / "long.mov"
+    big.write_bytes(originals[0].read_bytes() + bytes(17 * 1024 * 1024))
+    async with emulator(canary_secret, canary_key) as running:
+        code = await restore(running, [str(big)], tmp_path / "out", "--segments", "4")
+        ranges = [e for e in running.emulator.log if e.action == "download" and e.status == 206]
+    assert code == 0
+    assert (tmp_path / "out" / "long.mp4").read_bytes() == expected(big)
+    assert len(ranges) >= 3, f"{len(ranges)} ranges: the download was not segmented"
