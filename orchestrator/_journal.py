@@ -633,7 +633,13 @@ def _check_spec_sync(path: Path, spec: JobSpec) -> None:
     except sqlite3.Error as exc:
         raise JournalError(f"cannot open the journal {path}: {exc}") from exc
     try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+        # a run killed between creating the file and writing the schema leaves it empty: a new journal
+        fresh = not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        row = (
+            None if fresh else conn.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+        )
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path} is not a usable journal: {exc}") from exc
     finally:

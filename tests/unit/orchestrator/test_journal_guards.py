@@ -144,3 +144,14 @@ async def test_the_spec_check_reads_a_journal_whose_path_needs_escaping(tmp_path
         pass
     with pytest.raises(JournalMismatchError):
         await Journal.check(path, JobSpec("recuro", {"format": "MovProRes4444"}))
+
+
+async def test_a_journal_left_empty_by_a_kill_is_checked_and_opened(tmp_path):
+    """A run killed after creating the journal file, before SQLite wrote its schema, leaves an empty (or
+    cut) file: the rerun's spec check takes it for a new journal, and opening it makes one (found by the
+    seeded random kills: the rerun exited 2 with 'no such table: meta', again and again)."""
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"")
+    await Journal.check(path, SPEC)
+    async with Journal(path, SPEC) as journal:
+        assert await journal.load() == []
