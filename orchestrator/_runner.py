@@ -274,7 +274,11 @@ class Runner(anyio.AsyncContextManagerMixin):
             self._watcher.watch(item)
             machine.remember_token(item)
         resumed = [i for i in work if i.stage in ACTIVE_STAGES or machine.needs_cleanup(i)]
-        fresh = [i for i in work if i.stage in (Stage.QUEUED, Stage.STAGED)]
+        # the longest work first: the service's processing time grows with the media's size
+        fresh = sorted(
+            (i for i in work if i.stage in (Stage.QUEUED, Stage.STAGED)),
+            key=lambda i: (i.size is None, -(i.size or 0), i.seq),
+        )
         lanes = self._gate.lanes
         listing = await self._preflight() if work else None
         async with anyio.create_task_group() as poll_tg:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from _clientkit._limiter import Pacing
 from _clientkit._redis_limiter import LimiterUnavailableError, RedisLimiter
 
-from ._client import RecuroClient
+from ._client import DownloadOptions, RecuroClient
 from ._enums import Filter, OutputFormat, State
 from ._errors import (
     ConfigurationError,
@@ -39,6 +39,7 @@ __all__ = [
     "DiskFullError",
     "DownloadError",
     "DownloadLinkExpiredError",
+    "DownloadOptions",
     "Filter",
     "FilterInfo",
     "InvalidArgumentError",

@@ -41,7 +41,13 @@ from orchestrator._report import Report, build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._service import JobSpec
 from orchestrator._staging import LocalFileServer, is_url
-from recuro_async import ConfigurationError, RateLimit, RecuroClient, RedisLimiter
+from recuro_async import (
+    ConfigurationError,
+    DownloadOptions,
+    RateLimit,
+    RecuroClient,
+    RedisLimiter,
+)
 from recuro_async._constants import DEFAULT_TIMEOUT
 from recuro_async.webhooks import Notification, WebhookReceiver
 
@@ -181,6 +187,14 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"API requests the account allows per 60 s window (default: {_RATE_REQUESTS}, "
         "the documented limit); the batch never sends more in any window, across reruns",
+    )
+    parser.add_argument(
+        "--segments",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="download each restored file in up to N concurrent ranges (default: 1); helps when the "
+        "server caps each connection's bandwidth. Example: --segments 8",
     )
     parser.add_argument(
         "--redis-url",
@@ -324,17 +338,20 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         window = JournaledWindow(
             SlidingWindowLimiter(args.rate_limit, 60.0 * args.time_scale, grace=DEFAULT_TIMEOUT)
         )
+        downloads = DownloadOptions(segments=args.segments)
         limiter: dict[str, Any] = {"limiter": window}
         redis_url = args.redis_url or os.environ.get("RECURO_REDIS_URL")
         if redis_url:  # the window lives in Redis, shared and kept there; the client owns it
             os.environ["RECURO_REDIS_URL"] = redis_url
             limiter = {"rate_limit": RateLimit(args.rate_limit, 60.0 * args.time_scale)}
         if credentials is not None:
-            client = RecuroClient(*credentials, base_url=args.base_url, **limiter)
+            client = RecuroClient(
+                *credentials, base_url=args.base_url, download_options=downloads, **limiter
+            )
         else:
             from ._common import client_from_args
 
-            client = client_from_args(args, **limiter)
+            client = client_from_args(args, download_options=downloads, **limiter)
         if isinstance(client.limiter, RedisLimiter):
             window = JournaledWindow(client.limiter)  # its snapshots are empty: Redis keeps it
     except ConfigurationError as exc:

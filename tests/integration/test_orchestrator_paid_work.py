@@ -176,3 +176,33 @@ async def test_an_unreachable_host_stops_the_batch_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port}" in err
     assert "cannot reach" in err
+
+
+async def test_a_journal_that_cannot_be_created_is_a_clear_error_with_exit_2(
+    tmp_path, canary_key, canary_secret, capsys
+):
+    """A --journal that cannot be created (its directory is a file) stops before any request, exit 2."""
+    originals = make_samples(tmp_path / "in", 1)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    async with emulator(canary_secret, canary_key) as running:
+        code = await restore(
+            running, [str(originals[0])], tmp_path / "out", "--journal", str(blocker / "j.sqlite")
+        )
+        sent = list(running.emulator.log)
+    assert code == 2
+    assert sent == []
+    assert str(blocker) in capsys.readouterr().err
+
+
+async def test_restore_downloads_in_segments_when_asked(tmp_path, canary_key, canary_secret):
+    """`--segments 4`: a large restored file comes in several concurrent ranges, byte-identical."""
+    originals = make_samples(tmp_path / "in", 1)
+    big = tmp_path / "in" / "long.mov"
+    big.write_bytes(originals[0].read_bytes() + bytes(17 * 1024 * 1024))
+    async with emulator(canary_secret, canary_key) as running:
+        code = await restore(running, [str(big)], tmp_path / "out", "--segments", "4")
+        ranges = [e for e in running.emulator.log if e.action == "download" and e.status == 206]
+    assert code == 0
+    assert (tmp_path / "out" / "long.mp4").read_bytes() == expected(big)
+    assert len(ranges) >= 3, f"{len(ranges)} ranges: the download was not segmented"
