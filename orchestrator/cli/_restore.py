@@ -29,7 +29,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-from _clientkit._limiter import SlidingWindowLimiter
+from _clientkit._limiter import Pacing, SlidingWindowLimiter
 from orchestrator._adapters.recuro import SUPPORTED_CONTAINERS, RecuroAdapter
 from orchestrator._budget import JournaledWindow
 from orchestrator._effects import CrashPoint
@@ -335,8 +335,15 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     adapter: RecuroAdapter | None = None
     try:
         # the client's limiter, wrapped so that its window survives a kill (kept in the journal)
+        # and paced (a token bucket in front of the log: a backlog goes out evenly, not at window edges)
+        period = 60.0 * args.time_scale
         window = JournaledWindow(
-            SlidingWindowLimiter(args.rate_limit, 60.0 * args.time_scale, grace=DEFAULT_TIMEOUT)
+            SlidingWindowLimiter(
+                args.rate_limit,
+                period,
+                grace=DEFAULT_TIMEOUT,
+                pacing=Pacing.even(args.rate_limit, period),
+            )
         )
         downloads = DownloadOptions(segments=args.segments)
         limiter: dict[str, Any] = {"limiter": window}
