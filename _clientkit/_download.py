@@ -92,6 +92,7 @@ from ._partfile import (
     write_sidecar,
 )
 from ._ranges import content_length, parse_content_range, strong_validator, unsatisfied_total
+from ._redact import redact_excerpt
 from ._retry import RetryPolicy, parse_retry_after
 from ._transport import NEVER_SENT
 
@@ -781,9 +782,8 @@ class _Download:
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         status = response.status_code
-        excerpt = await _excerpt(response)
-        if isinstance(self._auth, OriginAuth):
-            excerpt = self._auth.redact(excerpt)
+        secrets = self._auth.secrets() if isinstance(self._auth, OriginAuth) else ()
+        excerpt = await _excerpt(response, secrets)
         if status in {408, 429} or status >= 500:
             raise _Retryable(
                 f"HTTP {status}",
@@ -859,11 +859,11 @@ def _choose_name(
     return name
 
 
-async def _excerpt(response: httpx.Response) -> str:
-    """The first bytes of an error body as printable text (never the whole body)."""
+async def _excerpt(response: httpx.Response, secrets: tuple[str, ...]) -> str:
+    """The first bytes of an error body as printable text, `secrets` masked before any cut."""
     if response.is_stream_consumed:  # already read (a mock transport, an event hook): use what was read
         try:
-            return _printable(response.content[:_EXCERPT_BYTES])
+            return _printable(response.content, secrets)
         except httpx.ResponseNotRead:
             return ""
     body = b""
@@ -880,12 +880,12 @@ async def _excerpt(response: httpx.Response) -> str:
         if aclose is not None:
             with anyio.CancelScope(shield=True):
                 await aclose()
-    return _printable(body[:_EXCERPT_BYTES])
+    return _printable(body, secrets)
 
 
-def _printable(body: bytes) -> str:
-    text = body.decode("utf-8", errors="replace")
-    return "".join(c if c.isprintable() else " " for c in text).strip()[:200]
+def _printable(body: bytes, secrets: tuple[str, ...]) -> str:
+    head = body[:_EXCERPT_BYTES]
+    return redact_excerpt(head, secrets, limit=200, cut=len(body) >= _EXCERPT_BYTES)
 
 
 async def download_file(
