@@ -917,8 +917,7 @@ async def download_file(
     if progress is not None and not callable(progress):
         raise TypeError("progress must be a callable taking (done_bytes, total_bytes_or_None)")
     opts = options if options is not None else DownloadOptions()
-    dest_path = pathlib.Path(dest)
-    layout = await anyio.to_thread.run_sync(part_layout, dest_path, str(parsed))
+    layout = await anyio.to_thread.run_sync(part_layout, dest, str(parsed))
     download = _Download(
         client,
         parsed,

@@ -6,6 +6,7 @@ Everything here is blocking (it runs in a worker thread, or on the loop where me
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -77,16 +78,27 @@ class PartState:
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, url: str) -> PartState | None:
-        """The state in `raw`, or None if it is for another URL, another version, or malformed."""
+    def from_json(cls, raw: bytes, url: str, *, reissued: bool = False) -> PartState | None:
+        """The state in `raw` for a download of `url`, or None: the `.part` is then not resumed.
+
+        None for another sidecar version, a malformed one, segments that do not tile `[0, total)`, or
+        another URL. A sidecar of another URL is taken only when the caller says `url` is a re-issue of
+        the same resource (a signed link that expired and was handed out again: `reissued=True`) *and*
+        the sidecar holds a validator, so the resume is sent with If-Range and a changed file comes back
+        whole (200) instead of being spliced; the state then records the new URL.
+        """
         try:
             data = json.loads(raw)
-            if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
+            if not isinstance(data, dict) or type(data.get("version")) is not int:
+                return None
+            if data["version"] != SIDECAR_VERSION:
                 return None
             name, validator, total = data["name"], data["validator"], data["total"]
-            if data["url"] != url or not isinstance(name, str) or not name:
+            if not isinstance(name, str) or not name:
                 return None
             if validator is not None and not isinstance(validator, str):
+                return None
+            if data["url"] != url and not (reissued and validator):
                 return None
             if total is not None and (type(total) is not int or total < 0):
                 return None
@@ -94,15 +106,23 @@ class PartState:
             if data["segments"] is not None:
                 if total is None:
                     return None
-                segments = [Segment(int(a), int(b), int(d)) for a, b, d in data["segments"]]
+                segments = [_segment(item) for item in data["segments"]]
                 if not tiles(segments, total):
                     return None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return None
         return cls(url=url, name=name, validator=validator, total=total, segments=segments)
 
 
+def _segment(item: object) -> Segment:
+    """`[start, end, done]` as a Segment; TypeError for anything but three JSON integers."""
+    if not isinstance(item, list) or len(item) != 3 or any(type(v) is not int for v in item):
+        raise TypeError("a segment is three integers")
+    return Segment(*item)
+
+
 def tiles(segments: Sequence[Segment], total: int) -> bool:
+    """True when `segments` are non-empty, in order, and cover `[0, total)` exactly, each `done` in range."""
     at = 0
     for s in segments:
         if s.start != at or s.end <= s.start or not 0 <= s.done <= s.end - s.start:
@@ -126,18 +146,29 @@ class Layout:
         return self.directory / name
 
 
-def part_layout(dest: pathlib.Path, url: str) -> Layout:
-    """Blocking: decide directory or file mode for `dest` (runs in a worker thread)."""
+def part_layout(dest: str | os.PathLike[str], url: str) -> Layout:
+    """Blocking: decide directory or file mode for `dest` (runs in a worker thread).
+
+    `dest` is taken as given: `pathlib.Path` drops a trailing slash, which says "a directory".
+    """
+    text = os.fspath(dest)
+    dest = pathlib.Path(text)
     if dest.is_dir():
         directory = dest.resolve()
         key = hashlib.sha256(url.encode()).hexdigest()[:32]
         return Layout(directory, None, directory / f".{key}.part.json")
-    if str(dest).endswith(("/", os.sep)):
+    if text.endswith(("/", os.sep)):
         raise ValueError(f"dest: directory {str(dest)!r} does not exist")
     directory = dest.parent.resolve()
     if not directory.is_dir():
         raise ValueError(f"dest: the parent directory {str(dest.parent)!r} does not exist")
     return Layout(directory, dest.name, directory / f"{dest.name}.part.json")
+
+
+def _progress(written: int) -> int:
+    if written <= 0:  # a regular file never does this; looping on it would never end
+        raise OSError(errno.EIO, "a write to the .part made no progress")
+    return written
 
 
 def pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
@@ -146,7 +177,7 @@ def pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
     if hasattr(os, "pwritev"):
         while views:
             batch = views[:MAX_IOV]
-            written = os.pwritev(fd, batch, offset)
+            written = _progress(os.pwritev(fd, batch, offset))
             offset += written
             while views and written >= len(views[0]):
                 written -= len(views[0])
@@ -158,16 +189,17 @@ def pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
         rest = view
         while rest:
             if hasattr(os, "pwrite"):
-                written = os.pwrite(fd, rest, offset)
+                written = _progress(os.pwrite(fd, rest, offset))
             else:  # Windows: no positional write; serialise seek+write
                 with _seek_lock:
                     os.lseek(fd, offset, os.SEEK_SET)
-                    written = os.write(fd, rest)
+                    written = _progress(os.write(fd, rest))
             offset += written
             rest = rest[written:]
 
 
 def open_part(path: pathlib.Path, *, truncate: bool) -> int:
+    """Open (create) the `.part` for positional writes; never through a symlink (O_NOFOLLOW)."""
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
     if truncate:
         flags |= os.O_TRUNC
@@ -175,13 +207,28 @@ def open_part(path: pathlib.Path, *, truncate: bool) -> int:
 
 
 def write_sidecar(path: pathlib.Path, data: bytes, fsync: bool) -> None:
+    """Replace the sidecar atomically: a new file beside it, fsynced if asked, renamed over it.
+
+    A crash leaves the old sidecar or the new one, never a torn one. The temporary file is created
+    afresh (O_EXCL, O_NOFOLLOW: a symlink planted under its name is not followed) and removed on failure.
+    """
     tmp = path.with_name(f"{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        if fsync:
-            handle.flush()
-            os.fsync(handle.fileno())
-    tmp.replace(path)
+    tmp.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_sidecar(path: pathlib.Path) -> bytes | None:
