@@ -16,6 +16,7 @@ lose the last commits.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -33,7 +34,14 @@ import attrs
 from ._service import JobSpec
 from ._stages import INTENT_STAGES, Item, Stage, check_transition
 
-__all__ = ["Intent", "Journal", "JournalError", "JournalMismatchError"]
+__all__ = [
+    "Intent",
+    "Journal",
+    "JournalError",
+    "JournalLockedError",
+    "JournalMismatchError",
+    "StaleItemError",
+]
 
 log = logging.getLogger("orchestrator")
 
@@ -52,6 +60,7 @@ CREATE TABLE IF NOT EXISTS items (
     stage_token TEXT,
     remote_id TEXT,
     remote_deleted INTEGER NOT NULL DEFAULT 0,
+    remote_shared INTEGER NOT NULL DEFAULT 0,
     restored_url TEXT,
     bytes_on_disk INTEGER NOT NULL DEFAULT 0,
     output_size INTEGER,
@@ -73,6 +82,12 @@ CREATE TABLE IF NOT EXISTS intents (
     outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS intents_key ON intents (key);
+CREATE TABLE IF NOT EXISTS trash (
+    remote_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 # Item fields stored as columns, in table order.
@@ -87,6 +102,7 @@ _COLUMNS: Final = (
     "stage_token",
     "remote_id",
     "remote_deleted",
+    "remote_shared",
     "restored_url",
     "bytes_on_disk",
     "output_size",
@@ -114,6 +130,32 @@ class JournalMismatchError(JournalError):
     """The journal was created for a different job spec; reusing it would mix two batches."""
 
 
+class JournalLockedError(JournalError):
+    """Another process holds the journal: two batches on one journal would undo each other's work."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(
+            f"the journal {path} is in use by another run ({holder}); wait for it to end, or stop it "
+            "(a killed run releases the journal at once)"
+        )
+        self.holder = holder
+
+
+class StaleItemError(Exception):
+    """A change of an item that has moved on (finished, or moved by another task): dropped, not applied.
+
+    Not a `JournalError`: the journal is fine; the caller acted on an outdated view of the item.
+    """
+
+
+# The row may change only while the item is live: done, parked, and failed-with-nothing-left-to-delete
+# rows are final (SPEC 10, "terminal is terminal"); only `reopen=True` (a rerun requeueing it) may move them.
+_LIVE_ROW: Final = (
+    "NOT (stage IN ('done', 'parked') OR (stage = 'failed' AND "
+    "(remote_id IS NULL OR remote_deleted = 1 OR remote_shared = 1)))"
+)
+
+
 @attrs.frozen
 class Intent:
     """One recorded intent: about to call UploadMedia (`upload`) or StartJob (`start`) for an item."""
@@ -130,7 +172,7 @@ class Intent:
 def _column(name: str, value: Any) -> Any:
     if name == "stage":
         return Stage(value).value
-    if name == "remote_deleted":
+    if name in ("remote_deleted", "remote_shared"):
         return int(bool(value))
     if name == "timings":
         return json.dumps(value, sort_keys=True)
@@ -153,6 +195,7 @@ def _item_from_row(row: sqlite3.Row) -> Item:
         stage_token=row["stage_token"],
         remote_id=row["remote_id"],
         remote_deleted=bool(row["remote_deleted"]),
+        remote_shared=bool(row["remote_shared"]),
         restored_url=row["restored_url"],
         bytes_on_disk=row["bytes_on_disk"],
         output_size=row["output_size"],
@@ -190,6 +233,7 @@ class Journal:
         self._limiter = anyio.CapacityLimiter(1)
         self._lock = anyio.Lock()
         self._queue: list[_Pending] = []
+        self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"<orchestrator.Journal {str(self._path)!r} spec={self._spec.fingerprint}>"
@@ -222,7 +266,15 @@ class Journal:
         """Open (or create) the journal and check its spec."""
         if self._conn is not None:
             raise JournalError("the journal is already open")
-        self._conn = await anyio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
+        # the lock first: a second run learns it is second before it reads or writes anything
+        self._lock_fd = await anyio.to_thread.run_sync(_take_lock, self._path)
+        try:
+            self._conn = await anyio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
+        except BaseException:
+            _release_lock(self._path, self._lock_fd)
+            self._lock_fd = None
+            raise
+        await self.set_meta("holder", f"PID {os.getpid()}")
 
     async def aclose(self) -> None:
         """Close the connection (a WAL checkpoint happens on close)."""
@@ -230,6 +282,9 @@ class Journal:
         if conn is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+        lock_fd, self._lock_fd = self._lock_fd, None
+        if lock_fd is not None:  # after SQLite closed its own descriptors
+            _release_lock(self._path, lock_fd)
 
     @staticmethod
     async def check(path: str | os.PathLike[str], spec: JobSpec) -> None:
@@ -237,11 +292,7 @@ class Journal:
         await anyio.to_thread.run_sync(_check_spec_sync, Path(path), spec)
 
     def _open_sync(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not self._path.exists()
-        if fresh:
-            # create the file owner-only before SQLite opens it
-            os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # (the file exists: `_take_lock` created it owner-only before SQLite opens it)
         try:
             conn = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -253,6 +304,7 @@ class Journal:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             _check_or_write_spec(conn, self._path, self._spec)
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -325,11 +377,24 @@ class Journal:
 
         await self._run(op)
 
-    async def save(self, item: Item, stage: Stage | None = None, **changes: Any) -> Stage:
+    async def save(
+        self,
+        item: Item,
+        stage: Stage | None = None,
+        *,
+        reopen: bool = False,
+        trash: str | None = None,
+        **changes: Any,
+    ) -> Stage:
         """Commit a transition (and/or field changes) of `item`, then apply it to the object.
 
-        Returns the old stage. Moving into `UPLOADING`/`STARTING` also writes the intent row; moving out of
-        them resolves it with the outcome `changes.pop("outcome")` or the new stage's name.
+        Returns the old stage. The update is conditional: it applies only if the row still stands where
+        `item` says (its stage) and is not final (done, parked, failed with its media deleted); otherwise
+        nothing changes and `StaleItemError` is raised. `reopen=True` lets a rerun requeue a final row.
+        `trash="reason"` moves the item's current remote media to the trash in the same commit: the item
+        forgets it, and the batch deletes it (`trash()`, `untrash()`), even after a crash in between.
+        Moving into `UPLOADING`/`STARTING` also writes the intent row; moving out of them resolves it with
+        the outcome `changes.pop("outcome")` or the new stage's name.
         """
         unknown = set(changes) - _MUTABLE - {"outcome"}
         if unknown:
@@ -344,15 +409,22 @@ class Journal:
         # only the changed columns: another task may save other fields of the same item meanwhile
         names = sorted(changes)
         assignments = ", ".join(f"{name} = ?" for name in (*names, "updated_at"))
-        update = f"UPDATE items SET {assignments} WHERE key = ?"  # noqa: S608 - names are columns
-        values = (*(_column(n, changes[n]) for n in names), now, item.key)
+        guard = "" if reopen else f" AND {_LIVE_ROW}"
+        update = f"UPDATE items SET {assignments} WHERE key = ? AND stage = ?{guard}"  # noqa: S608
+        values = (*(_column(n, changes[n]) for n in names), now, item.key, old.value)
         new_stage = stage if stage is not None else old
         opening = new_stage in INTENT_STAGES and new_stage is not old
         closing = old in INTENT_STAGES and new_stage is not old
         remote_id = changes.get("remote_id", item.remote_id)
+        doomed = item.remote_id if trash is not None and item.owns_remote else None
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(update, values)
+            if conn.execute(update, values).rowcount != 1:
+                row = conn.execute("SELECT stage FROM items WHERE key = ?", (item.key,)).fetchone()
+                where = "gone" if row is None else row["stage"]
+                raise StaleItemError(
+                    f"item {item.key!r} is {where} in the journal; a change for {old.value} dropped"
+                )
             if closing:
                 conn.execute(
                     "UPDATE intents SET resolved_at = ?, outcome = ?, remote_id = COALESCE(?, remote_id)"
@@ -363,6 +435,11 @@ class Journal:
                 conn.execute(
                     "INSERT INTO intents (key, kind, remote_id, created_at) VALUES (?, ?, ?, ?)",
                     (item.key, _INTENT_KIND[new_stage], remote_id, now),
+                )
+            if doomed is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO trash (remote_id, key, reason, created_at) VALUES (?, ?, ?, ?)",
+                    (doomed, item.key, trash, now),
                 )
 
         await self._run(op)
@@ -375,10 +452,12 @@ class Journal:
         now = time.time()
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE items SET fetches = fetches + 1, updated_at = ? WHERE key = ?",
+            cursor = conn.execute(
+                f"UPDATE items SET fetches = fetches + 1, updated_at = ? WHERE key = ? AND {_LIVE_ROW}",  # noqa: S608
                 (now, item.key),
             )
+            if cursor.rowcount != 1:
+                raise StaleItemError(f"item {item.key!r} is final; a fetch not counted")
 
         await self._run(op)
         item.fetches += 1
@@ -409,6 +488,24 @@ class Journal:
         intents: list[Intent] = await self._run(op)
         return intents
 
+    async def trash(self) -> list[str]:
+        """Remote ids the batch owns and must still delete (media its items let go of), oldest first."""
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT remote_id FROM trash ORDER BY created_at").fetchall()
+            return [row["remote_id"] for row in rows]
+
+        ids: list[str] = await self._run(op)
+        return ids
+
+    async def untrash(self, remote_id: str) -> None:
+        """The media `remote_id` is deleted: forget it."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM trash WHERE remote_id = ?", (remote_id,))
+
+        await self._run(op)
+
     # ------------------------------------------------------------------ batch-wide facts
 
     async def get_meta(self, name: str) -> Any:
@@ -432,6 +529,62 @@ class Journal:
             )
 
         await self._run(op)
+
+
+# journals this process holds: a second open of one of them must fail without touching the file, since
+# closing any descriptor of a file drops the POSIX locks SQLite's connection holds on it
+_HELD: set[str] = set()
+
+
+def _take_lock(path: Path) -> int:
+    """Hold an exclusive OS lock on the journal for the whole run; `JournalLockedError` names the holder.
+
+    `flock` locks belong to the open file: the kernel releases them when the process dies, however it dies,
+    so a killed run never leaves a stale lock behind. (They are independent of the POSIX locks SQLite uses.)
+    """
+    held = str(path.resolve())
+    if held in _HELD:
+        raise JournalLockedError(path, f"PID {os.getpid()}, this process")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise JournalError(f"cannot open the journal {path}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalLockedError(path, _holder(path)) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    _HELD.add(held)
+    return fd
+
+
+def _release_lock(path: Path, fd: int) -> None:
+    _HELD.discard(str(path.resolve()))
+    os.close(fd)
+
+
+def _holder(path: Path) -> str:
+    """Who holds the journal, as the holder recorded it (best effort, read-only)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'holder'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        row = None
+    return str(json.loads(row[0])) if row is not None else "a process that is starting"
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a journal written by an earlier release up to this schema (columns added since)."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(items)")}
+    if "remote_shared" not in columns:
+        conn.execute("ALTER TABLE items ADD COLUMN remote_shared INTEGER NOT NULL DEFAULT 0")
 
 
 def _check_or_write_spec(conn: sqlite3.Connection, path: Path, spec: JobSpec) -> None:

@@ -23,15 +23,31 @@ taken once per run after earlier intents were settled), are *candidates*:
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import attrs
 
-from ._service import Phase, RemoteMedia, RemoteStatus
+from ._scheduler import Priority
+from ._service import Phase, RemoteMedia, RemoteStatus, ServiceAdapter
 from ._stages import Item
 
-__all__ = ["Resolution", "Verdict", "judge_start", "judge_uploads", "upload_candidates"]
+if TYPE_CHECKING:
+    from _clientkit._clock import Clock
+
+    from ._effects import Gate
+    from ._staging import Stager
+
+__all__ = [
+    "Reconciler",
+    "Resolution",
+    "Verdict",
+    "judge_start",
+    "judge_uploads",
+    "upload_candidates",
+]
 
 log = logging.getLogger("orchestrator")
 
@@ -105,3 +121,79 @@ def judge_start(status: RemoteStatus) -> Resolution:
         status=status,
         reason=f"after StartJob the service reports {status.state or status.phase.value!r}",
     )
+
+
+class Reconciler:
+    """Reads the evidence for unknown outcomes (after the settle interval) and judges it.
+
+    It only reads (ListMedia, GetProgress, the staging access log, the journal's baseline); the item
+    machine applies its verdicts, so every move of an item stays in one place.
+    """
+
+    def __init__(
+        self,
+        adapter: ServiceAdapter,
+        gate: Gate,
+        items: Mapping[str, Item],
+        *,
+        stager: Stager | None,
+        clock: Clock,
+        settle: float,
+    ) -> None:
+        self._adapter = adapter
+        self._gate = gate
+        self._items = items
+        self._stager = stager
+        self._clock = clock
+        self._settle = settle
+
+    async def uploads(
+        self, items: Sequence[Item], *, settle: bool = True
+    ) -> tuple[dict[str, Resolution], list[RemoteMedia]]:
+        """Verdicts for unanswered uploads from one listing; also returns that listing."""
+        if settle:
+            await self._wait_settled(items)
+        media = await self._gate.call(Priority.FINISH, self._adapter.sweep)
+        ignore = set(await self._gate.get_meta("baseline") or ())
+        candidates = upload_candidates(media, owned=self._owned(), ignore=ignore)
+        fetched = {}
+        for item in items:
+            seen = item.fetches
+            if self._stager is not None and item.stage_token is not None:
+                seen = max(seen, self._stager.fetches(item.stage_token) or 0)
+            fetched[item.key] = seen > 0
+        return judge_uploads(items, candidates, fetched=fetched), media
+
+    async def start(self, item: Item, *, settle: bool) -> tuple[Resolution, RemoteStatus]:
+        """The verdict for an unanswered StartJob, from one GetProgress."""
+        assert item.remote_id is not None  # noqa: S101 - STARTING items have media
+        if settle:
+            await self._wait_settled([item])
+        status = await self._gate.call(Priority.FINISH, self._adapter.status, item.remote_id)
+        return judge_start(status), status
+
+    async def take_baseline(self, media: list[RemoteMedia] | None) -> None:
+        """Remember the media already on the account (evidence for upload reconciliation).
+
+        Taken after open uploads were reconciled (it would otherwise hide their media), reusing that
+        reconciliation's listing when there was one.
+        """
+        if media is None:
+            try:
+                media = await self._gate.call(Priority.FINISH, self._adapter.sweep)
+            except Exception as exc:
+                log.warning("could not list the account's media: %s", type(exc).__name__)
+                return
+        owned = self._owned()
+        baseline = sorted(m.remote_id for m in media if m.remote_id not in owned)
+        await self._gate.set_meta("baseline", baseline)
+
+    def _owned(self) -> set[str]:
+        return {i.remote_id for i in self._items.values() if i.remote_id is not None}
+
+    async def _wait_settled(self, items: Sequence[Item]) -> None:
+        """Wait until each item's intent is `settle` seconds old (a request in flight is processed)."""
+        newest = max(item.timings.get(item.stage.value, 0.0) for item in items)
+        remaining = newest + self._settle - time.time()
+        if remaining > 0:
+            await self._clock.sleep(min(remaining, self._settle))

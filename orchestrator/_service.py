@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -30,9 +30,11 @@ __all__ = [
     "NotReadyError",
     "OutcomeUnknownError",
     "Phase",
+    "Prechecker",
     "RemoteMedia",
     "RemoteStatus",
     "ServiceAdapter",
+    "Uploaded",
 ]
 
 
@@ -99,6 +101,18 @@ class RemoteStatus:
 
 
 @attrs.frozen
+class Uploaded:
+    """What an upload made: the remote id, and whether the media is the batch's own to delete.
+
+    `owned=False` when the service already had it (a content-addressed service answering "already
+    uploaded" for someone else's copy): the batch then never deletes it.
+    """
+
+    remote_id: str
+    owned: bool = True
+
+
+@attrs.frozen
 class RemoteMedia:
     """One entry of a sweep (Recuro ListMedia): an id on the account and its result URL if any."""
 
@@ -160,8 +174,8 @@ class ServiceAdapter(Protocol):
         """The output file name for an input base name (e.g. the extension of the output format)."""
         ...
 
-    async def upload(self, source_url: str, *, notify_url: str | None) -> str:
-        """Hand the service a URL to fetch; return the remote id (UploadMedia). Not idempotent."""
+    async def upload(self, source_url: str, *, notify_url: str | None) -> str | Uploaded:
+        """Hand the service the input; the remote id (owned), or `Uploaded`. Not idempotent."""
         ...
 
     async def start(self, remote_id: str, *, notify_url: str | None) -> None:
@@ -182,4 +196,18 @@ class ServiceAdapter(Protocol):
 
     async def delete(self, remote_id: str) -> None:
         """Delete remote media (DeleteMedia); deleting an already deleted id is success."""
+        ...
+
+
+@runtime_checkable
+class Prechecker(Protocol):
+    """An optional capability: tell, before the first upload, whether the service already has the input.
+
+    A content-addressed service (MediaCrush) knows the id of an input before it is uploaded. The engine asks
+    once, before the item's first upload intent, and records the answer: media found there is someone
+    else's (never deleted); media the batch's own uploads create is the batch's, also after a crash.
+    """
+
+    async def precheck(self, source_url: str) -> str | None:
+        """The remote id of the input if the service already has it, else None (no side effect)."""
         ...

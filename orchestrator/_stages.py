@@ -50,11 +50,13 @@ _S = Stage
 # Every allowed move, and nothing else. A move to FAILED is allowed from every non-terminal stage.
 TRANSITIONS: Final[dict[Stage, frozenset[Stage]]] = {
     _S.QUEUED: frozenset({_S.STAGED, _S.FAILED}),
-    _S.STAGED: frozenset({_S.UPLOADING, _S.FAILED}),
+    # UPLOADED straight from STAGED: the service already had the input (a precheck), nothing was sent
+    _S.STAGED: frozenset({_S.UPLOADING, _S.UPLOADED, _S.FAILED}),
     # the answer to UploadMedia; or reconciliation: never arrived (STAGED), ambiguous (PARKED)
     _S.UPLOADING: frozenset({_S.UPLOADED, _S.STAGED, _S.FAILED, _S.PARKED}),
     # STARTING straight from UPLOADED: a StartJob tried when the media is *predicted* ready
-    _S.UPLOADED: frozenset({_S.READY, _S.STARTING, _S.RESTORED, _S.FAILED}),
+    # STAGED: the ingest failed because our own crash cut the service's fetch: upload again
+    _S.UPLOADED: frozenset({_S.READY, _S.STARTING, _S.RESTORED, _S.STAGED, _S.FAILED}),
     _S.READY: frozenset({_S.STARTING, _S.FAILED}),
     # the answer to StartJob; "not ready yet" (UPLOADED); or reconciliation: not started (READY or
     # UPLOADED), ambiguous (PARKED)
@@ -112,6 +114,7 @@ class Item:
         stage_token: the staging server's unguessable token for a local input.
         remote_id: the service's id (Recuro file_id), once known.
         remote_deleted: the remote media was deleted (by us).
+        remote_shared: the remote media was on the service before the batch (not ours to delete).
         restored_url: where the restored file can be downloaded.
         bytes_on_disk: bytes of the output already on disk (a `.part` while downloading).
         output_size: size of the finished output.
@@ -133,6 +136,7 @@ class Item:
     stage_token: str | None = None
     remote_id: str | None = None
     remote_deleted: bool = False
+    remote_shared: bool = False
     restored_url: str | None = None
     bytes_on_disk: int = 0
     output_size: int | None = None
@@ -151,4 +155,4 @@ class Item:
     @property
     def owns_remote(self) -> bool:
         """True when the item has media on the account that the batch must eventually delete."""
-        return self.remote_id is not None and not self.remote_deleted
+        return self.remote_id is not None and not self.remote_deleted and not self.remote_shared

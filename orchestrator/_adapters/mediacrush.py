@@ -17,9 +17,10 @@ How MediaCrush maps onto the engine:
 - An item's result is several files: `download()` fetches each (resumable) into the output directory under
   its served name `<hash>.<ext>`, then writes the item's output proper, a JSON manifest listing them with
   sizes and sha256 checksums (`read_manifest`).
-- Deleting is only ever asked for with `keep_remote=False`. The adapter deletes only files it uploaded
-  itself in this process: a file the pre-check found already on the server (someone else's, or ours from
-  an earlier run) is left alone, since a delete removes it for everyone who uploaded the same bytes.
+- Ownership lives in the engine's journal, so it survives a restart: before an item's first upload the
+  engine asks `precheck()` (`/exists` by content hash); a file the server already had is recorded as
+  someone else's and never deleted (a delete removes it for everyone who uploaded the same bytes). What the
+  batch's own uploads created is deleted with `keep_remote=False`, also by a later process.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from orchestrator._service import (
     ProgressCallback,
     RemoteMedia,
     RemoteStatus,
+    Uploaded,
 )
 from orchestrator._staging import StagedSource
 
@@ -258,8 +260,9 @@ class MediaCrushAdapter:
         self._download = download
         self._on_upload_progress = on_upload_progress
         self._objects: dict[str, File] = {}
-        self._uploaded: set[str] = set()
-        self._shared: set[str] = set()
+        self._uploaded: set[str] = (
+            set()
+        )  # uploaded by this process: a second input of the same bytes
         self._locks: dict[str, anyio.Lock] = {}
 
     def __repr__(self) -> str:
@@ -273,20 +276,32 @@ class MediaCrushAdapter:
         """The manifest's name: the input's base name plus `.mediacrush.json`."""
         return (input_name or "media") + MANIFEST_SUFFIX
 
-    def owns(self, file_hash: str) -> bool:
-        """True when this adapter uploaded `file_hash` itself (and may delete it)."""
-        return file_hash in self._uploaded
-
     # ------------------------------------------------------------------ remote steps
 
-    async def upload(self, source_url: str, *, notify_url: str | None) -> str:  # noqa: ARG002
-        """Upload a staged local file (`file://`) or have the server fetch an http(s) URL; the hash.
+    async def precheck(self, source_url: str) -> str | None:
+        """The hash of a local file if the server already has it (`/exists`), else None.
 
-        MediaCrush has no callbacks, so `notify_url` is ignored.
+        The engine asks before an item's first upload and records the answer in the journal: a file the
+        server already had is someone else's (or an earlier batch's) and is never deleted by this one.
+        """
+        if not source_url.startswith("file:"):
+            return None  # the server fetches URLs itself; `upload_url` says whether it had the file
+        try:
+            file_hash = await anyio.to_thread.run_sync(content_hash, _path_of(source_url))
+        except InvalidArgumentError as exc:
+            raise ItemError("InputUnreadable", str(exc)) from exc
+        return file_hash if await self._client.exists(file_hash) else None
+
+    async def upload(self, source_url: str, *, notify_url: str | None) -> Uploaded:  # noqa: ARG002
+        """Upload a staged local file (`file://`) or have the server fetch an http(s) URL.
+
+        MediaCrush has no callbacks, so `notify_url` is ignored. A local file is ours once uploaded (the
+        engine's precheck already set aside files the server had); a URL the server says it already had
+        is not.
         """
         try:
             if source_url.startswith("file:"):
-                return await self._upload_file(_path_of(source_url))
+                return Uploaded(await self._upload_file(_path_of(source_url)))
             result = await self._client.upload_url(source_url)
         except InvalidArgumentError as exc:
             raise ItemError("InvalidInput", str(exc)) from exc
@@ -294,24 +309,16 @@ class MediaCrushAdapter:
             raise  # the client waited or retried already; the engine retries the step
         except MediaCrushAPIError as exc:
             raise ItemError(type(exc).__name__, str(exc)) from exc
-        if result.already_uploaded:
-            self._shared.add(result.hash)
-        else:
-            self._uploaded.add(result.hash)
-        return result.hash
+        return Uploaded(result.hash, owned=not result.already_uploaded)
 
     async def _upload_file(self, path: Path) -> str:
-        """The pre-check by content hash is the evidence of who owns the file."""
+        """Stream the file; a 409 here is our own earlier attempt (or a concurrent uploader's)."""
         try:
             file_hash = await anyio.to_thread.run_sync(content_hash, path)
         except InvalidArgumentError as exc:
             raise ItemError("InputUnreadable", str(exc)) from exc
         async with self._lock(file_hash):  # two inputs with the same bytes: one upload
-            if file_hash in self._uploaded or file_hash in self._shared:
-                return file_hash
-            if await self._client.exists(file_hash):
-                log.info("upload skipped: the server has the file", extra={"hash": file_hash})
-                self._shared.add(file_hash)
+            if file_hash in self._uploaded:
                 return file_hash
             hook = self._on_upload_progress
             result = await self._client.upload_file(
@@ -324,7 +331,6 @@ class MediaCrushAdapter:
                     "HashMismatch",
                     f"the server stored {result.hash}, the file's hash is {file_hash}",
                 )
-            # a 409 here is our own earlier attempt (or a concurrent uploader of the same bytes)
             self._uploaded.add(file_hash)
         return file_hash
 
@@ -413,11 +419,7 @@ class MediaCrushAdapter:
         return attrs.evolve(listed, path=str(path), size=size, sha256=digest), size
 
     async def delete(self, remote_id: str) -> None:
-        """Delete a file this adapter uploaded; anything else is left alone (module docstring)."""
-        if remote_id not in self._uploaded:
-            reason = "already on the server" if remote_id in self._shared else "not uploaded here"
-            log.warning("remote file left in place", extra={"hash": remote_id, "reason": reason})
-            return
+        """Delete a file the batch uploaded (the engine asks only for those, as its journal says)."""
         try:
             await self._client.delete(remote_id)
         except NotFoundError:

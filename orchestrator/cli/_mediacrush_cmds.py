@@ -15,6 +15,7 @@ configuration error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -49,6 +50,7 @@ from orchestrator._adapters.mediacrush import (
     PushStager,
     read_manifest,
 )
+from orchestrator._effects import CrashPoint
 from orchestrator._events import (
     BatchDone,
     DownloadProgress,
@@ -59,7 +61,7 @@ from orchestrator._events import (
     ItemQueued,
     StageChanged,
 )
-from orchestrator._journal import Journal, JournalMismatchError
+from orchestrator._journal import Journal, JournalError, JournalMismatchError
 from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
 from orchestrator._runner import Runner, RunnerConfig
@@ -609,10 +611,19 @@ async def _run_batch(
     started = time.monotonic()
     manifests: dict[str, Manifest] = {}
     last: BatchDone | None = None
+    journal = Journal(journal_path, spec)
+    try:
+        await journal.open()  # the run's lock first: a second run on this journal stops here
+    except JournalError as exc:
+        raise UsageError([str(exc)]) from exc
     async with (
-        Journal(journal_path, spec) as journal,
+        contextlib.aclosing(journal),
         Runner(
-            adapter, journal, config=_runner_config(options, out_dir), stager=PushStager()
+            adapter,
+            journal,
+            config=_runner_config(options, out_dir),
+            stager=PushStager(),
+            crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
         ) as runner,
         anyio.create_task_group() as tg,
     ):

@@ -28,7 +28,10 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
+from _clientkit._limiter import SlidingWindowLimiter
 from orchestrator._adapters.recuro import SUPPORTED_CONTAINERS, RecuroAdapter
+from orchestrator._budget import JournaledWindow
+from orchestrator._effects import CrashPoint
 from orchestrator._events import BatchDone
 from orchestrator._journal import Journal, JournalError
 from orchestrator._polling import PollSettings
@@ -36,7 +39,8 @@ from orchestrator._report import build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._service import JobSpec
 from orchestrator._staging import LocalFileServer, is_url
-from recuro_async import ConfigurationError, RateLimit, RecuroClient
+from recuro_async import ConfigurationError, RecuroClient
+from recuro_async._constants import DEFAULT_TIMEOUT
 from recuro_async.webhooks import Notification, WebhookReceiver
 
 from ._render import make_renderer, print_summary
@@ -148,6 +152,14 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="fail an item stuck that long in analysis or in its job (default: a day)",
     )
+    parser.add_argument(
+        "--rate-limit",
+        type=positive_int,
+        default=_RATE_REQUESTS,
+        metavar="N",
+        help=f"API requests the account allows per 60 s window (default: {_RATE_REQUESTS}, "
+        "the documented limit); the batch never sends more in any window, across reruns",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
     _add_connection_arguments(parser)
 
@@ -174,6 +186,7 @@ class _Setup:
     bind: tuple[str, int]
     stage_url: str | None
     notify_base: str | None
+    window: JournaledWindow
 
 
 def _is_loopback_url(url: str) -> bool:
@@ -277,13 +290,16 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     client: RecuroClient | None = None
     adapter: RecuroAdapter | None = None
     try:
-        rate = RateLimit(max_requests=_RATE_REQUESTS, period=60.0 * args.time_scale)
+        # the client's limiter, wrapped so that its window survives a kill (kept in the journal)
+        window = JournaledWindow(
+            SlidingWindowLimiter(args.rate_limit, 60.0 * args.time_scale, grace=DEFAULT_TIMEOUT)
+        )
         if credentials is not None:
-            client = RecuroClient(*credentials, base_url=args.base_url, rate_limit=rate)
+            client = RecuroClient(*credentials, base_url=args.base_url, limiter=window)
         else:
             from ._common import client_from_args
 
-            client = client_from_args(args, rate_limit=rate)
+            client = client_from_args(args, limiter=window)
     except ConfigurationError as exc:
         problems.append(str(exc))
     if client is not None:
@@ -336,6 +352,7 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         bind=bind,
         stage_url=args.stage_url,
         notify_base=notify_base,
+        window=window,
     )
 
 
@@ -357,7 +374,14 @@ async def run_restore(
         return EXIT_USAGE
     interrupted = False
     fatal: str | None = None
-    async with setup.client, Journal(setup.journal, setup.spec) as journal:
+    journal = Journal(setup.journal, setup.spec)
+    try:
+        await journal.open()  # the run's lock first: a second run on this journal stops here
+    except JournalError as exc:
+        await setup.client.aclose()
+        stderr_line(f"error: {exc}")
+        return EXIT_USAGE
+    async with setup.client, contextlib.aclosing(journal):
         async with contextlib.AsyncExitStack() as stack:
             server: LocalFileServer | None = None
             if setup.needs_server:
@@ -375,7 +399,14 @@ async def run_restore(
                     else setup.notify_base.rstrip("/") + "/hooks"
                 )
                 config = attrs.evolve(config, notify_url=receiver.notify_url(public))
-            runner = Runner(setup.adapter, journal, config=config, stager=server)
+            runner = Runner(
+                setup.adapter,
+                journal,
+                config=config,
+                stager=server,
+                crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
+                window=setup.window,
+            )
             runner_box.append(runner)
             if server is not None:
                 server.set_fetch_hook(runner.record_fetch)

@@ -198,3 +198,36 @@ async def test_an_upload_left_open_by_a_crash_is_made_again_safely(tmp_path):
     assert items[0].stage is Stage.DONE
     check_outputs(items[0], source)
     assert sent == 1
+
+
+async def _until_uploaded(running: RunningEmulator, inputs: list[Path], out: Path) -> None:
+    """A run killed (aborted) as soon as every upload was answered: a new process resumes it."""
+    async with MediaCrushClient(running.base_url) as client:
+        adapter = MediaCrushAdapter(client)
+        config = RunnerConfig(out_dir=out, keep_remote=False, max_uploads=4, settle=0.0)
+        async with (
+            Journal(out / "journal.sqlite", adapter.job_spec()) as journal,
+            Runner(adapter, journal, config=config, stager=PushStager()) as runner,
+        ):
+            uploaded = 0
+            with anyio.fail_after(20):
+                async for event in runner.run([str(p) for p in inputs]):
+                    if getattr(event, "new", None) is Stage.UPLOADED:
+                        uploaded += 1
+                        if uploaded == len(inputs):
+                            runner.abort()
+
+
+async def test_what_the_batch_uploaded_is_deleted_after_a_restart(tmp_path):
+    """Ownership lives in the journal: a new process deletes what the killed one uploaded, and only that."""
+    mine = write(tmp_path, "mine.gif", "gif", seed=7)
+    theirs = write(tmp_path, "theirs.png", "png", seed=8)
+    async with emulator() as running:
+        async with MediaCrushClient(running.base_url) as other:  # on the server before the batch
+            await other.upload_file(theirs)
+        await _until_uploaded(running, [mine, theirs], tmp_path / "out")
+        _, items = await run_batch(running, [mine, theirs], tmp_path / "out", keep_remote=False)
+        left = {name.split(".")[0] for name in running.emulator.stored_names()}
+    assert [i.stage for i in items] == [Stage.DONE, Stage.DONE]
+    assert content_hash(mine.read_bytes()) not in left, "the batch's own upload was left behind"
+    assert content_hash(theirs.read_bytes()) in left, "a file that was already there was deleted"

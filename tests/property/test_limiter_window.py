@@ -47,6 +47,7 @@ class Record:
     seq: int | None = None
     admitted_at: float | None = None
     released_at: float | None = None
+    probe: bool = False  # the one request admitted after a pause, before admission reopens
 
 
 @attrs.frozen
@@ -119,6 +120,7 @@ async def _run(scenario: Scenario) -> Trace:
             record.cancelled = True
             return
         record.seq, record.admitted_at = ticket.seq, clock.monotonic()
+        record.probe = limiter._probe == ticket.seq
         await clock.sleep(spec.latency)
         record.released_at = clock.monotonic()
         await limiter.release(ticket, abandoned=spec.abandoned)
@@ -208,6 +210,34 @@ def test_pauses_admit_nothing_until_they_end(scenario):
 
 
 @given(scenarios())
+def test_after_a_pause_a_probe_flies_alone_and_only_its_clean_return_reopens_admission(scenario):
+    """While a probe is in flight nothing else is admitted, and no request other than a probe is admitted after a pause until a probe admitted after that pause has returned."""
+    trace = _trace(scenario)
+    admitted = _admitted(trace)
+    for probe in (r for r in admitted if r.probe):
+        assert probe.released_at is not None
+        overtaking = [
+            r.seq
+            for r in admitted
+            if (r.seq or 0) > (probe.seq or 0) and (r.admitted_at or 0.0) < probe.released_at
+        ]
+        assert not overtaking, f"{overtaking} admitted while probe {probe.seq} was in flight"
+    for issued, _ in trace.pauses:
+        for record in admitted:
+            if record.probe or not (record.admitted_at or 0.0) > issued:
+                continue
+            assert any(
+                k.probe
+                and (k.seq or 0) < (record.seq or 0)
+                and (k.admitted_at or 0.0) >= issued
+                and (k.released_at or 0.0) <= (record.admitted_at or 0.0)
+                for k in admitted
+            ), (
+                f"request {record.seq} admitted at {record.admitted_at} after the pause at {issued} with no probe back"
+            )
+
+
+@given(scenarios())
 def test_admission_is_fifo_and_cancelled_waiters_take_no_slot(scenario):
     """Non-cancelled waiters are admitted in the order they called `acquire`, cancelled ones are never admitted, and the limiter ends empty."""
     trace = _trace(scenario)
@@ -219,7 +249,7 @@ def test_admission_is_fifo_and_cancelled_waiters_take_no_slot(scenario):
 
 @given(scenarios())
 def test_each_waiter_is_admitted_as_soon_as_window_pauses_and_queue_allow(scenario):
-    """Each request is admitted no later than the first moment, after it arrived and its predecessor was admitted, when fewer than `max_requests` earlier slots are live and no pause runs: cancelled waiters hold nothing and block no one."""
+    """Each request is admitted no later than the first moment, after it arrived and its predecessor was admitted, when fewer than `max_requests` earlier slots are live, no pause runs and no probe is in flight: cancelled waiters hold nothing and block no one."""
     trace = _trace(scenario)
     limit, period, grace = scenario.max_requests, scenario.period, scenario.grace
     pause_spans = [(issued, issued + seconds) for issued, seconds in trace.pauses]
@@ -228,17 +258,20 @@ def test_each_waiter_is_admitted_as_soon_as_window_pauses_and_queue_allow(scenar
     for j, record in enumerate(admitted):
         assert record.admitted_at is not None
         expiries = [_end(r, grace) + period for r in admitted[:j]]
+        probes = [(r.admitted_at or 0.0, r.released_at or 0.0) for r in admitted[:j] if r.probe]
         earliest = max(record.called_at, previous_admission)
         candidates = sorted(
             {earliest}
             | {t for t in expiries if t > earliest}
             | {end for _, end in pause_spans if end > earliest}
+            | {end for _, end in probes if end > earliest}
         )
         expected = next(
             t
             for t in candidates
             if sum(t < expiry for expiry in expiries) < limit
             and not any(start <= t < end for start, end in pause_spans)
+            and not any(start <= t < end for start, end in probes)
         )
         # The limiter sleeps `deadline - now` seconds; `now + (deadline - now)` may land an ulp late.
         assert earliest <= record.admitted_at <= expected + 4 * math.ulp(expected), (

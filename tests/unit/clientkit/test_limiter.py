@@ -13,7 +13,7 @@ import pytest
 from aiolimiter import AsyncLimiter
 from fakeclock import FakeClock, LoopClock, run_virtual
 
-from _clientkit._limiter import Limiter, SlidingWindowLimiter, Ticket, slot
+from _clientkit._limiter import Limiter, PersistentWindow, SlidingWindowLimiter, Ticket, slot
 
 Admitted = list[tuple[str, float]]
 
@@ -92,7 +92,8 @@ async def test_a_newcomer_does_not_jump_the_queue():
     """A request arriving at the instant a queued waiter becomes admissible queues behind it."""
     clock = FakeClock()
     limiter = SlidingWindowLimiter(2, 5.0, clock=clock)
-    await limiter.pause(5.0)
+    for _ in range(2):
+        await limiter.release(await limiter.acquire())  # the window is full until 5.0
     admitted: Admitted = []
 
     async def newcomer() -> None:
@@ -167,19 +168,29 @@ async def test_invalid_pause_raises_value_error_naming_the_field(seconds):
 # ---------------------------------------------------------------- pause
 
 
-async def test_pause_blocks_admissions_until_it_ends():
-    """After `pause(30)` nothing is admitted until 30 s later, even with free slots."""
+async def test_pause_blocks_admissions_until_it_ends_then_admits_one_probe():
+    """After `pause(30)` nothing is admitted until 30 s later, even with free slots; then one probe."""
     clock = FakeClock()
     limiter = SlidingWindowLimiter(5, 10.0, clock=clock)
     await limiter.pause(30.0)
     admitted: Admitted = []
+
+    async def request(name: str) -> None:
+        ticket = await limiter.acquire()
+        admitted.append((name, clock.monotonic()))
+        await clock.sleep(1.0)
+        await limiter.release(ticket)
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_take, limiter, clock, "a", admitted)
-        tg.start_soon(_take, limiter, clock, "b", admitted)
+        tg.start_soon(request, "a")
+        tg.start_soon(request, "b")
         await clock.advance_to(29.999)
         assert admitted == []
         await clock.advance_to(30.0)
-        assert admitted == [("a", 30.0), ("b", 30.0)]
+        assert admitted == [("a", 30.0)]
+        await clock.advance_to(31.0)
+        assert admitted == [("a", 30.0), ("b", 31.0)]
+        await clock.advance_to(32.0)
 
 
 async def test_a_longer_pause_extends_the_current_one():
@@ -228,6 +239,62 @@ async def test_pause_also_holds_a_waiter_already_queued():
         assert admitted == []
         await clock.advance_to(25.0)
         assert admitted == [("a", 25.0)]
+
+
+# ---------------------------------------------------------------- after a refusal: one probe per pause
+
+
+async def test_after_a_refusal_one_probe_goes_out_and_a_clean_answer_reopens_admission():
+    """A refusal closes the window: when the pause ends one probe is admitted, never a burst; a refused probe pauses again; a clean one reopens admission for everyone."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(200, 60.0, clock=clock)
+    refused = await limiter.acquire()
+    await limiter.pause(10.0)  # the service refused `refused`: the transport pauses, then releases
+    await limiter.release(refused)
+    admitted: Admitted = []
+
+    async def request(name: str) -> None:
+        ticket = await limiter.acquire()
+        admitted.append((name, clock.monotonic()))
+        await clock.sleep(0.5)
+        if name == "r0":  # the first probe is refused too
+            await limiter.pause(10.0)
+        await limiter.release(ticket)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(request, f"r{i}")
+        await clock.advance_to(10.0)
+        assert admitted == [("r0", 10.0)]  # the probe, and only it
+        await clock.advance_to(20.999)
+        assert admitted == [("r0", 10.0), ("r1", 20.5)]  # refused at 10.5: one more probe at 20.5
+        await clock.advance_to(21.0)
+        assert len(admitted) == 20  # the second probe came back clean: the rest go at once
+        assert {t for _, t in admitted[2:]} == {21.0}
+        await clock.advance(1.0)
+    assert not limiter.probing
+
+
+async def test_an_abandoned_probe_lets_the_next_probe_go_but_does_not_reopen():
+    """A probe that got no answer (abandoned) is no evidence: the next request goes alone as a new probe."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(200, 60.0, clock=clock)
+    await limiter.pause(0.0)
+    probe = await limiter.acquire()
+    waiting = asyncio.create_task(limiter.acquire())
+    await clock.settle()
+    assert not waiting.done()
+    await limiter.release(probe, abandoned=True)
+    await clock.settle()
+    second = waiting.result()
+    assert limiter.probing
+    third = asyncio.create_task(limiter.acquire())
+    await clock.settle()
+    assert not third.done()
+    await limiter.release(second)
+    await clock.settle()
+    assert third.done()
+    assert not limiter.probing
 
 
 # ---------------------------------------------------------------- cancellation
@@ -284,7 +351,9 @@ async def test_cancelled_waiter_takes_no_slot():
         await clock.advance_to(10.0)
     assert admitted == []
     assert limiter.in_use == 0
-    first, second = await limiter.acquire(), await limiter.acquire()
+    first = await limiter.acquire()  # the probe after the pause
+    await limiter.release(first)
+    second = await limiter.acquire()
     assert (first, second) == (Ticket(0), Ticket(1))
 
 
@@ -425,6 +494,7 @@ async def test_logs_at_debug_when_waiting_and_when_paused(caplog):
     assert [r.getMessage() for r in records] == [
         "rate limiter: paused",
         "rate limiter: waiting for a slot",
+        "rate limiter: probe admitted after a pause",
     ]
     assert all(r.levelno == logging.DEBUG for r in records)
     assert records[0].limiter_pause_seconds == 5.0
@@ -556,3 +626,83 @@ async def test_fake_clock_autoadvance_jumps_to_deadlines_and_drops_cancelled_sle
         await clock.sleep(7.0)
     assert clock.monotonic() == 7.0
     assert clock.sleepers == 0
+
+
+# ---------------------------------------------------------------- persisting the window (PersistentWindow)
+
+
+async def test_a_limiter_seeded_with_a_killed_runs_stamps_admits_nothing_until_they_age_out():
+    """200 stamps saved just before a kill (three of them in flight) keep a restarted limiter closed until each is `period` old, so no wall-clock window over both runs holds more than 200."""
+    epoch = 1_800_000_000.0
+    clock_a = FakeClock()
+    before = SlidingWindowLimiter(
+        200, 60.0, clock=clock_a, wall_clock=lambda: epoch + clock_a.monotonic()
+    )
+    # wall-clock times: the latest the server may have seen each request of the first run
+    server_sees: list[float] = []
+    in_flight = []
+    for i in range(200):
+        await clock_a.advance_to(i * 0.25)
+        ticket = await before.acquire()
+        if i >= 197:
+            in_flight.append(ticket)  # killed before its response came
+            server_sees.append(epoch + 55.0)
+        else:
+            await clock_a.advance(0.1)
+            server_sees.append(epoch + clock_a.monotonic())
+            await before.release(ticket)
+    await clock_a.advance_to(55.0)
+    saved = before.stamps()  # the last snapshot before the kill
+    assert len(saved) == 200
+    assert saved == sorted(saved)
+    assert saved[-3:] == [epoch + 55.0] * 3
+
+    # another process: another monotonic origin, started 2 s after the kill
+    clock_b = FakeClock(start=1000.0)
+    after = SlidingWindowLimiter(
+        200, 60.0, clock=clock_b, wall_clock=lambda: epoch + 57.0 + clock_b.monotonic() - 1000.0
+    )
+    after.seed(saved)
+    assert after.in_use == 200
+    admitted: list[float] = []
+
+    async def request() -> None:
+        async with slot(after):
+            admitted.append(epoch + 57.0 + clock_b.monotonic() - 1000.0)
+
+    async with clock_b.autoadvance(), anyio.create_task_group() as tg:
+        for _ in range(250):
+            tg.start_soon(request)
+    assert len(admitted) == 250
+    assert min(admitted) == pytest.approx(saved[0] + 60.0)
+    assert _worst_window(server_sees + admitted, 60.0) <= 200
+
+
+async def test_seed_drops_stamps_a_period_old_and_clamps_future_ones_to_grace():
+    """Stamps `period` old are not loaded; a stamp from the future counts as stamped `grace` from now."""
+    clock = FakeClock(start=50.0)
+    limiter = SlidingWindowLimiter(
+        5, 10.0, clock=clock, grace=2.0, wall_clock=lambda: 100.0 + clock.monotonic()
+    )
+    limiter.seed([140.0, 145.0, 500.0])  # now is 150 on the wall: 10 s old, 5 s old, far future
+    assert limiter.in_use == 2
+    assert limiter.stamps() == [145.0, 152.0]
+    await clock.advance(4.999)
+    assert limiter.in_use == 2
+    await clock.advance(0.001)
+    assert limiter.in_use == 1
+    await clock.advance(7.0)
+    assert limiter.in_use == 0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "1.0", None])
+def test_seed_refuses_a_stamp_that_is_not_a_finite_number(bad):
+    """A corrupt saved stamp raises ValueError naming `stamps` instead of opening the window."""
+    limiter = SlidingWindowLimiter(5, 10.0, clock=FakeClock())
+    with pytest.raises(ValueError, match=r"^stamps must be"):
+        limiter.seed([1.0, bad])
+
+
+def test_the_sliding_window_limiter_is_a_persistent_window():
+    """The orchestrator recognises a limiter it can save and restore by the `PersistentWindow` protocol."""
+    assert isinstance(SlidingWindowLimiter(1, 1.0), PersistentWindow)

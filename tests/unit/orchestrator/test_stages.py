@@ -48,7 +48,7 @@ def test_every_stage_has_a_row():
     ("old", "new"),
     [
         (Stage.QUEUED, Stage.UPLOADING),  # no upload without staging
-        (Stage.STAGED, Stage.UPLOADED),  # no result without an intent
+        (Stage.QUEUED, Stage.UPLOADED),  # no result without staging and an intent (or a precheck)
         (Stage.READY, Stage.RUNNING),  # no job without an intent
         (Stage.UPLOADING, Stage.DONE),
         (Stage.PARKED, Stage.QUEUED),  # parked waits for a person

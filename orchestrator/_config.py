@@ -1,0 +1,53 @@
+"""How a batch runs: `RunnerConfig`, the engine's knobs in one frozen value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from ._polling import PollSettings
+
+__all__ = ["RunnerConfig"]
+
+
+@attrs.frozen
+class RunnerConfig:
+    """How a batch runs.
+
+    Attributes:
+        out_dir: where restored files go.
+        keep_remote: leave media on the account after downloading (no DeleteMedia).
+        retry_failed: put failed items of an earlier run back in the queue.
+        notify_url: the full callback URL to hand the service (webhook mode), or None to poll.
+        max_active: items that may hold media on the account at once.
+        max_calls: API calls waiting at the client's limiter or in flight at once (the priority gate).
+        max_uploads: UploadMedia calls at once (1: every crash is attributable).
+        max_staging: local files being staged at once.
+        max_downloads: downloads at once.
+        poll: the poll planner's intervals.
+        settle: seconds to wait after an unanswered non-idempotent call before judging its outcome.
+        step_retries: transient failures of one step before its item fails.
+        backoff: first delay between retries of a step (doubles, capped at `backoff_cap`).
+        backoff_cap: the longest delay between retries of a step.
+        verify_done: check on a rerun that the outputs of done items are still on disk.
+        phase_timeout: an item waiting longer than this for one remote phase (analysis, or its job)
+            fails with `StageTimeout` (checked whenever the item hears from the service); None: never.
+    """
+
+    out_dir: Path
+    keep_remote: bool = False
+    retry_failed: bool = False
+    notify_url: str | None = None
+    max_active: int = 32
+    max_calls: int = 8
+    max_uploads: int = 1
+    max_staging: int = 4
+    max_downloads: int = 4
+    poll: PollSettings = attrs.Factory(PollSettings)
+    settle: float = 30.0
+    step_retries: int = 5
+    backoff: float = 1.0
+    backoff_cap: float = 30.0
+    verify_done: bool = True
+    phase_timeout: float | None = None

@@ -1,0 +1,199 @@
+"""Preparing a batch: journal items plus new inputs, each with its own output path; done items verified.
+
+A rerun of the same command finds its items in the journal: done ones are skipped (after checking that their
+output is still on disk), failed ones stay failed unless `--retry-failed`, and everything else resumes where
+it stood. New inputs get a row each before anything is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol
+
+import anyio.to_thread
+
+from ._events import ItemDone, ItemQueued
+from ._stages import Item, Stage
+from ._staging import is_url
+
+if TYPE_CHECKING:
+    from _clientkit._clock import Clock
+
+    from ._config import RunnerConfig
+    from ._effects import Gate
+    from ._service import ServiceAdapter
+
+
+class Policy(Protocol):
+    """What preparing needs from the item machine: its config, its retry policy and two of its moves."""
+
+    config: RunnerConfig
+
+    def may_retry(self, item: Item) -> bool: ...
+    def needs_cleanup(self, item: Item) -> bool: ...
+    async def requeue(self, item: Item, why: str) -> None: ...
+    async def emit_failed(self, item: Item) -> None: ...
+
+
+__all__ = ["input_key", "prepare", "size_and_sha256"]
+
+log = logging.getLogger("orchestrator")
+
+_HASH_CHUNK: Final = 1024 * 1024
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+async def prepare(
+    inputs: list[str],
+    *,
+    gate: Gate,
+    machine: Policy,
+    adapter: ServiceAdapter,
+    clock: Clock,
+) -> tuple[dict[str, Item], list[Item]]:
+    """Load the journal, add new inputs, verify done items, requeue failures if asked.
+
+    Returns every item of the batch by key, and those with work left, in batch order.
+    """
+    config = machine.config
+    known = {item.key: item for item in await gate.load()}
+    new_items = await anyio.to_thread.run_sync(
+        _new_items, inputs, known, config.out_dir, adapter.output_name, gate.fingerprint
+    )
+    if new_items:
+        await gate.add(new_items)
+        known.update((item.key, item) for item in new_items)
+    now = clock.monotonic()
+    ordered = sorted(known.values(), key=lambda item: item.seq)
+    for item in ordered:
+        await gate.emit(ItemQueued(key=item.key, input=item.input, stage=item.stage, at=now))
+    done = [i for i in ordered if i.stage is Stage.DONE]
+    missing: set[str] = set()
+    if config.verify_done and done:
+        missing = await anyio.to_thread.run_sync(_missing_outputs, done)
+    work = []
+    for item in ordered:
+        if item.stage is Stage.DONE:
+            if item.key in missing:
+                log.warning("output of a done item is missing; restoring it again")
+                await machine.requeue(item, "output missing")
+                work.append(item)
+            else:
+                await gate.emit(
+                    ItemDone(
+                        key=item.key,
+                        output_path=item.output_path,
+                        size=item.output_size or 0,
+                        sha256=item.sha256 or "",
+                        skipped=True,
+                        at=now,
+                    )
+                )
+        elif item.stage is Stage.FAILED:
+            if machine.may_retry(item):
+                await machine.requeue(item, "retry failed")
+                work.append(item)
+            elif config.retry_failed or machine.needs_cleanup(item):
+                work.append(item)  # delete its media first, then (if asked) retry
+            else:
+                await machine.emit_failed(item)
+        elif item.stage is Stage.PARKED:
+            await machine.emit_failed(item)
+        else:
+            work.append(item)
+    return known, work
+
+
+def input_key(text: str) -> str:
+    """The journal key of an input: the URL as given, or the absolute path of a local file."""
+    if is_url(text):
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+def _new_items(
+    inputs: list[str],
+    known: dict[str, Item],
+    out_dir: Path,
+    output_name: Callable[[str], str],
+    fingerprint: str,
+) -> list[Item]:
+    """Items for inputs the journal does not have yet, each with its own output path (thread)."""
+    taken = {item.output_path for item in known.values()}
+    seq = max((item.seq for item in known.values()), default=-1) + 1
+    new: list[Item] = []
+    seen = set(known)
+    for text in inputs:
+        key = input_key(text)
+        if key in seen:
+            continue
+        seen.add(key)
+        size = None
+        if not is_url(text):
+            try:
+                size = Path(key).stat().st_size
+            except OSError:
+                size = None  # staging fails the item with the reason
+        output = _unique_path(out_dir, output_name(_base_name(text)), taken)
+        taken.add(str(output))
+        new.append(
+            Item(
+                key=key,
+                seq=seq,
+                input=text,
+                output_path=str(output),
+                size=size,
+                spec_fingerprint=fingerprint,
+            )
+        )
+        seq += 1
+    return new
+
+
+def _base_name(text: str) -> str:
+    if is_url(text):
+        tail = text.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return tail or "media"
+    return Path(text).name
+
+
+def _unique_path(out_dir: Path, name: str, taken: set[str]) -> Path:
+    """`out_dir/name` made safe and unique among `taken` and files already there."""
+    safe = _UNSAFE.sub("_", name).strip(" .") or "media"
+    stem, dot, ext = safe.rpartition(".")
+    if not dot:
+        stem, ext = safe, ""
+    candidate = out_dir / safe
+    n = 2
+    while str(candidate) in taken or candidate.exists():
+        candidate = out_dir / (f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}")
+        n += 1
+    return candidate
+
+
+def _missing_outputs(items: list[Item]) -> set[str]:
+    missing = set()
+    for item in items:
+        try:
+            size = Path(item.output_path).stat().st_size
+        except OSError:
+            missing.add(item.key)
+            continue
+        if item.output_size is not None and size != item.output_size:
+            missing.add(item.key)
+    return missing
+
+
+def size_and_sha256(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of a file (blocking: run it in a worker thread)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()

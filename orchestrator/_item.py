@@ -1,0 +1,618 @@
+"""The item step machine: one step per stage, walked by one task per item until the item is terminal.
+
+Each step does at most one remote effect and commits its result through the `Gate` before the next one, so a
+crash anywhere leaves the item in a stage whose step, run again, is safe:
+
+| stage | a rerun does | how it recognises an effect that already happened |
+| --- | --- | --- |
+| QUEUED, STAGED | stages the input, writes the upload intent, sends UploadMedia | nothing was sent yet |
+| UPLOADING | reconciles: one ListMedia after the settle interval | new media not in the baseline and not owned (adopted); a fetch in the staging log without media parks the item |
+| UPLOADED | waits for the media (polls, callbacks) | GetProgress; an ingest failure of media uploaded by an earlier process of ours (its staging server died with it) is our crash's fault: the media goes to the trash and the item uploads again |
+| READY | writes the start intent, sends StartJob | nothing was sent yet |
+| STARTING | reconciles: one GetProgress after the settle interval | a job state or a restored file proves the job started; media still ready proves it did not |
+| RUNNING | waits for the job | GetProgress / ListMedia |
+| RESTORED, DOWNLOADING | downloads, resuming the `.part` with Range + If-Range | the bytes on disk |
+| DOWNLOADED | sends DeleteMedia (unless remote media is kept) | a delete of owned media answered "not found" is a delete |
+| trash | DeleteMedia of media the batch let go of | answered "not found": deleted |
+| DONE, FAILED (cleaned up), PARKED | nothing; the journal refuses any change | terminal is terminal |
+
+Failures isolate: a definite failure (`ItemError`) fails the item with its reason; anything else is
+transient and the step is retried after a backoff, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from ._effects import Gate, StaleItemError
+from ._events import DownloadProgress, ItemDone, ItemFailed
+from ._inputs import size_and_sha256
+from ._journal import JournalError
+from ._reconcile import Reconciler, Verdict
+from ._scheduler import Priority
+from ._service import (
+    ItemError,
+    NotReadyError,
+    OutcomeUnknownError,
+    Phase,
+    Prechecker,
+    RemoteMedia,
+    RemoteStatus,
+    ServiceAdapter,
+    Uploaded,
+)
+from ._stages import TERMINAL_STAGES, IllegalTransitionError, Item, Stage
+from ._staging import Stager, is_url
+from ._watch import Watcher
+
+if TYPE_CHECKING:
+    from _clientkit._clock import Clock
+
+    from ._config import RunnerConfig
+
+__all__ = ["ItemMachine"]
+
+log = logging.getLogger("orchestrator")
+
+# an ingest failure blamed on our own crash is retried this many times at most (attempts so far)
+_CRASH_RETRIES: Final = 3
+
+
+class ItemMachine:
+    """Drives one item at a time through its steps (see the module docstring for the table)."""
+
+    def __init__(
+        self,
+        adapter: ServiceAdapter,
+        gate: Gate,
+        watcher: Watcher,
+        reconciler: Reconciler,
+        *,
+        config: RunnerConfig,
+        stager: Stager | None,
+        clock: Clock,
+    ) -> None:
+        self._adapter = adapter
+        self._gate = gate
+        self._watcher = watcher
+        self._reconciler = reconciler
+        self.config = config
+        self._stager = stager
+        self._clock = clock
+        self._urls: dict[str, str] = {}
+        self._adopted: set[str] = set()
+        self._tokens: dict[str, str] = {}
+        self._started = time.time()  # wall clock: intents older than this are an earlier process's
+
+    # ------------------------------------------------------------------ policy
+
+    def needs_cleanup(self, item: Item) -> bool:
+        """A failed item whose media must still be deleted."""
+        return item.stage is Stage.FAILED and item.owns_remote and not self.config.keep_remote
+
+    def may_retry(self, item: Item) -> bool:
+        """--retry-failed requeues a failed item once its media is deleted (or deliberately kept).
+
+        Requeueing forgets the remote id, so doing it while the journal still owns undeleted media would
+        orphan that media on the account.
+        """
+        return self.config.retry_failed and (not item.owns_remote or self.config.keep_remote)
+
+    def key_of_token(self, token: str) -> str | None:
+        """The item whose staged file has this token."""
+        return self._tokens.get(token)
+
+    def remember_token(self, item: Item) -> None:
+        """Route the staging server's access records of the item's token to it."""
+        if item.stage_token is not None:
+            self._tokens[item.stage_token] = item.key
+
+    # ------------------------------------------------------------------ one item
+
+    async def drive(self, item: Item) -> None:
+        """Walk one item to a terminal stage (its `active` place is held by the caller and released here)."""
+        try:
+            try:
+                if item.stage is Stage.FAILED:
+                    await self.cleanup_failed(item)
+                    if self.may_retry(item):
+                        await self.requeue(item, "retry failed")
+                while item.stage not in TERMINAL_STAGES:
+                    await self._advance(item)
+            except ItemError as exc:
+                await self._fail(item, exc.code, exc.message)
+            finally:
+                self._gate.lanes.active.release()
+            await self._finish(item)
+        except StaleItemError as exc:
+            log.warning("stale result dropped: %s", exc, extra={"item": item.key})
+
+    async def _finish(self, item: Item) -> None:
+        if item.stage is Stage.FAILED:
+            await self.cleanup_failed(item)
+        if item.stage is Stage.DOWNLOADED:
+            log.warning("remote media left for the next run to delete", extra={"item": item.key})
+        elif item.stage is Stage.DONE:
+            await self._gate.emit(
+                ItemDone(
+                    key=item.key,
+                    output_path=item.output_path,
+                    size=item.output_size or 0,
+                    sha256=item.sha256 or "",
+                    at=self._clock.monotonic(),
+                )
+            )
+        else:
+            await self.emit_failed(item)
+        if item.stage_token is not None and self._stager is not None:
+            await self._stager.unstage(item.stage_token)
+
+    async def _advance(self, item: Item) -> None:
+        """Run the step for the item's stage, retrying transient failures with a backoff.
+
+        The step is looked up again on every try: a failed try may have moved the item into an intent
+        stage (UPLOADING, STARTING), whose step reconciles the unknown outcome instead of re-sending.
+        """
+        failures = 0
+        while item.stage not in TERMINAL_STAGES:
+            step = self._steps[item.stage]
+            try:
+                await step(self, item)
+            except (ItemError, JournalError, IllegalTransitionError, StaleItemError):
+                raise
+            except Exception as exc:
+                failures += 1
+                name = type(exc).__name__
+                if failures > self.config.step_retries:
+                    raise ItemError(name, _short(exc)) from exc
+                delay = min(self.config.backoff * 2 ** (failures - 1), self.config.backoff_cap)
+                log.info(
+                    "step failed, retrying",
+                    extra={
+                        "item": item.key,
+                        "stage": item.stage.value,
+                        "error": name,
+                        "delay": delay,
+                    },
+                )
+                await self._clock.sleep(delay)
+            else:
+                return
+
+    # ------------------------------------------------------------------ upload
+
+    async def _step_queued(self, item: Item) -> None:
+        if is_url(item.input):
+            self._urls[item.key] = item.input
+            await self._gate.save(item, Stage.STAGED)
+            return
+        await self._stage_local(item)
+        await self._gate.save(item, Stage.STAGED, stage_token=item.stage_token)
+
+    async def _stage_local(self, item: Item) -> None:
+        if self._stager is None:
+            raise ItemError("NoStager", "a local input needs a staging server (--stage-url)")
+        async with self._gate.lanes.staging:
+            try:
+                staged = await self._stager.stage(Path(item.key), token=item.stage_token)
+            except OSError as exc:
+                raise ItemError("InputUnreadable", f"{item.input}: {exc.strerror or exc}") from exc
+        item.stage_token = staged.token
+        self.remember_token(item)
+        self._urls[item.key] = staged.url
+
+    async def _step_staged(self, item: Item) -> None:
+        if is_url(item.input):
+            self._urls[item.key] = item.input
+        elif item.key not in self._urls:
+            await self._stage_local(item)
+        if await self._already_there(item):
+            return
+        answered = False
+        gate = self._gate
+        async with gate.lanes.uploads:
+            async with gate.lanes.calls.hold(Priority.UPLOAD):
+                with gate.on_the_wire():
+                    if gate.stopping:
+                        return  # admit nothing new; the checkpoint below ends the task
+                    await gate.save(item, Stage.UPLOADING, stage_token=item.stage_token)
+                    try:
+                        result = await gate.call(
+                            None,
+                            self._adapter.upload,
+                            self._urls[item.key],
+                            notify_url=self.config.notify_url,
+                        )
+                    except OutcomeUnknownError as exc:
+                        log.warning(
+                            "UploadMedia outcome unknown; reconciling",
+                            extra={"item": item.key, "reason": exc.message},
+                        )
+                        answered = exc.answered
+                    except ItemError:
+                        raise
+                    except Exception:
+                        # certainly not sent (the adapter says so by raising neither of ours)
+                        await gate.save(item, Stage.STAGED, outcome="not-sent")
+                        raise
+                    else:
+                        await self._uploaded(item, result)
+                        return
+            if item.stage is Stage.UPLOADING:
+                await self._reconcile_uploads([item], settle=not answered)
+        await anyio.lowlevel.checkpoint()
+
+    async def _already_there(self, item: Item) -> bool:
+        """Ask a content-addressed service whether it has the input already; if so, nothing is sent.
+
+        Before the item's first upload intent, media found there is someone else's (never deleted). After
+        one, it is what our own unanswered upload created (the first precheck found nothing): ours.
+        """
+        if not isinstance(self._adapter, Prechecker):
+            return False
+        remote_id = await self._gate.call(
+            Priority.UPLOAD, self._adapter.precheck, self._urls[item.key]
+        )
+        if remote_id is None:
+            return False
+        ours = any(i.kind == "upload" for i in await self._gate.intents(item.key))
+        log.info(
+            "already on the service: nothing to upload", extra={"item": item.key, "ours": ours}
+        )
+        await self._uploaded(item, Uploaded(remote_id, owned=ours))
+        return True
+
+    async def _uploaded(
+        self, item: Item, result: str | Uploaded, outcome: str | None = None
+    ) -> None:
+        upload = result if isinstance(result, Uploaded) else Uploaded(result)
+        await self._gate.save(
+            item,
+            Stage.UPLOADED,
+            remote_id=upload.remote_id,
+            remote_shared=not upload.owned,
+            outcome=outcome,
+        )
+        self._watcher.bind(item, upload.remote_id)
+
+    async def _step_uploading(self, item: Item) -> None:
+        # only reached for an intent left open; live ones are reconciled in _step_staged
+        async with self._gate.lanes.uploads:
+            await self._reconcile_uploads([item])
+
+    async def reconcile_open_uploads(self, items: list[Item], *, baseline: bool) -> None:
+        """Judge the uploads an earlier run left open, together (one listing); then take the baseline."""
+        media = None
+        if items:
+            try:
+                media = await self._reconcile_uploads(items)
+            except Exception as exc:  # each item retries it in its own task
+                log.warning("reconciliation failed: %s", type(exc).__name__)
+                return  # keep the old baseline: a new one would hide those uploads' media
+        if baseline:
+            await self._reconciler.take_baseline(media)
+
+    async def _reconcile_uploads(
+        self, items: list[Item], *, settle: bool = True
+    ) -> list[RemoteMedia]:
+        verdicts, media = await self._reconciler.uploads(items, settle=settle)
+        for item in items:
+            resolution = verdicts[item.key]
+            log.info(
+                "UploadMedia reconciled",
+                extra={
+                    "item": item.key,
+                    "verdict": resolution.verdict.value,
+                    "why": resolution.reason,
+                },
+            )
+            if resolution.verdict is Verdict.ADOPT:
+                assert resolution.remote_id is not None  # noqa: S101 - ADOPT carries the id
+                self._adopted.add(item.key)
+                await self._uploaded(item, resolution.remote_id, outcome="adopted")
+            elif resolution.verdict is Verdict.NOT_SENT:
+                await self._gate.save(item, Stage.STAGED, outcome="not-sent")
+            else:
+                await self._park(item, "UploadOutcomeUnknown", resolution.reason)
+        return media
+
+    # ------------------------------------------------------------------ analysis and job
+
+    async def _step_uploaded(self, item: Item) -> None:
+        speculative = self._adapter.needs_start and self._adapter.start_when_predicted
+        try:
+            status = await self._watcher.wait_for(
+                item, Phase.PROCESSING, on_due=self._try_start if speculative else None
+            )
+        except ItemError as exc:  # StartJob answered the media's own failure
+            status = RemoteStatus(Phase.FAILED, error_code=exc.code, error_message=exc.message)
+        if item.stage is not Stage.UPLOADED:
+            return  # a start tried on the prediction moved it on
+        if status.phase is Phase.FAILED and await self._ingest_lost(item):
+            await self._upload_again(item, status)
+        elif status.phase is Phase.RESTORED:
+            await self._gate.save(item, Stage.RESTORED, restored_url=status.result_url)
+        elif status.phase in (Phase.READY, Phase.RUNNING) and self._adapter.needs_start:
+            await self._gate.save(item, Stage.READY)
+        else:
+            _raise_for(status)
+
+    async def _ingest_lost(self, item: Item) -> bool:
+        """True when the media's ingest may have failed because of our own crash, not the input.
+
+        The service fetches a local input from our staging server, which dies with our process: media
+        uploaded by an earlier process (or adopted after one) whose ingest failed most likely lost its fetch.
+        """
+        if item.attempts >= _CRASH_RETRIES:
+            return False
+        if item.key in self._adopted:
+            return True
+        uploads = [i for i in await self._gate.intents(item.key) if i.kind == "upload"]
+        if not uploads:
+            return False
+        last = uploads[-1]
+        earlier = last.created_at < self._started and item.is_local and self._stager is not None
+        return last.outcome == "adopted" or earlier
+
+    async def _upload_again(self, item: Item, status: RemoteStatus) -> None:
+        """Let the failed media go (to the trash, deleted below) and upload the input again."""
+        log.warning(
+            "the media's ingest failed after our own crash; uploading it again",
+            extra={"item": item.key, "error_code": status.error_code},
+        )
+        remote_id = item.remote_id
+        keep = self.config.keep_remote
+        self._urls.pop(item.key, None)
+        self._adopted.discard(item.key)
+        await self._gate.save(
+            item,
+            Stage.STAGED,
+            trash=None if keep else "ingest lost to our crash",
+            remote_id=None,
+            remote_shared=False,
+            stage_token=None,  # a new URL: the old one's fetches are not evidence for the new upload
+            fetches=0,
+            attempts=item.attempts + 1,
+        )
+        if remote_id is not None and not keep:
+            await self.delete_trash(remote_id)
+
+    async def delete_trash(self, remote_id: str) -> None:
+        """Delete media the batch let go of; a failure leaves it in the trash for the next run."""
+        try:
+            await self._gate.call(Priority.FINISH, self._adapter.delete, remote_id)
+        except Exception as exc:
+            log.warning("could not delete media in the trash: %s", type(exc).__name__)
+            return
+        await self._gate.untrash(remote_id)
+
+    async def _step_ready(self, item: Item) -> None:
+        await self._start(item)
+
+    async def _try_start(self, item: Item) -> bool:
+        """Start the job of media predicted ready; True when the item left UPLOADED."""
+        await self._start(item)
+        return item.stage is not Stage.UPLOADED
+
+    async def _start(self, item: Item) -> None:
+        """StartJob behind an intent; a lost answer is reconciled, a "not ready" returns the item."""
+        remote_id = item.remote_id
+        assert remote_id is not None  # noqa: S101 - READY/UPLOADED items have media
+        before = item.stage
+        answered = False
+        gate = self._gate
+        async with gate.lanes.calls.hold(Priority.FINISH):
+            with gate.on_the_wire():
+                if gate.stopping:
+                    return  # no new jobs once stopping; the checkpoint below ends the task
+                await gate.save(item, Stage.STARTING)
+                try:
+                    await gate.call(
+                        None, self._adapter.start, remote_id, notify_url=self.config.notify_url
+                    )
+                except NotReadyError:  # not ready (yet, or after all): wait for the media again
+                    await gate.save(item, Stage.UPLOADED, outcome="not-ready")
+                    return
+                except OutcomeUnknownError as exc:
+                    log.warning(
+                        "StartJob outcome unknown; reconciling",
+                        extra={"item": item.key, "reason": exc.message},
+                    )
+                    answered = exc.answered
+                except ItemError:
+                    # a definite refusal: no job was started, the intent is closed
+                    await gate.save(item, before, outcome="refused")
+                    raise
+                except Exception:
+                    await gate.save(item, before, outcome="not-sent")
+                    raise
+                else:
+                    await gate.save(item, Stage.RUNNING, outcome="started")
+                    return
+        if item.stage is Stage.STARTING:
+            await self._reconcile_start(item, settle=not answered)
+        await anyio.lowlevel.checkpoint()
+
+    async def _step_starting(self, item: Item) -> None:
+        """A StartJob intent left open by an earlier run."""
+        await self._reconcile_start(item, settle=True)
+
+    async def _reconcile_start(self, item: Item, *, settle: bool) -> None:
+        resolution, status = await self._reconciler.start(item, settle=settle)
+        log.info(
+            "StartJob reconciled",
+            extra={"item": item.key, "verdict": resolution.verdict.value, "why": resolution.reason},
+        )
+        if resolution.verdict is Verdict.STARTED:
+            if status.phase is Phase.RESTORED:
+                await self._gate.save(
+                    item, Stage.RESTORED, restored_url=status.result_url, outcome="started"
+                )
+            else:
+                await self._gate.save(item, Stage.RUNNING, outcome="started")
+        elif resolution.verdict is Verdict.NOT_SENT:
+            back = Stage.UPLOADED if status.phase is Phase.PROCESSING else Stage.READY
+            await self._gate.save(item, back, outcome="not-sent")
+        elif resolution.verdict is Verdict.FAILED:
+            _raise_for(status)
+        else:
+            await self._park(item, "StartOutcomeUnknown", resolution.reason)
+
+    async def _step_running(self, item: Item) -> None:
+        status = await self._watcher.wait_for(item, Phase.RUNNING)
+        if status.phase is Phase.RESTORED:
+            await self._gate.save(item, Stage.RESTORED, restored_url=status.result_url)
+        else:
+            _raise_for(status)
+
+    # ------------------------------------------------------------------ download and delete
+
+    async def _step_restored(self, item: Item) -> None:
+        async with self._gate.lanes.downloads:
+            await self._gate.save(item, Stage.DOWNLOADING)
+            await self._download(item)
+
+    async def _step_downloading(self, item: Item) -> None:
+        async with self._gate.lanes.downloads:
+            await self._download(item)
+
+    async def _download(self, item: Item) -> None:
+        if item.restored_url is None:
+            raise ItemError("NoResult", "the service gave no restored file URL")
+        dest = Path(item.output_path)
+        last = [item.bytes_on_disk]
+        halfway = [False]
+
+        def progress(done: int, total: int | None) -> None:
+            last[0] = done
+            if not halfway[0] and total and done * 2 >= total and done < total:
+                halfway[0] = True
+                self._gate.checkpoint(f"download {item.key} halfway")
+            self._gate.emit_nowait(
+                DownloadProgress(key=item.key, done=done, total=total, at=self._clock.monotonic())
+            )
+
+        try:
+            path = await self._gate.call(
+                None, self._adapter.download, item.restored_url, dest, progress=progress
+            )
+        finally:
+            if last[0] != item.bytes_on_disk and item.stage is Stage.DOWNLOADING:
+                with anyio.CancelScope(shield=True):
+                    await self._gate.save(item, bytes_on_disk=last[0])
+        size, digest = await anyio.to_thread.run_sync(size_and_sha256, path)
+        await self._gate.save(
+            item,
+            Stage.DOWNLOADED,
+            output_path=str(path),
+            output_size=size,
+            sha256=digest,
+            bytes_on_disk=size,
+        )
+
+    async def _step_downloaded(self, item: Item) -> None:
+        if not self.config.keep_remote and item.owns_remote:
+            assert item.remote_id is not None  # noqa: S101 - owns_remote
+            await self._gate.call(Priority.FINISH, self._adapter.delete, item.remote_id)
+            await self._gate.save(item, Stage.DONE, remote_deleted=True)
+        else:
+            await self._gate.save(item, Stage.DONE)
+
+    _steps: Final[dict[Stage, Callable[[ItemMachine, Item], Awaitable[None]]]] = {
+        Stage.QUEUED: _step_queued,
+        Stage.STAGED: _step_staged,
+        Stage.UPLOADING: _step_uploading,
+        Stage.UPLOADED: _step_uploaded,
+        Stage.READY: _step_ready,
+        Stage.STARTING: _step_starting,
+        Stage.RUNNING: _step_running,
+        Stage.RESTORED: _step_restored,
+        Stage.DOWNLOADING: _step_downloading,
+        Stage.DOWNLOADED: _step_downloaded,
+    }
+
+    # ------------------------------------------------------------------ ends
+
+    async def requeue(self, item: Item, why: str) -> None:
+        """Back to QUEUED (a rerun: output missing, or --retry-failed), forgetting the old remote run."""
+        log.info("item requeued", extra={"item": item.key, "why": why})
+        self._urls.pop(item.key, None)
+        await self._gate.save(
+            item,
+            Stage.QUEUED,
+            reopen=True,
+            stage_token=None,  # a new URL, so the old one's fetches are not evidence for the new upload
+            remote_id=None,
+            remote_deleted=False,
+            remote_shared=False,
+            restored_url=None,
+            bytes_on_disk=0,
+            output_size=None,
+            sha256=None,
+            error_code=None,
+            error_message=None,
+            fetches=0,
+            attempts=item.attempts + 1,
+        )
+
+    async def _park(self, item: Item, code: str, reason: str) -> None:
+        await self._gate.save(
+            item, Stage.PARKED, outcome="parked", error_code=code, error_message=reason
+        )
+
+    async def _fail(self, item: Item, code: str, message: str) -> None:
+        log.warning("item failed", extra={"item": item.key, "error_code": code})
+        if item.stage in TERMINAL_STAGES or item.stage is Stage.DOWNLOADED:
+            # a DOWNLOADED item has its output; only its remote delete is pending (next run)
+            await self._gate.save(item, error_code=code, error_message=message)
+        else:
+            await self._gate.save(item, Stage.FAILED, error_code=code, error_message=message)
+
+    async def cleanup_failed(self, item: Item) -> None:
+        """Delete the media of a failed item (it is ours), unless remote media is kept."""
+        if not self.needs_cleanup(item) or self._gate.stopping:
+            return
+        assert item.remote_id is not None  # noqa: S101 - owns_remote
+        try:
+            await self._gate.call(Priority.FINISH, self._adapter.delete, item.remote_id)
+        except Exception as exc:
+            log.warning(
+                "could not delete the media of a failed item",
+                extra={"item": item.key, "error": type(exc).__name__},
+            )
+            return
+        await self._gate.save(item, remote_deleted=True)
+
+    async def emit_failed(self, item: Item) -> None:
+        """Tell the reader that the item failed (or is parked), with its reason."""
+        await self._gate.emit(
+            ItemFailed(
+                key=item.key,
+                error_code=item.error_code or "Unknown",
+                error_message=item.error_message or "",
+                parked=item.stage is Stage.PARKED,
+                at=self._clock.monotonic(),
+            )
+        )
+
+
+def _raise_for(status: RemoteStatus) -> None:
+    if status.phase is Phase.GONE:
+        raise ItemError("MediaGone", "the service no longer knows this media")
+    raise ItemError(
+        status.error_code or "RemoteFailure",
+        status.error_message or f"the service reports {status.state or status.phase.value}",
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,124 @@
+"""Failures our own crash caused are never the item's failure (issue 10, case 1).
+
+The service fetches a local input from our staging server, which dies with our process. Media uploaded by a
+killed run whose ingest then failed ("could not fetch original_file_url") is uploaded again by the rerun,
+with or without `--keep-remote`, instead of failing the item.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+from orch_fakes import FakeClock, FakeMedia, FakeService
+
+from orchestrator import (
+    ItemDone,
+    ItemFailed,
+    Journal,
+    Phase,
+    RemoteStatus,
+    Runner,
+    RunnerConfig,
+    Stage,
+    StageChanged,
+    StagedSource,
+)
+from orchestrator._polling import PollSettings
+
+POLL = PollSettings(min_interval=1.0, max_interval=20.0)
+
+
+class IngestDiesWithUs(FakeService):
+    """Media uploaded while `alive` is False lose their fetch: their ingest fails, as our stager died."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.lost: set[str] = set()
+        self.alive = True
+
+    async def upload(self, source_url: str, *, notify_url: str | None) -> str:
+        file_id = await super().upload(source_url, notify_url=notify_url)
+        if not self.alive:
+            self.lost.add(file_id)
+        return file_id
+
+    def _status(self, media: FakeMedia) -> RemoteStatus:
+        if media.file_id in self.lost:
+            return RemoteStatus(
+                Phase.FAILED,
+                error_code="MediaUploadFailed",
+                error_message="Could not fetch original_file_url (ReadError)",
+            )
+        return super()._status(media)
+
+    def _phase(self, media: FakeMedia) -> Phase:
+        return Phase.FAILED if media.file_id in self.lost else super()._phase(media)
+
+
+class FakeStager:
+    """Serves nothing; hands out unguessable URLs, as the local file server does."""
+
+    async def stage(self, path: Path, *, token: str | None = None) -> StagedSource:
+        token = token or secrets.token_urlsafe(8)
+        return StagedSource(url=f"http://stage.invalid/{token}/{path.name}", token=token)
+
+    def fetches(self, token: str) -> int | None:
+        return 0
+
+    async def unstage(self, token: str) -> None:
+        pass
+
+
+async def _run(service, journal_path, inputs, config, *, clock, stop_on_upload=False):
+    events = []
+    async with (
+        Journal(journal_path, service.job_spec()) as journal,
+        Runner(service, journal, config=config, clock=clock, stager=FakeStager()) as runner,
+    ):
+        async for event in runner.run(inputs):
+            events.append(event)
+            if stop_on_upload and isinstance(event, StageChanged) and event.new is Stage.UPLOADED:
+                runner.abort()
+    return events
+
+
+@pytest.mark.parametrize("keep_remote", [False, True])
+async def test_an_ingest_lost_to_our_crash_is_uploaded_again(tmp_path, keep_remote):
+    """The killed run's media failed to ingest; the rerun uploads again and the item ends done."""
+    clock = FakeClock()
+    service = IngestDiesWithUs(clock)
+    source = tmp_path / "reel.mov"
+    source.write_bytes(b"movie")
+    (tmp_path / "out").mkdir()
+    config = RunnerConfig(
+        out_dir=tmp_path / "out", poll=POLL, settle=1.0, backoff=0.1, keep_remote=keep_remote
+    )
+    journal = tmp_path / "j.sqlite"
+    service.alive = False  # the first run dies right after UploadMedia was answered
+    await _run(service, journal, [str(source)], config, clock=clock, stop_on_upload=True)
+    assert service.calls["upload"] == 1
+    service.alive = True
+    events = await _run(service, journal, [str(source)], config, clock=clock)
+    failed = [e for e in events if isinstance(e, ItemFailed)]
+    assert failed == []
+    assert len([e for e in events if isinstance(e, ItemDone)]) == 1
+    assert service.calls["upload"] == 2
+    lost = next(iter(service.lost))
+    assert service.media[lost].deleted is (not keep_remote)
+    assert service.media[lost].starts == 0, "no job is ever started on the lost media"
+
+
+async def test_an_ingest_failure_in_the_same_run_is_the_items_own(tmp_path):
+    """Media uploaded by this very run whose ingest fails is a real failure (the input is bad)."""
+    clock = FakeClock()
+    service = IngestDiesWithUs(clock)
+    service.alive = False  # no crash: the service simply cannot ingest it
+    source = tmp_path / "reel.mov"
+    source.write_bytes(b"movie")
+    config = RunnerConfig(out_dir=tmp_path / "out", poll=POLL, settle=1.0, backoff=0.1)
+    events = await _run(service, tmp_path / "j.sqlite", [str(source)], config, clock=clock)
+    (failed,) = [e for e in events if isinstance(e, ItemFailed)]
+    assert failed.error_code == "MediaUploadFailed"
+    assert service.calls["upload"] == 1
