@@ -8,7 +8,6 @@ cut first would show the first characters of a secret that straddles the cut).
 
 from __future__ import annotations
 
-import functools
 import hmac
 import re
 from collections.abc import Iterable, Mapping
@@ -86,7 +85,7 @@ def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> di
 
 def _hex(value: int, width: int) -> str:
     """A pattern for `value` in hexadecimal, `width` digits, either case."""
-    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{value:0{width}x}")
+    return "".join(f"[{d}{d.upper()}]" for d in f"{value:0{width}x}")
 
 
 def _char_pattern(char: str) -> str:
@@ -96,7 +95,7 @@ def _char_pattern(char: str) -> str:
     if code <= 0xFFFF:
         forms.append(r"\\u" + _hex(code, 4))
     else:  # a JSON surrogate pair
-        high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
+        high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + (code & 0x3FF)
         forms.append(r"\\u" + _hex(high, 4) + r"\\u" + _hex(low, 4))
     if char in _JSON_SHORT:
         forms.append(re.escape(_JSON_SHORT[char]))
@@ -110,8 +109,8 @@ def _char_pattern(char: str) -> str:
     return "(?:" + "|".join(forms) + ")"
 
 
-@functools.lru_cache(maxsize=64)
 def _pattern(secret: str) -> re.Pattern[str]:
+    # not cached here (a cache would keep secrets alive); `re` caches the compiled pattern
     return re.compile("".join(_char_pattern(c) for c in secret))
 
 
@@ -133,7 +132,7 @@ def redact_excerpt(body: bytes | str, secrets: Iterable[str], *, limit: int, cut
     of one are dropped too.
     """
     secrets = tuple(s for s in secrets if s)
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = body.decode(errors="replace") if isinstance(body, bytes) else body
     text = redact_text(text, secrets)
     if cut and secrets:
         text = text[: max(0, len(text) - _MAX_FORM_CHARS * max(map(len, secrets)))]

@@ -79,6 +79,7 @@ def test_reveal_equality_hash_and_truth():
     assert secret != SECRET  # a Secret never equals the plain string
     assert hash(secret) == hash(Secret(SECRET))
     assert {secret, Secret(SECRET)} == {secret}
+    assert len({hash(Secret(str(i))) for i in range(20)}) > 1  # a hash that tells values apart
     assert bool(Secret("x")) is True
     assert bool(Secret("")) is False
     with pytest.raises(AttributeError):
@@ -204,7 +205,7 @@ def test_text_without_the_secret_is_unchanged():
         pytest.param(lambda s: "".join(f"&#x{ord(c):x};" for c in s), id="html-hex"),
     ],
 )
-@pytest.mark.parametrize("secret", [SECRET, 'a b"c\\d/é€😀'])
+@pytest.mark.parametrize("secret", [SECRET, 'a b"c\\d/é€😀', "t\tab\uffff\U00010000 x"])
 def test_escaped_echoes_are_masked(echo, secret):
     """A server quoting the secret JSON-, URL- or HTML-escaped does not get it past the mask."""
     text = f"prefix {echo(secret)} suffix"
