@@ -34,6 +34,11 @@ __all__ = [
 
 SIDECAR_VERSION: Final = 1
 MAX_IOV: Final = 512
+# flags that exist on some platforms only (0 elsewhere): binary mode (Windows), never through a symlink
+_BINARY: Final = getattr(os, "O_BINARY", 0)
+_NO_FOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+# what ends a path that names a directory
+_SEPARATORS: Final = tuple({"/", os.sep})
 _seek_lock = threading.Lock()  # only for platforms without os.pwrite (positional writes)
 
 
@@ -117,7 +122,7 @@ class PartState:
 def _segment(item: object) -> Segment:
     """`[start, end, done]` as a Segment; TypeError for anything but three JSON integers."""
     if not isinstance(item, list) or len(item) != 3 or any(type(v) is not int for v in item):
-        raise TypeError("a segment is three integers")
+        raise TypeError  # caught by from_json: the sidecar is not resumed
     return Segment(*item)
 
 
@@ -157,7 +162,7 @@ def part_layout(dest: str | os.PathLike[str], url: str) -> Layout:
         directory = dest.resolve()
         key = hashlib.sha256(url.encode()).hexdigest()[:32]
         return Layout(directory, None, directory / f".{key}.part.json")
-    if text.endswith(("/", os.sep)):
+    if text.endswith(_SEPARATORS):
         raise ValueError(f"dest: directory {str(dest)!r} does not exist")
     directory = dest.parent.resolve()
     if not directory.is_dir():
@@ -200,7 +205,7 @@ def pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
 
 def open_part(path: pathlib.Path, *, truncate: bool) -> int:
     """Open (create) the `.part` for positional writes; never through a symlink (O_NOFOLLOW)."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDWR | os.O_CREAT | _BINARY | _NO_FOLLOW
     if truncate:
         flags |= os.O_TRUNC
     return os.open(path, flags, 0o644)
@@ -214,8 +219,7 @@ def write_sidecar(path: pathlib.Path, data: bytes, fsync: bool) -> None:
     """
     tmp = path.with_name(f"{path.name}.tmp")
     tmp.unlink(missing_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY | _NO_FOLLOW, 0o644)
     try:
         try:
             view = memoryview(data)

@@ -8,6 +8,7 @@ symlink; the sidecar is replaced atomically; the `.part` is fsynced before it is
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -98,6 +99,17 @@ def test_to_json_is_the_documented_compact_layout():
     assert json.loads(PartState(URL, "b").to_json())["segments"] is None
 
 
+def test_a_sidecar_of_an_empty_file_is_resumed():
+    state = PartState.from_json(sidecar(total=0, segments=None), URL)
+    assert state is not None
+    assert state.total == 0
+
+
+@pytest.mark.parametrize("total", [1.5, -1, "7", True, [7]])
+def test_a_sequential_sidecar_with_a_bad_total_is_not_resumed(total):
+    assert PartState.from_json(sidecar(total=total, segments=None), URL) is None
+
+
 def test_a_sequential_sidecar_has_no_segments():
     state = PartState.from_json(sidecar(segments=None, total=None, validator=None), URL)
     assert state == PartState(URL, "a.mov")
@@ -179,6 +191,7 @@ def test_a_malformed_sidecar_is_not_resumed(changes):
         [[50, 100, 0], [0, 50, 0]],  # out of order
         [[0, 0, 0], [0, 100, 0]],  # an empty segment
         [[0, 50, 51], [50, 100, 0]],  # more done than the segment holds
+        [[0, 50, 0], [50, 100, 51]],  # the same, in a segment that does not start at 0
         [[0, 50, -1], [50, 100, 0]],  # negative progress
     ],
 )
@@ -202,6 +215,8 @@ def test_tiles():
     assert not tiles([Segment(0, 10)], 11)
     assert not tiles([Segment(0, 10)], 9)
     assert not tiles([Segment(0, 10, 11)], 10)
+    assert not tiles([Segment(0, 4), Segment(4, 10, 7)], 10)
+    assert tiles([Segment(0, 4), Segment(4, 10, 6)], 10)
     assert not tiles([Segment(0, 10, -1)], 10)
     assert not tiles([Segment(1, 10)], 10)
 
@@ -276,10 +291,13 @@ def test_directory_mode_layout_keys_the_sidecar_by_url(tmp_path):
 
 
 def test_layout_errors_name_the_field(tmp_path):
-    with pytest.raises(ValueError, match=r"dest: directory .* does not exist"):
-        part_layout(f"{tmp_path}/missing/", URL)  # a str: Path() would drop the slash
-    with pytest.raises(ValueError, match=r"dest: the parent directory .* does not exist"):
+    missing = f"{tmp_path}/missing/"
+    with pytest.raises(ValueError, match=r"dest: directory .* does not exist") as info:
+        part_layout(missing, URL)  # a str: Path() would drop the slash
+    assert repr(str(pathlib.Path(missing))) in str(info.value)
+    with pytest.raises(ValueError, match=r"dest: the parent directory .* does not exist") as info:
         part_layout(tmp_path / "missing" / "out.mp4", URL)
+    assert repr(str(tmp_path / "missing")) in str(info.value)
 
 
 # ------------------------------------------------------------------------------------ files
@@ -419,8 +437,10 @@ def test_a_write_that_makes_no_progress_raises_instead_of_looping(tmp_path, monk
             monkeypatch.setattr(os, "write", lambda *a: 0)
     fd = os.open(tmp_path / "w", os.O_RDWR | os.O_CREAT)
     try:
-        with pytest.raises(OSError, match="no progress"):
+        with pytest.raises(OSError) as info:
             pwrite_all(fd, [b"abc"], 0)
+        assert info.value.errno == errno.EIO
+        assert info.value.strerror == "a write to the .part made no progress"
     finally:
         os.close(fd)
 
@@ -460,6 +480,40 @@ def test_write_sidecar_replaces_atomically(tmp_path, monkeypatch, fsync):
     assert path.stat().st_ino != inode
     assert events == [*(["fsync"] if fsync else []), "replace a.part.json.tmp -> a.part.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.part.json"]
+
+
+def test_write_sidecar_creates_a_fresh_private_temporary_file(tmp_path, monkeypatch):
+    seen: list[tuple[str, int, int]] = []
+    real_open = os.open
+
+    def spy(path, flags, mode=0o777):
+        seen.append((pathlib.Path(path).name, flags, mode))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", spy)
+    path = tmp_path / "a.part.json"
+    write_sidecar(path, b"{}", fsync=False)
+    ((name, flags, mode),) = seen
+    assert name == "a.part.json.tmp"
+    wanted = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    assert flags & wanted == wanted
+    assert not flags & os.O_TRUNC
+    assert mode == 0o644
+    assert (path.stat().st_mode & 0o777) == 0o644 & ~_umask()
+
+
+def test_the_original_error_surfaces_when_the_rename_fails(tmp_path, monkeypatch):
+    """The temporary file may already be gone (another cleaner): its removal must not hide why."""
+    path = tmp_path / "a.part.json"
+
+    def vanished(src, dst):
+        pathlib.Path(src).unlink()
+        raise FileNotFoundError(2, "renaming failed")
+
+    monkeypatch.setattr(os, "replace", vanished)
+    with pytest.raises(FileNotFoundError, match="renaming failed"):
+        write_sidecar(path, b"{}", fsync=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_sidecar_write_keeps_the_old_one(tmp_path, monkeypatch):
