@@ -17,6 +17,7 @@ __all__ = [
     "MASK",
     "SENSITIVE_HEADERS",
     "Secret",
+    "contains_secret",
     "redact_excerpt",
     "redact_headers",
     "redact_text",
@@ -27,17 +28,20 @@ SENSITIVE_HEADERS: Final = frozenset(
 )
 HEADER_MASK: Final = "[secure]"
 MASK: Final = "***"
-# the longest form one character of a secret can take in an echo (`\ud83d\ude00`, `%F0%9F%98%80`)
-_MAX_FORM_CHARS: Final = 12
+# an escape sequence cut short: `\\u00`, `%4`, `&#x4`, `&quo`
+_PARTIAL_ESCAPE: Final = (
+    r"(?:\\+(?:u[0-9a-fA-F]{0,3})?|%[0-9a-fA-F]?|&#?[xX]?[0-9a-fA-F]*|&[a-zA-Z]*)?"
+)
+# the letter after the backslash in JSON's short escapes
 _JSON_SHORT: Final = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "/": "\\/",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "\b": "b",
+    "\f": "f",
+    "\n": "n",
+    "\r": "r",
+    "\t": "t",
 }
 _HTML_NAMED: Final = {'"': "&quot;", "&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;"}
 _SPACES: Final = re.compile(r"\s+")
@@ -92,13 +96,14 @@ def _char_pattern(char: str) -> str:
     """Every form in which `char` may be echoed: itself, JSON, percent and HTML escapes."""
     code = ord(char)
     forms = [re.escape(char)]
+    # JSON escapes, the backslash itself escaped any number of times (JSON quoted inside JSON)
     if code <= 0xFFFF:
-        forms.append(r"\\u" + _hex(code, 4))
-    else:  # a JSON surrogate pair
+        forms.append(r"\\+u" + _hex(code, 4))
+    else:  # a surrogate pair
         high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + (code & 0x3FF)
-        forms.append(r"\\u" + _hex(high, 4) + r"\\u" + _hex(low, 4))
+        forms.append(r"\\+u" + _hex(high, 4) + r"\\+u" + _hex(low, 4))
     if char in _JSON_SHORT:
-        forms.append(re.escape(_JSON_SHORT[char]))
+        forms.append(r"\\+" + re.escape(_JSON_SHORT[char]))
     forms.append("".join("%" + _hex(byte, 2) for byte in char.encode()))
     if char == " ":
         forms.append(r"\+")
@@ -112,6 +117,29 @@ def _char_pattern(char: str) -> str:
 def _pattern(secret: str) -> re.Pattern[str]:
     # not cached here (a cache would keep secrets alive); `re` caches the compiled pattern
     return re.compile("".join(_char_pattern(c) for c in secret))
+
+
+def _start_pattern(secret: str) -> re.Pattern[str]:
+    """Matches, at the end of a text, an echo of `secret` cut short (any escapes, a partial one last)."""
+    nested = ""
+    for char in reversed(secret[1:]):
+        nested = f"(?:{_char_pattern(char)}{nested})?"
+    return re.compile(f"(?:{_char_pattern(secret[0])}{nested})?{_PARTIAL_ESCAPE}\\Z")
+
+
+def _cut_point(text: str, secrets: Iterable[str]) -> int:
+    """Where an echo of a secret, cut short by the end of `text`, begins (`len(text)` if none does)."""
+    end = len(text)
+    for secret in secrets:
+        match = _start_pattern(secret).search(text)
+        if match is not None and match.start() < match.end():
+            end = min(end, match.start())
+    return end
+
+
+def contains_secret(text: str, secrets: Iterable[str]) -> bool:
+    """True when `text` holds any non-empty secret, plain or escaped (one scan per secret)."""
+    return any(_pattern(secret).search(text) for secret in secrets if secret)
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
@@ -128,14 +156,14 @@ def redact_excerpt(body: bytes | str, secrets: Iterable[str], *, limit: int, cut
     """The start of a server's `body` as one printable line of at most `limit` characters.
 
     Secrets are masked before anything is cut. `cut` says `body` is itself only the first bytes of a
-    longer body: a secret may then straddle its end, so the last characters that could hold the start
-    of one are dropped too.
+    longer body: a secret may then straddle its end, so an end that could be the start of an echo of a
+    secret (plain or escaped, down to one character) is dropped too.
     """
     secrets = tuple(s for s in secrets if s)
     text = body.decode(errors="replace") if isinstance(body, bytes) else body
     text = redact_text(text, secrets)
-    if cut and secrets:
-        text = text[: max(0, len(text) - _MAX_FORM_CHARS * max(map(len, secrets)))]
+    if cut:
+        text = text[: _cut_point(text, secrets)]
     text = "".join(c if c.isprintable() else " " for c in text)
     # masked again: joining whitespace may have assembled a secret that holds a space
     text = redact_text(_SPACES.sub(" ", text).strip(), secrets)

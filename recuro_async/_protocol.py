@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 import cattrs
 import httpx
 
-from _clientkit._redact import Secret, redact_excerpt, redact_text
+from _clientkit._redact import Secret, contains_secret, redact_excerpt, redact_text
 from _clientkit._retry import parse_retry_after
 from _clientkit._transport import ResponseParts, Retry
 
@@ -176,11 +176,31 @@ def parse_response(action: Action, parts: ResponseParts, *, secrets: Iterable[st
             return None
         raise ResponseFormatError("the response body is empty", action=action.value)
     try:
-        return decode(parts.content)
-    except (ValueError, RecursionError) as exc:
+        data = decode(parts.content)
+    except (ValueError, RecursionError):
+        data = _NOT_JSON
+    if data is _NOT_JSON:  # raised here, without the decoder's error: it holds the whole body
         raise ResponseFormatError(
             f"the response is not JSON: {_excerpt(parts.content, secrets)!r}", action=action.value
-        ) from exc
+        )
+    if secrets and contains_secret(parts.content.decode("utf-8", "replace"), secrets):
+        # a hostile answer quoting the credential (in a state, a URL, a key): masked before any value
+        # of it can be stored, shown or raised
+        data = _masked(data, secrets)
+    return data
+
+
+_NOT_JSON: Final = object()
+
+
+def _masked(data: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(data, str):
+        return redact_text(data, secrets)
+    if isinstance(data, list):
+        return [_masked(value, secrets) for value in data]
+    if isinstance(data, dict):
+        return {_masked(k, secrets): _masked(v, secrets) for k, v in data.items()}
+    return data
 
 
 def _error_for(action: Action, parts: ResponseParts, secrets: tuple[str, ...]) -> Exception:

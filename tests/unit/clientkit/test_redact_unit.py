@@ -22,6 +22,7 @@ from _clientkit._redact import (
     MASK,
     SENSITIVE_HEADERS,
     Secret,
+    contains_secret,
     redact_excerpt,
     redact_headers,
     redact_text,
@@ -185,6 +186,13 @@ def test_text_without_the_secret_is_unchanged():
         pytest.param(lambda s: s, id="raw"),
         pytest.param(lambda s: json.dumps(s)[1:-1], id="json"),
         pytest.param(lambda s: json.dumps(s).replace("/", "\\/")[1:-1], id="json-slash"),
+        pytest.param(
+            lambda s: json.dumps(json.dumps(s).replace("/", "\\/")[1:-1])[1:-1],
+            id="json-in-json",
+        ),
+        pytest.param(
+            lambda s: json.dumps(json.dumps(json.dumps(s)[1:-1])[1:-1])[1:-1], id="json-x3"
+        ),
         pytest.param(lambda s: "".join(_u(c) for c in s), id="json-unicode-lower"),
         pytest.param(
             lambda s: "".join(_u(c).upper().replace("\\U", "\\u") for c in s),
@@ -251,7 +259,7 @@ def test_excerpt_drops_the_tail_of_a_cut_body_where_a_secret_may_start():
     head = "y" * 400
     body = (head + SECRET[:5]).encode()  # the rest of the secret was beyond the bytes read
     out = redact_excerpt(body, [SECRET], limit=1000, cut=True)
-    assert out == head[: len(body) - 12 * len(SECRET)]
+    assert out == head
     assert redact_excerpt(body, [SECRET], limit=1000, cut=False) == head + SECRET[:5]
     assert redact_excerpt(body, [], limit=1000, cut=True) == head + SECRET[:5]
 
@@ -287,3 +295,31 @@ def test_excerpt_never_shows_a_secret_prefix_property(secret, before, after, lim
         piece = secret[i : i + 4]
         if piece not in around and "*" not in piece:
             assert piece not in out.replace(MASK, "\x00")
+
+
+def test_contains_secret_finds_plain_and_escaped_forms():
+    assert contains_secret(f"x {SECRET} y", [SECRET])
+    assert contains_secret(json.dumps(SECRET).replace("/", "\\/"), ["", SECRET])
+    assert contains_secret(urllib.parse.quote(SECRET), ["other", SECRET])
+    assert not contains_secret("x y", [SECRET])
+    assert not contains_secret(SECRET, [])
+    assert not contains_secret("", [""])
+
+
+@pytest.mark.parametrize(
+    ("tail", "kept"),
+    [
+        ("s3cr", ""),  # the start of the secret
+        ("s", ""),  # even one character of it
+        ("s3\\u0063", ""),  # escaped
+        ("s3\\u00", ""),  # an escape cut in the middle
+        ("s3%6", ""),
+        ("s3cr&#x2", ""),
+        ("s3cr%2F", ""),
+        ("s3crX", "s3crX"),  # not the secret after all
+        ("3cr", "3cr"),  # the middle of a secret is not its start
+    ],
+)
+def test_excerpt_drops_exactly_an_end_that_may_start_a_secret(tail, kept):
+    out = redact_excerpt(("head " + tail).encode(), [SECRET], limit=100, cut=True)
+    assert out == ("head " + kept).strip()

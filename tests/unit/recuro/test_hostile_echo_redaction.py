@@ -193,3 +193,38 @@ async def test_a_200_with_the_echo_as_a_key_leaks_nothing(router, hostile):
     with pytest.raises(RecuroError) as info:
         await hostile.list_media()
     _assert_clean(_texts(info.value))
+
+
+async def test_a_200_that_is_not_json_leaks_nothing(router, hostile, records):
+    """The JSON decoder's error keeps the whole document: it must not ride along as the cause."""
+    router.post(BASE).mock(return_value=httpx.Response(200, content=f"oops {HEADER}".encode()))
+    with pytest.raises(RecuroError) as info:
+        await hostile.get_progress("a.mov")
+    assert info.value.__cause__ is None
+    _assert_clean(_texts(info.value))
+    _assert_clean(_record_texts(records))
+
+
+@pytest.mark.parametrize("echo", [HEADER, _json_escaped(HEADER)], ids=["decoded", "escaped"])
+async def test_a_200_quoting_the_header_in_a_value_is_masked(router, hostile, echo):
+    """A state the document does not list is kept as `raw_state` and shown, or raised by wait_for:
+    it must not carry the credential."""
+    body = '{"state": "' + _quoted(echo) + '", "progress": 5}'
+    router.post(BASE).mock(return_value=httpx.Response(200, content=body.encode()))
+    progress = await hostile.get_progress("a.mov")
+    assert progress.raw_state == "***"
+    for piece in PIECES:
+        assert piece not in repr(progress)
+
+
+async def test_a_200_without_the_header_is_left_alone(router, hostile):
+    """Masking applies only to answers that quote the credential; a normal answer is untouched."""
+    router.post(BASE).mock(
+        return_value=httpx.Response(
+            200,
+            json={"state": "JobCompleted", "progress": 100, "restored_file_url": "https://x/y%2F"},
+        )
+    )
+    progress = await hostile.get_progress("a.mov")
+    assert progress.restored_file_url == "https://x/y%2F"
+    assert progress.raw_state == "JobCompleted"
