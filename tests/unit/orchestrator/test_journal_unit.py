@@ -12,14 +12,22 @@ trigger, installed from a second SQLite connection, aborts the intent insert aft
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 import sqlite3
 import time
 
 import anyio
 import pytest
 
-from orchestrator._journal import Journal, JournalError, StaleItemError
+from orchestrator._journal import (
+    Journal,
+    JournalError,
+    JournalLockedError,
+    JournalMismatchError,
+    StaleItemError,
+)
 from orchestrator._service import JobSpec
 from orchestrator._stages import Item, Stage
 
@@ -327,7 +335,9 @@ async def test_every_field_round_trips(tmp_path):
             size=11,
         )
         await journal.save(item, Stage.UPLOADING)
-        await journal.save(item, Stage.UPLOADED, remote_id="r", remote_deleted=True)
+        await journal.save(
+            item, Stage.UPLOADED, remote_id="r", remote_deleted=True, remote_shared=True
+        )
         await journal.count_fetch(item)
         await journal.count_fetch(item)
     async with Journal(path, SPEC) as journal:
@@ -357,6 +367,7 @@ async def test_every_field_round_trips(tmp_path):
         assert getattr(loaded, field) == getattr(item, field), field
     assert loaded.fetches == 2
     assert loaded.remote_deleted is True
+    assert loaded.remote_shared is True
     assert set(loaded.timings) == {"staged", "uploading", "uploaded"}
 
 
@@ -447,3 +458,327 @@ async def test_a_transaction_sqlite_aborts_fails_the_write_with_a_journal_error(
         assert _rows(path)[item.key]["stage"] == "staged"
         await journal.save(item, error_code="still writable")
         assert _rows(path)[item.key]["error_code"] == "still writable"
+
+
+# ------------------------------------------------------------------------------ the file and its spec
+
+
+def _meta(path) -> dict[str, str]:
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta"))
+    finally:
+        conn.close()
+
+
+async def test_a_new_journal_records_its_spec(tmp_path):
+    path = tmp_path / "j.sqlite"
+    before = time.time()
+    async with Journal(path, SPEC) as journal:
+        assert await journal.get_meta("schema_version") == "1"
+        assert await journal.get_meta("spec") == SPEC.to_json()
+        assert await journal.get_meta("fingerprint") == SPEC.fingerprint
+        assert before <= await journal.get_meta("created_at") <= time.time()
+        assert await journal.get_meta("holder") == f"PID {os.getpid()}"
+        assert journal.path == path
+        assert journal.spec is SPEC
+        assert repr(journal) == f"<orchestrator.Journal {str(path)!r} spec={SPEC.fingerprint}>"
+
+
+async def test_meta_is_stored_as_canonical_json(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC) as journal:
+        await journal.set_meta("m", {"b": 2, "a": [1, {"d": 4, "c": 3}]})
+    assert _meta(path)["m"] == '{"a": [1, {"c": 3, "d": 4}], "b": 2}'
+
+
+async def test_another_spec_is_refused_naming_every_difference(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, JobSpec("recuro", {"format": "Mp4H264", "gone": 1, "same": 2})):
+        pass
+    other = JobSpec("mediacrush", {"format": "MovProRes4444", "new": 3, "same": 2})
+    expected = (
+        f"the journal {path} belongs to a different job spec (service 'recuro' != 'mediacrush'; "
+        "format: journal has 'Mp4H264', this run asks 'MovProRes4444'; "
+        "gone: journal has 1, this run asks None; new: journal has None, this run asks 3); "
+        "use another --journal (or --out) for a new job, or rerun with the original settings"
+    )
+    with pytest.raises(JournalMismatchError) as info:
+        async with Journal(path, other):
+            pass
+    assert str(info.value) == expected
+    with pytest.raises(JournalMismatchError) as info:
+        await Journal.check(path, other)
+    assert str(info.value) == expected
+    await Journal.check(path, JobSpec("recuro", {"format": "Mp4H264", "gone": 1, "same": 2}))
+
+
+async def test_check_of_a_missing_journal_creates_nothing(tmp_path):
+    await Journal.check(tmp_path / "none.sqlite", SPEC)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_check_of_a_file_that_is_not_a_journal(tmp_path):
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"not a database at all, " * 100)
+    with pytest.raises(JournalError) as info:
+        await Journal.check(path, SPEC)
+    assert str(info.value).startswith(f"{path} is not a usable journal: ")
+    with pytest.raises(JournalError) as info:
+        async with Journal(path, SPEC):
+            pass
+    assert str(info.value).startswith(f"{path} is not a usable journal: ")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="journal bug for the lead: Journal.check and _holder build `file:{path}?mode=ro` without "
+    "escaping, so a path holding '#', '?' or '%' opens another file (fix: Path.as_uri())",
+)
+@pytest.mark.parametrize("directory", ["run #1", "what?", "100%41"])
+async def test_check_of_a_journal_whose_path_needs_escaping(tmp_path, directory):
+    path = tmp_path / directory / "j.sqlite"
+    async with Journal(path, SPEC):
+        pass
+    with pytest.raises(JournalMismatchError):
+        await Journal.check(path, JobSpec("recuro", {"format": "MovProRes4444"}))
+
+
+async def test_a_journal_of_an_earlier_release_is_migrated(tmp_path):
+    """A journal written before `remote_shared` existed opens, and its items read as not shared."""
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC) as journal:
+        await journal.add([_item()])
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE items DROP COLUMN remote_shared")
+    conn.commit()
+    conn.close()
+    async with Journal(path, SPEC) as journal:
+        (item,) = await journal.load()
+        assert item.remote_shared is False
+        await journal.save(item, remote_shared=True)
+    async with Journal(path, SPEC) as journal:
+        (item,) = await journal.load()
+        assert item.remote_shared is True
+
+
+async def test_the_journal_directory_is_created(tmp_path):
+    path = tmp_path / "a" / "b" / "j.sqlite"
+    async with Journal(path, SPEC):
+        pass
+    assert path.is_file()
+
+
+async def test_a_journal_under_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_bytes(b"")
+    path = tmp_path / "file" / "j.sqlite"
+    with pytest.raises(JournalError) as info:
+        async with Journal(path, SPEC):
+            pass
+    assert str(info.value) in (
+        f"cannot open the journal {path}: File exists",
+        f"cannot open the journal {path}: Not a directory",
+    )
+
+
+# ------------------------------------------------------------------------------ one run per journal
+
+
+async def test_a_second_open_in_this_process_is_refused_and_harmless(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC) as first:
+        item = _item()
+        await first.add([item])
+        with pytest.raises(JournalLockedError) as info:
+            async with Journal(path, SPEC):
+                pass
+        assert info.value.holder == f"PID {os.getpid()}, this process"
+        assert str(path) in str(info.value)
+        assert "(a killed run releases the journal at once)" in str(info.value)
+        await first.save(item, Stage.STAGED)  # the first run is unharmed
+    async with Journal(path, SPEC) as again:
+        assert [i.stage for i in await again.load()] == [Stage.STAGED]
+
+
+async def test_a_holder_that_has_not_written_yet_is_named_as_starting(tmp_path):
+    path = tmp_path / "j.sqlite"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(JournalLockedError) as info:
+            async with Journal(path, SPEC):
+                pass
+        assert info.value.holder == "a process that is starting"
+        assert str(path) in str(info.value)
+    finally:
+        os.close(fd)
+    async with Journal(path, SPEC):
+        pass
+
+
+async def test_a_holder_names_itself(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC) as journal:
+        await journal.set_meta("holder", "PID 4242")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(JournalLockedError) as info:
+            async with Journal(path, SPEC):
+                pass
+        assert info.value.holder == "PID 4242"
+    finally:
+        os.close(fd)
+
+
+async def test_close_under_cancellation_still_releases_the_journal(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, SPEC)
+    await journal.open()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await journal.aclose()
+    async with Journal(path, SPEC):
+        pass
+
+
+async def test_a_failed_open_leaves_nothing_held(tmp_path):
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"garbage " * 100)
+    journal = Journal(path, SPEC)
+    with pytest.raises(JournalError):
+        await journal.open()
+    await journal.aclose()
+    path.unlink()
+    async with journal:
+        await journal.add([_item()])
+
+
+async def test_the_open_and_closed_errors_are_exact(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite", SPEC)
+    with pytest.raises(JournalError) as info:
+        await journal.load()
+    assert str(info.value) == "the journal is not open"
+    async with journal:
+        with pytest.raises(JournalError) as info:
+            await journal.open()
+        assert str(info.value) == "the journal is already open"
+
+
+# ------------------------------------------------------------------------------ commits that fail
+
+
+class _FailingCommit:
+    """The journal's connection, whose next COMMIT fails the way a full disk makes it fail."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.failures = 1
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+async def test_a_failed_commit_is_rolled_back_and_reported(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC) as journal:
+        item = _item()
+        await journal.add([item])
+        real = journal._conn
+        journal._conn = _FailingCommit(real)  # type: ignore[assignment]
+        try:
+            with pytest.raises(JournalError) as info:
+                await journal.save(item, Stage.STAGED, error_code="lost")
+            assert str(info.value) == "journal write failed: database or disk is full"
+            assert item.stage is Stage.QUEUED
+            assert not real.in_transaction  # rolled back, not left open
+            await journal.save(item, Stage.STAGED)  # the next write works
+        finally:
+            journal._conn = real
+        rows = _rows(path)
+        assert (rows[item.key]["stage"], rows[item.key]["error_code"]) == ("staged", None)
+
+
+# ------------------------------------------------------------------------------ conditional updates
+
+
+async def test_a_change_to_a_row_that_vanished_says_so(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC) as journal:
+        item = _item()
+        await journal.add([item])
+        conn = sqlite3.connect(path)
+        conn.execute("DELETE FROM items")
+        conn.commit()
+        conn.close()
+        with pytest.raises(StaleItemError) as info:
+            await journal.save(item, Stage.STAGED)
+        assert (
+            str(info.value)
+            == f"item {item.key!r} is gone in the journal; a change for queued dropped"
+        )
+
+
+async def test_count_fetch_on_a_final_row_says_so(tmp_path):
+    async with Journal(tmp_path / "j.sqlite", SPEC) as journal:
+        item = _item()
+        await journal.add([item])
+        await journal.save(item, Stage.FAILED)
+        with pytest.raises(StaleItemError) as info:
+            await journal.count_fetch(item)
+        assert str(info.value) == f"item {item.key!r} is final; a fetch not counted"
+
+
+@pytest.mark.parametrize(
+    ("remote", "trash", "trashed"),
+    [
+        ({"remote_id": "f-1"}, "replaced", ["f-1"]),
+        ({"remote_id": "f-1"}, None, []),
+        ({}, "replaced", []),
+        ({"remote_id": "f-1", "remote_deleted": True}, "replaced", []),
+        ({"remote_id": "f-1", "remote_shared": True}, "replaced", []),
+    ],
+    ids=["owned", "no-trash-asked", "no-media", "deleted", "shared"],
+)
+async def test_only_owned_media_goes_to_the_trash(tmp_path, remote, trash, trashed):
+    async with Journal(tmp_path / "j.sqlite", SPEC) as journal:
+        item = _item()
+        await journal.add([item])
+        await journal.save(item, Stage.STAGED, **remote)
+        await journal.save(item, Stage.FAILED, trash=trash)
+        assert await journal.trash() == trashed
+        for remote_id in trashed:
+            await journal.untrash(remote_id)
+        assert await journal.trash() == []
+
+
+async def test_the_trash_keeps_its_order(tmp_path):
+    async with Journal(tmp_path / "j.sqlite", SPEC) as journal:
+        items = [_item(n) for n in range(3)]
+        await journal.add(items)
+        for item in reversed(items):
+            await journal.save(item, Stage.STAGED, remote_id=f"f-{item.seq}")
+            await journal.save(item, Stage.FAILED, trash="why")
+        assert await journal.trash() == ["f-2", "f-1", "f-0"]
+        await journal.untrash("f-1")
+        await journal.untrash("f-9")  # unknown: nothing happens
+        assert await journal.trash() == ["f-2", "f-0"]
+
+
+async def test_intent_ids_grow(tmp_path):
+    async with Journal(tmp_path / "j.sqlite", SPEC) as journal:
+        items = [_item(n) for n in range(3)]
+        await journal.add(items)
+        for item in items:
+            await journal.save(item, Stage.STAGED)
+            await journal.save(item, Stage.UPLOADING)
+        ids = [i.id for i in await journal.intents()]
+        assert ids == sorted(ids)
+        assert len(set(ids)) == 3
+        assert all(isinstance(i, int) for i in ids)
