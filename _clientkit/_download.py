@@ -11,24 +11,36 @@ Where the sidecar lives
     `dest` a file path: `<dest>.part.json`. `dest` a directory: the name comes from the first response
     (Content-Disposition, else the URL and Content-Type), so a rerun must find it before it sends anything:
     the sidecar is `<dest>/.<sha256(url)[:32]>.part.json`, keyed by the URL, and holds the chosen name.
-    A URL whose query changes between runs (an expiring signature) therefore starts over in directory
-    mode; pass a file path as `dest` to resume such downloads. One download per destination at a time.
+    A `dest` that ends with a separator is a directory (created if missing). One download per
+    destination at a time. An existing final file is never replaced unless `overwrite=True`.
+
+Re-issued URLs
+    A sidecar records one URL; a `.part` of another URL is discarded, unless the caller passes
+    `reissue_of=<that URL>` (a fresh signed link of the same file, after the old one answered
+    401/403/410) AND the sidecar holds a strong validator: then the `.part` is resumed, every range
+    request carries If-Range, and the sidecar is re-keyed to the new URL (in directory mode the old
+    URL's sidecar is found by its key and replaced).
 
 Resume rules
     An existing `.part` of N bytes (with its sidecar) is resumed with `Range: bytes=N-` and `If-Range`.
     206 with Content-Range start N and the known total: append. A 206 whose start or total disagrees, whose
-    Content-Length disagrees with its range, or that carries a Content-Encoding: `DownloadFailure`, `.part`
-    kept. 200: the server ignored the range or the file changed: truncate and start over. 416: its
+    Content-Length disagrees with its range, whose ETag (or Last-Modified) contradicts the If-Range
+    value sent, or that carries a Content-Encoding: `DownloadFailure`, `.part` kept, nothing spliced. 200: the server ignored the range or the file changed: truncate and start over. 416: its
     `*/total` equals N: done; else start over. A `.part` without a sidecar is not trusted (no validator):
     start over. Every request says `Accept-Encoding: identity` and the raw bytes are written.
 
 Retries
     Connect failures (never sent), read failures and cut connections, 408, 429 and 5xx are retried with
     full-jitter backoff (Retry-After honoured); a cut connection resumes from the bytes on disk. The count
-    is of consecutive failures without progress: it resets whenever bytes arrive. When it runs out:
-    `TransportFailure(request_sent=...)` or `HTTPStatusFailure`. Other statuses raise `HTTPStatusFailure`
-    at once. Redirects are followed one hop at a time and `auth` runs on every hop, so an `OriginAuth`
-    credential never reaches another origin, whatever its header name.
+    is of consecutive attempts without progress, where progress means bytes on disk past the furthest
+    point any earlier attempt reached (a server that ignores Range and cuts at byte 500 every time is
+    not progressing); it is cleared by real progress and when the remote file changes (at most
+    `_MAX_RESTARTS` times). When it runs out: `TransportFailure(request_sent=...)` or
+    `HTTPStatusFailure`. 401/403/410 raise `LinkExpiredFailure` at once (the same URL cannot work
+    again); other statuses raise `HTTPStatusFailure` at once. `DownloadOptions.deadline` bounds the
+    whole call (`TransportFailure`). ENOSPC/EDQUOT raise `DiskFullFailure`. Redirects are followed
+    one hop at a time and `auth` runs on every hop, so an `OriginAuth` credential never reaches
+    another origin, whatever its header name.
 
 Segments
     With `segments > 1` a fresh download first asks for `bytes=0-<min_segment_size - 1>`; if the answer
@@ -61,6 +73,7 @@ Speed and the event loop (1 GiB over loopback, 2 shared vCPU, ext4; medians of 9
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -76,7 +89,14 @@ import httpx
 
 from ._auth import OriginAuth
 from ._clock import Clock, SystemClock
-from ._failures import DownloadFailure, HTTPStatusFailure, TransportFailure
+from ._failures import (
+    DestinationExistsFailure,
+    DiskFullFailure,
+    DownloadFailure,
+    HTTPStatusFailure,
+    LinkExpiredFailure,
+    TransportFailure,
+)
 from ._filenames import choose_filename, safe_join, sanitize_filename
 from ._partfile import (
     Layout,
@@ -88,10 +108,17 @@ from ._partfile import (
     part_layout,
     pwrite_all,
     read_sidecar,
+    resumable_state,
     unlink,
     write_sidecar,
 )
-from ._ranges import content_length, parse_content_range, strong_validator, unsatisfied_total
+from ._ranges import (
+    content_length,
+    parse_content_range,
+    strong_validator,
+    unsatisfied_total,
+    validator_conflict,
+)
 from ._redact import redact_excerpt
 from ._retry import RetryPolicy, parse_retry_after
 from ._transport import NEVER_SENT
@@ -107,6 +134,8 @@ _WRITEBACK_BYTES: Final = 32 * _MIB  # start writeback of dirty pages this often
 _WRITEBACK_ADVICE: Final = getattr(os, "POSIX_FADV_DONTNEED", None)
 _SLOW_WRITE: Final = 0.010  # seconds; one write slower than this moves writes off the event loop
 _EXCERPT_BYTES: Final = 512
+_EXPIRED_STATUSES: Final = frozenset({401, 403, 410})  # the link no longer grants access
+_DISK_FULL: Final = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _READ_FAILURES: Final = (
     httpx.TransportError,
     httpcore.NetworkError,
@@ -142,8 +171,10 @@ class DownloadOptions:
     """How `download_file` retries, reads, splits and syncs.
 
     Attributes:
-        max_retries: consecutive failed attempts without progress before giving up; resets whenever
-            bytes arrive (0: no retries).
+        max_retries: consecutive failed attempts without progress before giving up (0: no retries).
+            An attempt made progress only if it took the bytes on disk past the furthest point any
+            earlier attempt reached: a server that ignores Range and cuts the body at the same byte
+            every time runs the count out, however many bytes each attempt carries.
         backoff_base: the first full-jitter backoff ceiling in seconds; doubles per failure.
         backoff_cap: the largest backoff ceiling in seconds.
         max_retry_after: the longest server-requested wait (Retry-After) honoured, in seconds.
@@ -155,6 +186,10 @@ class DownloadOptions:
         follow_redirects: follow 301/302/303/307/308, one hop at a time, `auth` applied per hop.
         max_redirects: the most redirect hops per request.
         direct_read: read HTTP/1.1 bodies straight from the connection (see the module docstring).
+        deadline: seconds (wall clock) for the whole call, retries and backoff included; None: no limit.
+            When it passes, `TransportFailure` is raised and the `.part` is kept for a resume.
+        progress_interval: while bytes flow, the progress callback is called at least this often (in
+            seconds of the download's clock), and on the first bytes; also after every write.
     """
 
     max_retries: int = attrs.field(default=5, validator=_int_at_least(0))
@@ -169,6 +204,8 @@ class DownloadOptions:
     follow_redirects: bool = True
     max_redirects: int = attrs.field(default=10, validator=_int_at_least(0))
     direct_read: bool = True
+    deadline: float | None = attrs.field(default=None, validator=_timeout)
+    progress_interval: float = attrs.field(default=1.0, validator=_seconds)
 
 
 # --------------------------------------------------------------------------------------- small helpers
@@ -204,19 +241,35 @@ class _Restart(Exception):
 
 @attrs.define
 class _Attempts:
-    """Consecutive failures without progress; `received` is a byte counter that only grows."""
+    """Consecutive failures without progress.
+
+    Progress is measured as a position in the file (bytes on disk of the current representation, or
+    of a segment) against `mark`, the furthest position any earlier attempt reached: bytes that only
+    re-download what an earlier attempt had (a server ignoring Range) are not progress.
+    """
 
     limit: int
     failures: int = 0
     mark: int = 0
 
-    def failed(self, received: int) -> bool:
-        """Record a failure; True if another attempt is allowed."""
-        if received > self.mark:
-            self.failures = 0
-        self.mark = received
+    def advanced(self, position: int) -> bool:
+        """True (and the count of failures cleared) if `position` is past every earlier one."""
+        if position <= self.mark:
+            return False
+        self.failures = 0
+        self.mark = position
+        return True
+
+    def failed(self, position: int) -> bool:
+        """Record a failure at `position`; True if another attempt is allowed."""
+        self.advanced(position)
         self.failures += 1
         return self.failures <= self.limit
+
+    def new_representation(self) -> None:
+        """The remote file changed: positions in the old one say nothing about the new one."""
+        self.failures = 0
+        self.mark = 0
 
 
 def _safe_url(url: httpx.URL) -> str:
@@ -241,6 +294,8 @@ class _Download:
         options: DownloadOptions,
         clock: Clock,
         progress: Callable[[int, int | None], object] | None,
+        reissue_of: str | None = None,
+        overwrite: bool = False,
     ) -> None:
         self._client = client
         self._url = url
@@ -261,30 +316,46 @@ class _Download:
         self._state: PartState | None = None
         self._fd: int | None = None
         self._done = 0  # bytes of the current representation on disk
-        self._received = 0  # bytes received over the whole call (only grows)
         self._offload = False
         self._since_checkpoint = 0
         self._since_writeback = 0
         self._sidecar_lock = anyio.Lock()
+        self._reissue_of = reissue_of
+        self._overwrite = overwrite
+        self._restarts = 0
+        self._attempts = _Attempts(options.max_retries)
+        self._last_report = -math.inf
 
     # -- entry
 
     async def run(self, *, resume: bool) -> pathlib.Path:
+        deadline = self._opts.deadline
+        try:
+            with anyio.move_on_after(math.inf if deadline is None else deadline):
+                return await self._run(resume=resume)
+            raise TransportFailure(
+                f"download of {_safe_url(self._url)} did not finish within its deadline of "
+                f"{deadline:g} s; {self._done} bytes are on disk",
+                request_sent=True,
+            )
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            total = self._state.total if self._state is not None else None
+            raise DiskFullFailure(
+                self._part_text() or str(self._layout.directory),
+                None if total is None else max(total - self._done, 0),
+            ) from exc
+
+    async def _run(self, *, resume: bool) -> pathlib.Path:
         try:
             await self._prepare(resume=resume)
-            restarts = 0
             while True:
                 try:
                     await self._fetch()
                     break
                 except _Restart as why:
-                    restarts += 1
-                    if restarts > _MAX_RESTARTS:
-                        raise DownloadFailure(
-                            f"the remote file changed {restarts} times during the download",
-                            part_path=self._part_text(),
-                        ) from why
-                    _log.debug("download restarts from byte 0", extra={"reason": str(why)})
+                    self._changed(str(why))
                     await self._start_over()
             return await self._finish()
         finally:
@@ -293,10 +364,42 @@ class _Download:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(os.close, fd)
 
-    async def _prepare(self, *, resume: bool) -> None:
+    def _changed(self, why: str) -> None:
+        """The remote file changed: count it (a bounded number is tolerated) and reset the attempts."""
+        self._restarts += 1
+        if self._restarts > _MAX_RESTARTS:
+            raise DownloadFailure(
+                f"the remote file changed {self._restarts} times during the download",
+                part_path=self._part_text(),
+            )
+        _log.debug("download restarts from byte 0", extra={"reason": why})
+        self._attempts.new_representation()
+
+    async def _read_state(self) -> tuple[PartState | None, bool, pathlib.Path | None]:
+        """The sidecar's state under the rules of `resumable_state`: (state, re-issued, old sidecar)."""
         layout = self._layout
         raw = await anyio.to_thread.run_sync(read_sidecar, layout.sidecar)
-        state = PartState.from_json(raw, self._url_text) if raw is not None else None
+        old_sidecar = None
+        reissue = self._reissue_of
+        if raw is None and reissue is not None and layout.fixed_name is None:
+            # Directory mode keys the sidecar by URL: the `.part` of the old URL is under the old key.
+            old_sidecar = (
+                await anyio.to_thread.run_sync(part_layout, layout.directory, reissue)
+            ).sidecar
+            raw = await anyio.to_thread.run_sync(read_sidecar, old_sidecar)
+        if raw is None:
+            return None, False, None
+        state = resumable_state(raw, self._url_text, reissue_of=reissue)
+        if state is None:
+            return None, False, None
+        reissued = old_sidecar is not None or PartState.from_json(raw, self._url_text) is None
+        return state, reissued, old_sidecar
+
+    async def _prepare(self, *, resume: bool) -> None:
+        layout = self._layout
+        if layout.fixed_name is not None:
+            await self._refuse_existing(layout.fixed_name)
+        state, reissued, old_sidecar = await self._read_state()
         if state is not None and layout.fixed_name is None:
             name = sanitize_filename(state.name)
             try:
@@ -311,9 +414,13 @@ class _Download:
             if state is not None:
                 await anyio.to_thread.run_sync(unlink, layout.part(state.name))
             await anyio.to_thread.run_sync(unlink, layout.sidecar)
+            if old_sidecar is not None:
+                await anyio.to_thread.run_sync(unlink, old_sidecar)
             state = None
         if state is None:
             return  # fresh: the part is opened (truncated) when the first response is accepted
+        if layout.fixed_name is None:
+            await self._refuse_existing(state.name)
         part = layout.part(state.name)
         size = await anyio.to_thread.run_sync(file_size, part)
         if state.segments is not None:
@@ -329,7 +436,21 @@ class _Download:
         self._state = state
         self._fd = await anyio.to_thread.run_sync(lambda: open_part(part, truncate=False))
         self._done = done
+        if reissued:
+            # Re-keyed to the re-issued URL; recorded before the old sidecar goes.
+            await self._save_state()
+            if old_sidecar is not None:
+                await anyio.to_thread.run_sync(unlink, old_sidecar)
+            _log.debug("resuming a download from a re-issued URL", extra={"bytes_on_disk": done})
         _log.debug("resuming a download", extra={"bytes_on_disk": done, "total": state.total})
+
+    async def _refuse_existing(self, name: str) -> None:
+        """Raise `DestinationExistsFailure` if the final file exists (unless `overwrite`)."""
+        if self._overwrite:
+            return
+        final = self._layout.final(name)
+        if await anyio.to_thread.run_sync(os.path.lexists, final):
+            raise DestinationExistsFailure(str(final))
 
     async def _start_over(self) -> None:
         if self._fd is not None:
@@ -348,9 +469,9 @@ class _Download:
         if state is not None and state.segments is not None:
             await self._fetch_segments(None)
             return
-        attempts = _Attempts(self._opts.max_retries)
+        attempts = self._attempts
         while True:
-            offset, before = self._done, self._received
+            offset = self._done
             headers = {"Accept-Encoding": "identity"}
             if offset > 0:
                 headers["Range"] = f"bytes={offset}-"
@@ -364,14 +485,17 @@ class _Download:
                 async with self._open(headers) as response:
                     complete = await self._sequential(response, offset)
             except _Retryable as failure:
-                await self._after_failure(attempts, failure)
+                await self._after_failure(attempts, failure, position=self._done)
                 continue
             if complete:
                 return
-            if self._received == before:
-                # A clean response that moved nothing: count it, so a stuck server cannot loop forever.
+            if not attempts.advanced(self._done):
+                # A clean response that moved nothing (or only re-fetched bytes an earlier attempt
+                # had): count it, so a stuck server cannot loop forever.
                 await self._after_failure(
-                    attempts, _Retryable("the response ended without progress", request_sent=True)
+                    attempts,
+                    _Retryable("the response ended without progress", request_sent=True),
+                    position=self._done,
                 )
 
     async def _sequential(self, response: httpx.Response, offset: int) -> bool:
@@ -393,6 +517,9 @@ class _Download:
         if status == 200:
             if offset > 0:
                 _log.debug("200 to a range request: the file changed or ranges are ignored")
+                seen = self._state.validator if self._state is not None else None
+                if seen is not None and strong_validator(response.headers) != seen:
+                    self._changed("a 200 with another validator: the file changed")
                 await self._start_over()
             await self._adopt(response, content_length(response.headers))
             await self._stream(response, position=0, stop=None)
@@ -439,6 +566,15 @@ class _Download:
                 "a 206 without a valid single-range Content-Range", part_path=self._part_text()
             )
         first, last, total = parsed
+        sent = self._state.validator if self._state is not None and not fresh else None
+        conflict = None if sent is None else validator_conflict(sent, response.headers)
+        if conflict is not None:
+            raise DownloadFailure(
+                f"a 206 for another version of the file ({conflict}, If-Range was {sent}); "
+                "refusing to splice it onto the bytes on disk; the .part is kept, "
+                "download again with resume=False to start over",
+                part_path=self._part_text(),
+            )
         if first != start:
             raise DownloadFailure(
                 f"Content-Range starts at byte {first}, but byte {start} was asked for",
@@ -478,6 +614,7 @@ class _Download:
                 )
             except ValueError as exc:  # e.g. a symlink in dest under the offered name
                 raise DownloadFailure(f"refusing the file name: {exc}") from exc
+            await self._refuse_existing(self._name)
         if self._state is None:
             self._state = PartState(url=self._url_text, name=self._name)
         self._state.validator = validator
@@ -555,8 +692,7 @@ class _Download:
             scope.cancel()
 
     async def _fetch_segment(self, segment: Segment, opened: httpx.Response | None) -> None:
-        attempts = _Attempts(self._opts.max_retries)
-        received = 0
+        attempts = _Attempts(self._opts.max_retries, mark=segment.done)
         while not segment.complete:
             start, last = segment.position, segment.end - 1
             state = self._state
@@ -584,15 +720,13 @@ class _Download:
                         _, end, _ = self._check_partial(response, start, last)
                         await self._stream(response, position=start, stop=end + 1, segment=segment)
             except _Retryable as failure:
-                received += segment.done - before
-                await self._after_failure(attempts, failure, received=received)
+                await self._after_failure(attempts, failure, position=segment.done)
                 continue
-            received += segment.done - before
             if segment.done == before:
                 await self._after_failure(
                     attempts,
                     _Retryable("a segment response ended without progress", request_sent=True),
-                    received=received,
+                    position=segment.done,
                 )
         await self._checkpoint(force=True)
 
@@ -644,7 +778,7 @@ class _Download:
                 got += len(data)
                 pending.append(data)
                 pending_size += len(data)
-                if pending_size >= self._opts.chunk_size:
+                if pending_size >= self._opts.chunk_size or self._report_due():
                     batch, at = pending, flushed_to
                     pending, flushed_to, pending_size = [], flushed_to + pending_size, 0
                     await self._write(at, batch, segment)
@@ -692,7 +826,6 @@ class _Download:
                     "slow disk writes: moving them to a worker thread", extra={"seconds": elapsed}
                 )
         self._done += size
-        self._received += size
         if segment is not None:
             segment.done += size
             self._since_checkpoint += size
@@ -707,8 +840,16 @@ class _Download:
                 # flush the whole file at the end; pages already on disk leave the page cache.
                 await anyio.to_thread.run_sync(os.posix_fadvise, fd, 0, 0, _WRITEBACK_ADVICE)
 
+    def _report_due(self) -> bool:
+        """True when bytes wait in memory and the progress callback has not been called for a while."""
+        return (
+            self._progress is not None
+            and self._clock.monotonic() - self._last_report >= self._opts.progress_interval
+        )
+
     def _report(self) -> None:
         if self._progress is not None:
+            self._last_report = self._clock.monotonic()
             self._progress(self._done, self._state.total if self._state is not None else None)
 
     async def _checkpoint(self, *, force: bool = False) -> None:
@@ -784,6 +925,9 @@ class _Download:
         status = response.status_code
         secrets = self._auth.secrets() if isinstance(self._auth, OriginAuth) else ()
         excerpt = await _excerpt(response, secrets)
+        if status in _EXPIRED_STATUSES:
+            # A signed link that expired (or access withdrawn): asking the same URL again cannot help.
+            raise LinkExpiredFailure(status, excerpt, part_path=self._part_text())
         if status in {408, 429} or status >= 500:
             raise _Retryable(
                 f"HTTP {status}",
@@ -795,10 +939,10 @@ class _Download:
         raise HTTPStatusFailure(status, excerpt, part_path=self._part_text())
 
     async def _after_failure(
-        self, attempts: _Attempts, failure: _Retryable, *, received: int | None = None
+        self, attempts: _Attempts, failure: _Retryable, *, position: int
     ) -> None:
-        """Count a failed attempt; raise the public failure if no attempt is left, else back off."""
-        if not attempts.failed(self._received if received is None else received):
+        """Count a failed attempt that reached `position`; raise if no attempt is left, else back off."""
+        if not attempts.failed(position):
             where = _safe_url(self._url)
             if failure.status is not None:
                 raise HTTPStatusFailure(
@@ -898,15 +1042,24 @@ async def download_file(
     progress: Callable[[int, int | None], object] | None = None,
     options: DownloadOptions | None = None,
     clock: Clock | None = None,
+    reissue_of: str | None = None,
+    overwrite: bool = False,
 ) -> pathlib.Path:
     """Download `url` to `dest` (a file path, or a directory the server names the file in); the final path.
 
+    `dest` is a directory when it names one or ends with a path separator (created if missing:
+    `"out/"`); otherwise it is the file path. An existing final file is never replaced unless
+    `overwrite=True` (`DestinationExistsFailure`, raised before any request when `dest` is a file).
     Resumes a `.part` left by an earlier call (unless `resume=False`), verifies the size, fsyncs and
-    renames atomically. `auth` runs on every request and redirect hop (an `OriginAuth` keeps the
-    credential on its origin); None uses the client's own auth. `progress(done, total_or_None)` is
-    called as bytes land: non-decreasing, except that it restarts from 0 if the remote file changed.
-    Raises `TransportFailure`, `DownloadFailure` or `HTTPStatusFailure` (a `DownloadFailure`); a `.part`
-    is kept for a later resume. See the module docstring for the rules.
+    renames atomically. `reissue_of`: `url` is a fresh link to the same file as this earlier URL (an
+    expired signed link): a `.part` left by the earlier URL is resumed if its sidecar holds a strong
+    validator, which every range request then carries in If-Range. `auth` runs on every request and
+    redirect hop (an `OriginAuth` keeps the credential on its origin); None uses the client's own
+    auth. `progress(done, total_or_None)` is called as bytes land, at least every
+    `options.progress_interval` while they flow: non-decreasing, except that it restarts from 0 if
+    the remote file changed. Raises `TransportFailure`, `DownloadFailure` or its subclasses
+    `HTTPStatusFailure` (`LinkExpiredFailure` for 401/403/410, never retried), `DiskFullFailure`,
+    `DestinationExistsFailure`; a `.part` is kept for a later resume. See the module docstring.
     """
     try:
         parsed = httpx.URL(url)
@@ -916,8 +1069,14 @@ async def download_file(
         raise ValueError("url must be an absolute http:// or https:// URL")
     if progress is not None and not callable(progress):
         raise TypeError("progress must be a callable taking (done_bytes, total_bytes_or_None)")
+    earlier = None
+    if reissue_of is not None:
+        try:
+            earlier = str(httpx.URL(reissue_of))
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ValueError("reissue_of must be the earlier URL of the file, or None") from exc
     opts = options if options is not None else DownloadOptions()
-    layout = await anyio.to_thread.run_sync(part_layout, dest, str(parsed))
+    layout = await anyio.to_thread.run_sync(_layout_for, os.fspath(dest), str(parsed))
     download = _Download(
         client,
         parsed,
@@ -926,5 +1085,18 @@ async def download_file(
         options=opts,
         clock=clock if clock is not None else SystemClock(),
         progress=progress,
+        reissue_of=earlier,
+        overwrite=overwrite,
     )
     return await download.run(resume=resume)
+
+
+def _layout_for(dest: str, url: str) -> Layout:
+    """Blocking: the layout for `dest`; a `dest` ending with a separator is a directory, made if missing."""
+    separators = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+    if dest.endswith(separators):
+        try:
+            pathlib.Path(dest).mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise ValueError(f"dest: {dest!r} ends with a separator but is a file") from exc
+    return part_layout(pathlib.Path(dest), url)

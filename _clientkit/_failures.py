@@ -4,7 +4,10 @@
 ClientkitFailure
 ├── TransportFailure   .request_sent: could the server have received the request?
 └── DownloadFailure    .reason: an integrity failure of a download (size, Content-Range, validators)
-    └── HTTPStatusFailure  .status_code .body_excerpt: a download answered with an error status
+    ├── HTTPStatusFailure  .status_code .body_excerpt: a download answered with an error status
+    │   └── LinkExpiredFailure  401/403/410: the URL (a signed link) no longer grants access
+    ├── DiskFullFailure    .path .needed_bytes: the disk filled up while writing the `.part`
+    └── DestinationExistsFailure  .path: the final file exists and `overwrite` was not given
 ```
 """
 
@@ -12,8 +15,11 @@ from __future__ import annotations
 
 __all__ = [
     "ClientkitFailure",
+    "DestinationExistsFailure",
+    "DiskFullFailure",
     "DownloadFailure",
     "HTTPStatusFailure",
+    "LinkExpiredFailure",
     "ResponseTooLargeFailure",
     "TransportFailure",
 ]
@@ -61,3 +67,38 @@ class HTTPStatusFailure(DownloadFailure):
         super().__init__(f"HTTP {status_code}", part_path=part_path)
         self.status_code = status_code
         self.body_excerpt = body_excerpt
+
+
+class LinkExpiredFailure(HTTPStatusFailure):
+    """A download answered 401, 403 or 410: the link (typically a signed, expiring URL) is no longer valid.
+
+    Never retried on the same URL; the `.part` and its sidecar are kept, so the caller can fetch a fresh
+    URL for the same resource and resume with `download_file(new_url, ..., reissue_of=old_url)`.
+    """
+
+
+class DiskFullFailure(DownloadFailure):
+    """The disk (or quota) filled up while writing a download; the `.part` is kept for a resume.
+
+    `path` is the file being written; `needed_bytes` is how many more bytes the download needs (None when
+    the size is not known).
+    """
+
+    def __init__(self, path: str, needed_bytes: int | None) -> None:
+        need = "an unknown number of" if needed_bytes is None else f"{needed_bytes}"
+        super().__init__(
+            f"no space left on the device writing {path!r}: {need} more bytes needed",
+            part_path=path,
+        )
+        self.path = path
+        self.needed_bytes = needed_bytes
+
+
+class DestinationExistsFailure(DownloadFailure):
+    """The final file of a download exists already; it is never replaced unless `overwrite=True`."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"{path!r} exists; refusing to replace it (pass overwrite=True to replace it)"
+        )
+        self.path = path

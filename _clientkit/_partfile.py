@@ -28,6 +28,7 @@ __all__ = [
     "part_layout",
     "pwrite_all",
     "read_sidecar",
+    "resumable_state",
     "unlink",
     "write_sidecar",
 ]
@@ -83,14 +84,11 @@ class PartState:
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, url: str, *, reissued: bool = False) -> PartState | None:
+    def from_json(cls, raw: bytes, url: str) -> PartState | None:
         """The state in `raw` for a download of `url`, or None: the `.part` is then not resumed.
 
-        None for another sidecar version, a malformed one, segments that do not tile `[0, total)`, or
-        another URL. A sidecar of another URL is taken only when the caller says `url` is a re-issue of
-        the same resource (a signed link that expired and was handed out again: `reissued=True`) *and*
-        the sidecar holds a validator, so the resume is sent with If-Range and a changed file comes back
-        whole (200) instead of being spliced; the state then records the new URL.
+        None for another URL (see `resumable_state` for a re-issued link), another sidecar version, a
+        malformed sidecar (an empty validator included), or segments that do not tile `[0, total)`.
         """
         try:
             data = json.loads(raw)
@@ -101,9 +99,9 @@ class PartState:
             name, validator, total = data["name"], data["validator"], data["total"]
             if not isinstance(name, str) or not name:
                 return None
-            if validator is not None and not isinstance(validator, str):
+            if validator is not None and (not isinstance(validator, str) or not validator):
                 return None
-            if data["url"] != url and not (reissued and validator):
+            if data["url"] != url:
                 return None
             if total is not None and (type(total) is not int or total < 0):
                 return None
@@ -124,6 +122,24 @@ def _segment(item: object) -> Segment:
     if not isinstance(item, list) or len(item) != 3 or any(type(v) is not int for v in item):
         raise TypeError  # caught by from_json: the sidecar is not resumed
     return Segment(*item)
+
+
+def resumable_state(raw: bytes, url: str, *, reissue_of: str | None = None) -> PartState | None:
+    """The sidecar's state if its `.part` may be resumed for `url`, else None (the `.part` is discarded).
+
+    A sidecar recorded for `url` is resumed. One recorded for another URL is resumed only when the caller
+    says `url` is a re-issue of that URL (`reissue_of`, e.g. a fresh signed link of the same file) AND the
+    sidecar holds a strong validator, so every range request carries If-Range and a changed file can never
+    be spliced; the state is then re-keyed to `url`.
+    """
+    state = PartState.from_json(raw, url)
+    if state is not None or reissue_of is None or reissue_of == url:
+        return state
+    state = PartState.from_json(raw, reissue_of)
+    if state is None or state.validator is None:
+        return None
+    state.url = url
+    return state
 
 
 def tiles(segments: Sequence[Segment], total: int) -> bool:

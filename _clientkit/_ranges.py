@@ -13,7 +13,13 @@ from typing import Final
 
 import httpx
 
-__all__ = ["content_length", "parse_content_range", "strong_validator", "unsatisfied_total"]
+__all__ = [
+    "content_length",
+    "parse_content_range",
+    "strong_validator",
+    "unsatisfied_total",
+    "validator_conflict",
+]
 
 _STRONG_ETAG: Final = re.compile(r'"[\x21\x23-\x7e\x80-\xff]*"')
 # `bytes first-last/complete` or `bytes first-last/*`; the unit is case-insensitive (RFC 9110 14.1)
@@ -46,6 +52,29 @@ def strong_validator(headers: httpx.Headers) -> str | None:
     except (TypeError, ValueError, IndexError):
         return None
     return modified.strip()
+
+
+def validator_conflict(sent: str, headers: httpx.Headers) -> str | None:
+    """The response validator that contradicts the If-Range value `sent`, or None if none does.
+
+    `sent` is an ETag (quoted) or an HTTP date. A 206 answering `If-Range: <sent>` must be for that
+    representation, so a different ETag (or, for a date, a different Last-Modified) means a server or
+    cache splicing two versions. A missing header proves nothing and is not a conflict.
+    """
+    if sent.startswith('"'):
+        etag: str | None = headers.get("etag")
+        if etag is not None and etag.strip() != sent:
+            return f"ETag {etag.strip()}"
+        return None
+    modified: str | None = headers.get("last-modified")
+    if modified is None or modified.strip() == sent:
+        return None
+    try:
+        parse = email.utils.parsedate_to_datetime
+        same = parse(modified) == parse(sent)
+    except (TypeError, ValueError, IndexError):
+        same = False
+    return None if same else f"Last-Modified {modified.strip()}"
 
 
 def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:

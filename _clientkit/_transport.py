@@ -58,8 +58,27 @@ class Retry:
 
 
 @contextmanager
-def map_httpx_errors() -> Iterator[None]:
-    """Translate httpx transport errors into `TransportFailure`, telling whether the request may have been sent."""
+def map_httpx_errors(deadline: float | None = None) -> Iterator[None]:
+    """Translate httpx transport errors into `TransportFailure`, telling whether the request may have been sent.
+
+    `deadline` bounds the whole block in seconds (connect, send and the whole response body): httpx's
+    timeouts bound each read, so a body trickling one byte per second never trips them. A deadline hit
+    is a `TransportFailure` with `request_sent=True` (the request may have reached the server).
+    """
+    if deadline is None:
+        with _mapped():
+            yield
+        return
+    with anyio.move_on_after(deadline) as scope, _mapped():
+        yield
+    if scope.cancelled_caught:
+        raise TransportFailure(
+            f"no complete response within the call deadline of {deadline:g} s", request_sent=True
+        )
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
     try:
         yield
     except NEVER_SENT as exc:
@@ -79,9 +98,12 @@ def map_httpx_errors() -> Iterator[None]:
 
 
 async def _one_attempt(
-    client: httpx.AsyncClient, request: httpx.Request, max_response_bytes: int
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    max_response_bytes: int,
+    deadline: float | None,
 ) -> ResponseParts:
-    with map_httpx_errors():
+    with map_httpx_errors(deadline):
         response = await client.send(request, stream=True)
         try:
             declared = response.headers.get("content-length")
@@ -93,8 +115,10 @@ async def _one_attempt(
                 if len(body) > max_response_bytes:
                     raise ResponseTooLargeFailure(max_response_bytes)
         finally:
-            await response.aclose()
-    return ResponseParts(response.status_code, response.headers, bytes(body))
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+        return ResponseParts(response.status_code, response.headers, bytes(body))
+    raise AssertionError("unreachable: map_httpx_errors raises when the deadline cancels the block")
 
 
 async def send(
@@ -108,6 +132,7 @@ async def send(
     refusal_pause: float = 60.0,
     clock: Clock | None = None,
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    deadline: float | None = None,
     log: logging.Logger,
     action: str,
 ) -> ResponseParts:
@@ -118,6 +143,7 @@ async def send(
     attempt holds a limiter slot while in flight; a refusal pauses the whole limiter for the server's
     Retry-After or `refusal_pause`. After the last attempt the final response is returned, so the caller's
     parser raises the matching error. `action` names the call in log records (never its arguments).
+    `deadline` bounds each attempt as a whole (connect, send, the whole body); see `map_httpx_errors`.
     """
     clock = clock or SystemClock()
     attempt = 0
@@ -126,7 +152,7 @@ async def send(
         ticket = await limiter.acquire() if limiter is not None else None
         abandoned = True
         try:
-            parts = await _one_attempt(client, request, max_response_bytes)
+            parts = await _one_attempt(client, request, max_response_bytes, deadline)
             abandoned = False
         except TransportFailure as failure:
             if not (safe or not failure.request_sent) or attempt >= policy.max_retries:

@@ -1,4 +1,8 @@
-"""``python3 -m benchmarks [--quick] [--only B2,B3] [--out PATH]``: run the benchmarks, write RESULTS.md."""
+"""``python3 -m benchmarks [--quick] [--only B2,B3] [--out PATH] [--update-results]``: run the benchmarks.
+
+The results go to ``benchmarks/RESULTS-latest.md`` (git-ignored) or ``--out PATH``. The committed numbers of
+record, ``benchmarks/RESULTS.md``, are rewritten only by a full run asked to: ``--update-results``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,12 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from benchmarks._measure import ROOT, Section, Settings, Target, machine_info, render
+
+RESULTS: Final = ROOT / "benchmarks" / "RESULTS.md"
+LATEST: Final = ROOT / "benchmarks" / "RESULTS-latest.md"
 
 _MODULES = {
     "B1": ("benchmarks._b1_batch", "batch through the Recuro pipeline"),
@@ -25,7 +33,11 @@ _MODULES = {
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python3 -m benchmarks",
-        description="Run the SPEC 7 benchmarks side by side with their baselines; write RESULTS.md.",
+        description="Run the SPEC 7 benchmarks side by side with their baselines. The results go to "
+        "benchmarks/RESULTS-latest.md (or --out); only a full run with --update-results rewrites the "
+        "committed benchmarks/RESULTS.md.",
+        epilog="examples: python3 -m benchmarks --quick (a smoke run, a few minutes); "
+        "python3 -m benchmarks --only B3; python3 -m benchmarks --update-results (about 15 minutes)",
     )
     parser.add_argument(
         "--only", default="B1,B2,B3,B4", help="comma-separated subset, e.g. B2,B3 (default: all)"
@@ -36,8 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "benchmarks" / "RESULTS.md",
-        help="where to write the results (default benchmarks/RESULTS.md)",
+        default=None,
+        metavar="PATH",
+        help="where to write the results (default: benchmarks/RESULTS-latest.md)",
+    )
+    parser.add_argument(
+        "--update-results",
+        action="store_true",
+        help="write the committed benchmarks/RESULTS.md (a full run only: not with --quick, --only or "
+        "--out)",
     )
     parser.add_argument(
         "--work",
@@ -60,14 +79,47 @@ def _failed(key: str, title: str, exc: BaseException, seconds: float) -> Section
     )
 
 
+def _keys(only: str) -> list[str]:
+    return [k.strip().upper() for k in only.split(",") if k.strip()]
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    """Why these arguments cannot run, or None."""
+    keys = _keys(args.only)
+    unknown = [k for k in keys if k not in _MODULES]
+    if unknown or not keys:
+        return f"--only: unknown benchmark(s) {unknown}; choose from {list(_MODULES)}"
+    if args.update_results:
+        partial = sorted(set(_MODULES) - set(keys))
+        if args.quick or partial or args.out is not None:
+            why = "--quick" if args.quick else ("--out" if args.out is not None else "--only")
+            return (
+                f"--update-results rewrites the numbers of record and needs a full run; drop {why} "
+                "(or drop --update-results to write benchmarks/RESULTS-latest.md)"
+            )
+    return None
+
+
+def _destination(args: argparse.Namespace) -> Path:
+    if args.update_results:
+        return RESULTS
+    return Path(args.out) if args.out is not None else LATEST
+
+
+def destination(argv: Sequence[str]) -> Path:
+    """Where a run with `argv` writes its results (RESULTS.md only for a full `--update-results` run)."""
+    return _destination(_parser().parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected benchmarks (in order B1..B4) and write the results."""
     args = _parser().parse_args(argv)
-    keys = [k.strip().upper() for k in args.only.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in _MODULES]
-    if unknown or not keys:
-        sys.stderr.write(f"--only: unknown benchmark(s) {unknown}; choose from {list(_MODULES)}\n")
+    problem = _problem(args)
+    if problem is not None:
+        sys.stderr.write(f"python3 -m benchmarks: {problem}\n")
         return 2
+    keys = _keys(args.only)
+    out = _destination(args)
     work: Path = args.work.resolve() / f"run-{os.getpid()}"  # only this is removed afterwards
     work.mkdir(parents=True, exist_ok=True)
     settings = Settings(quick=args.quick, work=work, seed=args.seed)
@@ -101,9 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_end=load,
         total_seconds=time.perf_counter() - began,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
     return 1 if failures else 0
 
 

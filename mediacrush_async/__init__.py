@@ -3,7 +3,7 @@
 ```python
 from mediacrush_async import MediaCrushClient
 
-async with MediaCrushClient() as mc:                # base_url="https://mediacru.sh"
+async with MediaCrushClient() as mc:                # $MEDIACRUSH_BASE_URL, else https://mediacru.sh
     up = await mc.upload_file("cat.gif")            # UploadResult(hash, already_uploaded, file)
     st = await mc.wait(up.hash)                     # Status(status=ProcessingStatus.DONE, hash, file)
     for f in st.file.files:
@@ -17,6 +17,8 @@ from ._client import DownloadProgress, MediaCrushClient
 from ._enums import ProcessingStatus
 from ._errors import (
     ConfigurationError,
+    DestinationExistsError,
+    DiskFullError,
     DownloadError,
     InvalidArgumentError,
     InvalidURLError,
@@ -49,7 +51,9 @@ __all__ = [
     "Album",
     "ByteBudget",
     "ConfigurationError",
+    "DestinationExistsError",
     "Dimensions",
+    "DiskFullError",
     "DownloadError",
     "DownloadProgress",
     "File",

@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,6 +21,8 @@ from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import download_file
 from _clientkit._failures import (
     ClientkitFailure,
+    DestinationExistsFailure,
+    DiskFullFailure,
     DownloadFailure,
     HTTPStatusFailure,
     TransportFailure,
@@ -27,12 +30,22 @@ from _clientkit._failures import (
 from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Ticket
 from _clientkit._retry import RetryPolicy
+from _clientkit._settings import origin_text, setting
 from _clientkit._transport import ResponseParts, Retry, send
 
 from . import _protocol, _validate
 from ._budget import UploadBudget
-from ._constants import DEFAULT_BASE_URL, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, LOGGER_NAME
+from ._constants import (
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    LOGGER_NAME,
+)
 from ._errors import (
+    ConfigurationError,
+    DestinationExistsError,
+    DiskFullError,
     DownloadError,
     InvalidArgumentError,
     NotFoundError,
@@ -49,6 +62,11 @@ from ._source import ProgressCallback, UploadSource, open_source
 __all__ = ["DownloadProgress", "MediaCrushClient"]
 
 log = logging.getLogger(LOGGER_NAME)
+
+CALL_DEADLINE_FACTOR: Final = 2.0
+"""The default call deadline is this many times the read timeout."""
+UPLOAD_DEADLINE_RATE: Final = 32 * 1024
+"""An upload's call deadline grows by one second per this many bytes of its body."""
 
 DownloadProgress = Callable[[int, int | None], object]
 """`progress(done_bytes, total_bytes_or_None)` for downloads."""
@@ -108,11 +126,20 @@ class MediaCrushClient(HTTPClientLifecycle):
 
     `cors_status=True` sends `X-CORS-Status: 1`; the server then answers 200 with the real status in the
     body's `x-status`, and this client gives the same results and exceptions as without it.
+
+    Timeouts: `timeout` bounds each network operation; `call_deadline` bounds each attempt of a call as a
+    whole (connect, send, the whole response body), so a body trickled byte by byte cannot hold a
+    call: default twice the read timeout (120 s). An upload's deadline grows by one second per
+    `UPLOAD_DEADLINE_RATE` bytes of its body (32 KiB/s). A deadline hit is a `TransportError` with
+    `request_sent=True`.
+
+    `base_url` is the argument when given, else the environment variable `MEDIACRUSH_BASE_URL` (as the
+    `mediacrush` command reads it; an empty value counts as unset), else https://mediacru.sh.
     """
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         *,
         cors_status: bool = False,
         byte_budget: ByteBudget | None = ByteBudget(),  # noqa: B008 - a frozen value, safe as a default
@@ -120,8 +147,16 @@ class MediaCrushClient(HTTPClientLifecycle):
         max_retries: int = 4,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
+        call_deadline: float | None = None,
     ) -> None:
-        self._base_url = _validate.base_url(base_url)
+        self._base_url = _base_url(base_url)
+        self._origin = origin_text(self._base_url)
+        if call_deadline is None:
+            read = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+            read = read if read is not None else DEFAULT_TIMEOUT.read
+            self._call_deadline = CALL_DEADLINE_FACTOR * (read or 60.0)
+        else:
+            self._call_deadline = _validate.poll_interval(call_deadline, "call_deadline")
         if not isinstance(cors_status, bool):
             raise InvalidArgumentError("cors_status", f"must be True or False, got {cors_status!r}")
         if byte_budget is not None and not isinstance(byte_budget, ByteBudget):
@@ -167,6 +202,7 @@ class MediaCrushClient(HTTPClientLifecycle):
         content: Callable[[], AsyncIterator[bytes]] | None = None,
         budget: _BudgetSlot | None = None,
         attempts: list[int] | None = None,
+        body_size: int = 0,
     ) -> ResponseParts:
         """Send one call with retries; transport failures become `TransportError`."""
         self._check_open()
@@ -194,12 +230,15 @@ class MediaCrushClient(HTTPClientLifecycle):
                 limiter=budget,
                 refusal_pause=self._budget.period,
                 clock=self._clock,
+                deadline=self._call_deadline + body_size / UPLOAD_DEADLINE_RATE,
                 log=log,
                 action=wire.route,
             )
         except TransportFailure as exc:
             raise TransportError(
-                f"{wire.route} failed: {exc}", request_sent=exc.request_sent, route=wire.route
+                f"{wire.route} to {self._origin} failed: {exc}",
+                request_sent=exc.request_sent,
+                route=wire.route,
             ) from exc
         except ClientkitFailure as exc:
             raise ResponseFormatError(str(exc), route=wire.route) from exc
@@ -229,10 +268,13 @@ class MediaCrushClient(HTTPClientLifecycle):
         the server already holds is not sent again (`already_uploaded=True`, `file=None`). A 409 reply is
         a success too, with the server's object when it is a real file object. `progress(sent, total)`
         is called as the file's bytes go out. `filename` defaults to the path's or file object's name.
+        An empty file (0 bytes) raises `InvalidArgumentError` before any request.
         """
         self._check_open()
         source = await open_source(file, filename=filename)
         try:
+            if source.size == 0:
+                raise InvalidArgumentError("file", "is empty (0 bytes): there is nothing to upload")
             self._budget.check_size(source.size)
             local_hash = await source.content_hash() if skip_existing else None
             if local_hash is not None and await self.exists(local_hash):
@@ -268,7 +310,11 @@ class MediaCrushClient(HTTPClientLifecycle):
             yield tail
 
         parts = await self._send(
-            wire, safe=True, content=body, budget=_BudgetSlot(self._budget, source.size)
+            wire,
+            safe=True,
+            content=body,
+            budget=_BudgetSlot(self._budget, source.size),
+            body_size=source.size,
         )
         return self._parse_upload(parts, "upload_file", local_hash)
 
@@ -464,20 +510,37 @@ class MediaCrushClient(HTTPClientLifecycle):
         *,
         resume: bool = True,
         progress: DownloadProgress | None = None,
+        overwrite: bool = False,
     ) -> Path:
-        """Download a stored file (a `FileEntry` or a URL) into `dest` (a directory or a file path).
+        """Download a stored file (a `FileEntry` or a URL) into `dest`; returns the final path.
 
-        Resumable (`.part` file, Range/If-Range) and verified; returns the final path. A `FileEntry`
-        without a `url` is fetched from this server by its `file` path. Downloads are not API calls:
-        no budget applies. An HTTP error status raises the class of that status (a derived file that is
-        listed but not made yet: `NotFoundError`); an integrity failure raises `DownloadError`.
+        `dest` is a directory (the file is named by the server) when it names an existing directory or
+        ends with a path separator (`"out/"`, created if missing); otherwise it is the file path. An
+        existing file is never replaced: `DestinationExistsError`, unless `overwrite=True`.
+        Resumable (`.part` file, Range/If-Range) and verified. A `FileEntry` without a `url` is
+        fetched from this server by its `file` path. Downloads are not API calls: no budget applies.
+        An HTTP error status raises the class of that status (a derived file that is listed but not
+        made yet: `NotFoundError`); an integrity failure raises `DownloadError`, a full disk
+        `DiskFullError` (the `.part` kept for a resume).
         """
         self._check_open()
         url = self._download_url(file_entry_or_url)
+        if not isinstance(overwrite, bool):
+            raise InvalidArgumentError("overwrite", f"must be True or False, got {overwrite!r}")
         try:
             path = await download_file(
-                self._http, url, dest, resume=resume, progress=progress, clock=self._clock
+                self._http,
+                url,
+                dest,
+                resume=resume,
+                progress=progress,
+                clock=self._clock,
+                overwrite=overwrite,
             )
+        except DiskFullFailure as exc:
+            raise DiskFullError(exc.reason, path=exc.path, needed_bytes=exc.needed_bytes) from exc
+        except DestinationExistsFailure as exc:
+            raise DestinationExistsError(exc.reason, path=exc.path) from exc
         except HTTPStatusFailure as exc:
             # A listed file may not exist yet (entries appear before processing makes them): 404.
             reply = _protocol.Reply(exc.status_code, None, exc.body_excerpt)
@@ -511,6 +574,17 @@ class MediaCrushClient(HTTPClientLifecycle):
                 field, f"must be https:// (http:// only for loopback), got {url!r}"
             )
         return url
+
+
+def _base_url(explicit: str | None) -> str:
+    """The argument, else $MEDIACRUSH_BASE_URL (empty = unset), else the public server; validated."""
+    value, variable = setting(explicit, BASE_URL_ENV, DEFAULT_BASE_URL)
+    try:
+        return _validate.base_url(value)
+    except ConfigurationError as exc:
+        if variable is None:
+            raise
+        raise ConfigurationError(f"${variable}: {exc}") from exc
 
 
 def _list_of(wire: WireRequest) -> list[str]:

@@ -10,6 +10,7 @@ import httpx
 __all__ = [
     "ALBUM_MAX_ITEMS",
     "ALBUM_TYPE",
+    "BASE_URL_ENV",
     "CHUNK_SIZE",
     "CORS_HEADER",
     "DEFAULT_BASE_URL",
@@ -26,6 +27,7 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL: Final = "https://mediacru.sh"
+BASE_URL_ENV: Final = "MEDIACRUSH_BASE_URL"  # read by the client and the `mediacrush` command alike
 LOGGER_NAME: Final = "mediacrush_async"
 
 # Connect quickly, but let a large multipart body take its time chunk by chunk.

@@ -15,7 +15,10 @@ MediaCrushError
 ├── ResponseFormatError         a reply the document and the server never give: .path_errors
 ├── WaitTimeoutError            wait() ran out of time (also a TimeoutError): .hash .last_status
 ├── TransportError              connect/read failure after retries: .request_sent
-└── DownloadError               integrity failure of a download; the .part file is kept: .reason
+└── DownloadError               a download that cannot complete; the .part file is kept: .reason
+    ├── DiskFullError           the disk filled up (also an OSError, errno ENOSPC): .path .needed_bytes
+    └── DestinationExistsError  the final file exists; never replaced without overwrite=True
+                                (also a FileExistsError): .path
 ```
 Statuses without a class of their own (403 after the service closed, 408, 414...) raise
 `MediaCrushAPIError` itself. Errors carry typed attributes, never a request, a response or headers.
@@ -23,10 +26,13 @@ Statuses without a class of their own (403 after the service closed, 408, 414...
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 __all__ = [
     "ConfigurationError",
+    "DestinationExistsError",
+    "DiskFullError",
     "DownloadError",
     "InvalidArgumentError",
     "InvalidURLError",
@@ -170,3 +176,34 @@ class DownloadError(MediaCrushError):
         super().__init__(reason)
         self.reason = reason
         self.part_path = part_path
+
+
+class DiskFullError(DownloadError, OSError):
+    """The disk (or quota) filled up during a download; the `.part` is kept for a resume after freeing space.
+
+    `path` is the file that was being written, `needed_bytes` how many more bytes the download needs
+    (None if the size is unknown). Also an `OSError` with `errno.ENOSPC`.
+    """
+
+    def __init__(self, reason: str, *, path: str, needed_bytes: int | None) -> None:
+        DownloadError.__init__(self, reason, part_path=path)
+        self.errno = errno.ENOSPC
+        self.filename = path
+        self.path = path
+        self.needed_bytes = needed_bytes
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class DestinationExistsError(DownloadError, FileExistsError):
+    """The download's final file exists; it is never replaced unless `overwrite=True` is passed."""
+
+    def __init__(self, reason: str, *, path: str) -> None:
+        DownloadError.__init__(self, reason)
+        self.errno = errno.EEXIST
+        self.filename = path
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.reason

@@ -66,7 +66,9 @@ class UploadSource:
 
     async def _run(self, func: Callable[[], bytes]) -> bytes:
         if self._in_memory:
-            await anyio.lowlevel.checkpoint()  # a chunk of memory is cheap; a long run of them must yield
+            await (
+                anyio.lowlevel.checkpoint()
+            )  # a chunk of memory is cheap; a long run of them must yield
             return func()
         return await anyio.to_thread.run_sync(func)
 

@@ -78,12 +78,17 @@ class ItemDone:
 
 @attrs.frozen
 class ItemFailed:
-    """An item failed (or was parked for a person) with a reason; the rest of the batch goes on."""
+    """An item failed (or was parked for a person) with a reason; the rest of the batch goes on.
+
+    `resumable`: the item did not fail: a failure on our side (network, an expired link) stopped it after
+    its retries. Its media is kept, and rerunning the same command resumes it where it stood.
+    """
 
     key: str
     error_code: str
     error_message: str
     parked: bool = False
+    resumable: bool = False
     at: float = 0.0
 
 

@@ -39,11 +39,13 @@ class Policy(Protocol):
     async def emit_failed(self, item: Item) -> None: ...
 
 
-__all__ = ["input_key", "prepare", "size_and_sha256"]
+__all__ = ["EMPTY_INPUT_CODE", "empty_input_problem", "input_key", "prepare", "size_and_sha256"]
 
 log = logging.getLogger("orchestrator")
 
 _HASH_CHUNK: Final = 1024 * 1024
+#: The `error_code` an item gets when its local input is empty.
+EMPTY_INPUT_CODE: Final = "EmptyInput"
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -197,3 +199,14 @@ def size_and_sha256(path: Path) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
+
+
+def empty_input_problem(name: str, size: int | None) -> str | None:
+    """Why a local input of `size` bytes cannot be sent, or None; `size=None` (a URL) is not judged.
+
+    An empty file has nothing to restore or host: the services would fail it late (or, worse, accept it),
+    so it is refused before any request. The engine and both commands use these words.
+    """
+    if size == 0:
+        return f"{name}: the file is empty (0 bytes); there is nothing to send"
+    return None

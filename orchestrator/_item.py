@@ -34,12 +34,14 @@ import anyio.to_thread
 
 from ._effects import Gate, StaleItemError
 from ._events import DownloadProgress, ItemDone, ItemFailed
-from ._inputs import size_and_sha256
+from ._inputs import EMPTY_INPUT_CODE, empty_input_problem, size_and_sha256
 from ._journal import JournalError
 from ._reconcile import Reconciler, Verdict
 from ._scheduler import Priority
 from ._service import (
     ItemError,
+    LinkExpiredError,
+    LocalFailureError,
     NotReadyError,
     OutcomeUnknownError,
     Phase,
@@ -47,6 +49,7 @@ from ._service import (
     RemoteMedia,
     RemoteStatus,
     ServiceAdapter,
+    StartRefusedError,
     Uploaded,
 )
 from ._stages import TERMINAL_STAGES, IllegalTransitionError, Item, Stage
@@ -64,6 +67,19 @@ log = logging.getLogger("orchestrator")
 
 # an ingest failure blamed on our own crash is retried this many times at most (attempts so far)
 _CRASH_RETRIES: Final = 3
+# fresh links asked for in one download before the item is left resumable
+_LINK_REFRESHES: Final = 4
+# a StartJob refused while the media is ready fails its item on this refusal (a real refusal of the job)
+_START_REFUSALS: Final = 3
+
+
+class _Unfinished(Exception):
+    """A step kept failing for reasons on our side (network, our disk...): the item stops, resumable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class ItemMachine:
@@ -90,6 +106,9 @@ class ItemMachine:
         self._urls: dict[str, str] = {}
         self._adopted: set[str] = set()
         self._tokens: dict[str, str] = {}
+        self._not_ready_codes: set[str] = set()  # learned: refusal codes that meant "not ready"
+        self._refusals: dict[str, int] = {}  # refused starts of ready media, per item
+        self._links: dict[str, tuple[str, str | None]] = {}  # a fresh link and the one it replaces
         self._started = time.time()  # wall clock: intents older than this are an earlier process's
 
     # ------------------------------------------------------------------ policy
@@ -129,11 +148,28 @@ class ItemMachine:
                     await self._advance(item)
             except ItemError as exc:
                 await self._fail(item, exc.code, exc.message)
+            except _Unfinished as exc:
+                await self._leave_resumable(item, exc)
+                return
             finally:
                 self._gate.lanes.active.release()
             await self._finish(item)
         except StaleItemError as exc:
             log.warning("stale result dropped: %s", exc, extra={"item": item.key})
+
+    async def _leave_resumable(self, item: Item, exc: _Unfinished) -> None:
+        """Record why the item stopped, keep its stage (and media), and say so."""
+        log.warning("item left resumable", extra={"item": item.key, "error_code": exc.code})
+        await self._gate.save(item, error_code=exc.code, error_message=exc.message)
+        await self._gate.emit(
+            ItemFailed(
+                key=item.key,
+                error_code=exc.code,
+                error_message=f"{exc.message} (left as it stood: rerun the same command to resume)",
+                resumable=True,
+                at=self._clock.monotonic(),
+            )
+        )
 
     async def _finish(self, item: Item) -> None:
         if item.stage is Stage.FAILED:
@@ -166,13 +202,20 @@ class ItemMachine:
             step = self._steps[item.stage]
             try:
                 await step(self, item)
-            except (ItemError, JournalError, IllegalTransitionError, StaleItemError):
+            except (
+                ItemError,
+                JournalError,
+                IllegalTransitionError,
+                StaleItemError,
+                LocalFailureError,
+            ):
                 raise
             except Exception as exc:
                 failures += 1
                 name = type(exc).__name__
                 if failures > self.config.step_retries:
-                    raise ItemError(name, _short(exc)) from exc
+                    # never the item's failure: its media (maybe paid work) is kept for a rerun
+                    raise _Unfinished(name, _short(exc)) from exc
                 delay = min(self.config.backoff * 2 ** (failures - 1), self.config.backoff_cap)
                 log.info(
                     "step failed, retrying",
@@ -190,6 +233,9 @@ class ItemMachine:
     # ------------------------------------------------------------------ upload
 
     async def _step_queued(self, item: Item) -> None:
+        empty = empty_input_problem(item.input, item.size) if item.is_local else None
+        if empty is not None:
+            raise ItemError(EMPTY_INPUT_CODE, empty)
         if is_url(item.input):
             self._urls[item.key] = item.input
             await self._gate.save(item, Stage.STAGED)
@@ -408,6 +454,7 @@ class ItemMachine:
         assert remote_id is not None  # noqa: S101 - READY/UPLOADED items have media
         before = item.stage
         answered = False
+        refused: StartRefusedError | None = None
         gate = self._gate
         async with gate.lanes.calls.hold(Priority.FINISH):
             with gate.on_the_wire():
@@ -421,6 +468,12 @@ class ItemMachine:
                 except NotReadyError:  # not ready (yet, or after all): wait for the media again
                     await gate.save(item, Stage.UPLOADED, outcome="not-ready")
                     return
+                except StartRefusedError as exc:
+                    if exc.code in self._not_ready_codes and before is Stage.UPLOADED:
+                        # a code this service used before for "not ready", as its state showed
+                        await gate.save(item, Stage.UPLOADED, outcome="not-ready")
+                        return
+                    refused = exc  # judged below from the media's state
                 except OutcomeUnknownError as exc:
                     log.warning(
                         "StartJob outcome unknown; reconciling",
@@ -438,19 +491,34 @@ class ItemMachine:
                     await gate.save(item, Stage.RUNNING, outcome="started")
                     return
         if item.stage is Stage.STARTING:
-            await self._reconcile_start(item, settle=not answered)
+            settle = not answered and refused is None  # a refusal is an answer: read the state now
+            await self._reconcile_start(item, settle=settle, refused=refused, before=before)
         await anyio.lowlevel.checkpoint()
 
     async def _step_starting(self, item: Item) -> None:
         """A StartJob intent left open by an earlier run."""
         await self._reconcile_start(item, settle=True)
 
-    async def _reconcile_start(self, item: Item, *, settle: bool) -> None:
+    async def _reconcile_start(
+        self,
+        item: Item,
+        *,
+        settle: bool,
+        refused: StartRefusedError | None = None,
+        before: Stage = Stage.READY,
+    ) -> None:
+        """An unanswered (or refused) StartJob: one GetProgress decides what happened.
+
+        A refusal of a start on failed media closes the intent first (no job was started), so that the
+        failure is judged where the media is waited for (an ingest lost to our own crash is retried).
+        """
         resolution, status = await self._reconciler.start(item, settle=settle)
         log.info(
             "StartJob reconciled",
             extra={"item": item.key, "verdict": resolution.verdict.value, "why": resolution.reason},
         )
+        if refused is not None and resolution.verdict is Verdict.NOT_SENT:
+            self._judge_refusal(item, refused, status)
         if resolution.verdict is Verdict.STARTED:
             if status.phase is Phase.RESTORED:
                 await self._gate.save(
@@ -462,9 +530,21 @@ class ItemMachine:
             back = Stage.UPLOADED if status.phase is Phase.PROCESSING else Stage.READY
             await self._gate.save(item, back, outcome="not-sent")
         elif resolution.verdict is Verdict.FAILED:
+            if refused is not None and status.phase is Phase.FAILED:
+                await self._gate.save(item, before, outcome="refused")
             _raise_for(status)
         else:
             await self._park(item, "StartOutcomeUnknown", resolution.reason)
+
+    def _judge_refusal(self, item: Item, refused: StartRefusedError, status: RemoteStatus) -> None:
+        """A refused start on media with no job: not ready yet (learn the code), or a real refusal."""
+        if status.phase is Phase.PROCESSING:
+            self._not_ready_codes.add(refused.code)
+            return
+        count = self._refusals.get(item.key, 0) + 1
+        self._refusals[item.key] = count
+        if count >= _START_REFUSALS:
+            raise ItemError(refused.code, refused.message)
 
     async def _step_running(self, item: Item) -> None:
         status = await self._watcher.wait_for(item, Phase.RUNNING)
@@ -485,6 +565,12 @@ class ItemMachine:
             await self._download(item)
 
     async def _download(self, item: Item) -> None:
+        """Download the result, resuming from disk; an expired link is replaced by a fresh one.
+
+        The fresh link (from GetProgress) is kept in memory until the download completes: the `.part`'s
+        sidecar names the link it was started with, and a rerun after a crash starts from the journal's
+        link, whose expiry leads here again with the right `reissue_of`.
+        """
         if item.restored_url is None:
             raise ItemError("NoResult", "the service gave no restored file URL")
         dest = Path(item.output_path)
@@ -500,22 +586,51 @@ class ItemMachine:
                 DownloadProgress(key=item.key, done=done, total=total, at=self._clock.monotonic())
             )
 
+        url, reissue_of = self._links.get(item.key, (item.restored_url, None))
         try:
-            path = await self._gate.call(
-                None, self._adapter.download, item.restored_url, dest, progress=progress
-            )
+            for _ in range(_LINK_REFRESHES):
+                try:
+                    # (an adapter whose links never expire need not take `reissue_of`)
+                    again = {} if reissue_of is None else {"reissue_of": reissue_of}
+                    path = await self._gate.call(
+                        None, self._adapter.download, url, dest, progress=progress, **again
+                    )
+                    break
+                except LinkExpiredError:
+                    log.info(
+                        "download link expired; asking for a fresh one", extra={"item": item.key}
+                    )
+                    fresh = await self._fresh_link(item)
+                    url, reissue_of = fresh, url
+                    self._links[item.key] = (url, reissue_of)
+            else:
+                raise _Unfinished("LinkExpired", "every fresh download link expired at once")
         finally:
             if last[0] != item.bytes_on_disk and item.stage is Stage.DOWNLOADING:
                 with anyio.CancelScope(shield=True):
                     await self._gate.save(item, bytes_on_disk=last[0])
+        self._links.pop(item.key, None)
         size, digest = await anyio.to_thread.run_sync(size_and_sha256, path)
         await self._gate.save(
             item,
             Stage.DOWNLOADED,
+            restored_url=url,
             output_path=str(path),
             output_size=size,
             sha256=digest,
             bytes_on_disk=size,
+        )
+
+    async def _fresh_link(self, item: Item) -> str:
+        """A new download link for the item's result, from GetProgress (the media's own state)."""
+        assert item.remote_id is not None  # noqa: S101 - a restored item has media
+        status = await self._gate.call(Priority.FINISH, self._adapter.status, item.remote_id)
+        if status.phase is Phase.RESTORED and status.result_url:
+            return status.result_url
+        if status.phase is Phase.GONE:
+            _raise_for(status)
+        raise _Unfinished(
+            "LinkExpired", f"no fresh download link (the service reports {status.phase})"
         )
 
     async def _step_downloaded(self, item: Item) -> None:

@@ -48,7 +48,7 @@ from ._journal import Journal, JournalError
 from ._polling import PollPlanner
 from ._reconcile import Reconciler
 from ._scheduler import Lanes, Priority
-from ._service import RemoteStatus, ServiceAdapter
+from ._service import LocalFailureError, RemoteStatus, ServiceAdapter
 from ._stages import ACTIVE_STAGES, TERMINAL_STAGES, IllegalTransitionError, Item, Stage
 from ._staging import Stager
 from ._watch import Watcher
@@ -201,8 +201,8 @@ class Runner(anyio.AsyncContextManagerMixin):
                 if self._gate.stopping:
                     self._run_scope.cancel()
                 await self._batch(inputs)
-        except* (JournalError, IllegalTransitionError) as group:
-            # the journal cannot be trusted any more: end the batch, say why
+        except* (JournalError, IllegalTransitionError, LocalFailureError) as group:
+            # the journal cannot be trusted any more, or our disk is full: end the batch, say why
             self._gate.stop()
             errors = list(_leaves(group))
             self._fatal = "; ".join(dict.fromkeys(str(exc) for exc in errors))

@@ -27,6 +27,8 @@ import attrs
 __all__ = [
     "ItemError",
     "JobSpec",
+    "LinkExpiredError",
+    "LocalFailureError",
     "NotReadyError",
     "OutcomeUnknownError",
     "Phase",
@@ -34,6 +36,7 @@ __all__ = [
     "RemoteMedia",
     "RemoteStatus",
     "ServiceAdapter",
+    "StartRefusedError",
     "Uploaded",
 ]
 
@@ -49,6 +52,31 @@ class ItemError(Exception):
 
 class NotReadyError(Exception):
     """The service refused a start because the media is not ready yet; the call had no effect."""
+
+
+class LinkExpiredError(Exception):
+    """The result's download link stopped working (401/403/410): fetch a fresh one and resume from disk."""
+
+
+class LocalFailureError(Exception):
+    """A failure on our side that no item can outlive (the disk is full, a path is read-only).
+
+    The batch stops at once, every item stays resumable, and the message says what to fix.
+    """
+
+
+class StartRefusedError(Exception):
+    """The service refused a start with an error code the adapter cannot read (the API document names none).
+
+    The engine decides what it meant from the media's state, never from the code: still processing (not
+    ready: wait), a job on it (ours, started by an earlier try), failed, or ready (a real refusal of the job,
+    which fails the item after a few tries).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class OutcomeUnknownError(Exception):
@@ -190,8 +218,20 @@ class ServiceAdapter(Protocol):
         """Every media on the account with its result URL if any (ListMedia): one call for the batch."""
         ...
 
-    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
-        """Download the result to exactly `dest` (resuming a `.part` left by an earlier run)."""
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: ProgressCallback | None,
+        reissue_of: str | None = None,
+    ) -> Path:
+        """Download the result to exactly `dest` (resuming a `.part` left by an earlier run).
+
+        `reissue_of`: `url` is a fresh link for the same result as that expired one, so the `.part` is
+        resumed (its validator checked). An expired link is `LinkExpiredError`; a full disk is
+        `LocalFailureError`.
+        """
         ...
 
     async def delete(self, remote_id: str) -> None:

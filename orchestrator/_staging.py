@@ -12,6 +12,7 @@ answer `fetches()` with None: it cannot tell).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import mimetypes
@@ -41,6 +42,10 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CHUNK: Final = 256 * 1024
+READ_TIMEOUT: Final = 10.0
+"""Seconds a client has to send a whole request (headers and body) before its connection is closed."""
+KEEP_ALIVE_TIMEOUT: Final = 5
+"""Seconds an idle kept-alive connection stays open."""
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
@@ -87,9 +92,16 @@ class Stager(Protocol):
 
 
 class _QuietServer:
-    """A uvicorn server that leaves signal handling to the application."""
+    """A uvicorn server that leaves signal handling to the application and bounds slow clients.
 
-    def __init__(self, app: ASGIApp) -> None:
+    uvicorn closes idle kept-alive connections (`timeout_keep_alive`) but has no limit on how long a
+    client may take to send a request: a connection that sends nothing, or trickles its headers or
+    body, is held for ever (900 such connections held the server's sockets in the issue-11 test). The
+    protocol class below closes any connection whose current request is not fully received within
+    `read_timeout` seconds of the connection opening (or of the previous response ending).
+    """
+
+    def __init__(self, app: ASGIApp, *, read_timeout: float = READ_TIMEOUT) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -102,10 +114,53 @@ class _QuietServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+            http=_read_deadline_protocol(read_timeout),
             ws="none",
             interface="asgi3",
         )
         self.server = Server(config)
+
+
+def _read_deadline_protocol(read_timeout: float) -> type[Any]:
+    """uvicorn's h11 protocol, closing a connection whose request is not received within `read_timeout`."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    waiting = (h11.IDLE, h11.SEND_BODY)  # the client's side: no request yet, or its body unfinished
+
+    class ReadDeadlineProtocol(H11Protocol):
+        _read_deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()  # the next request on this kept-alive connection
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self._read_deadline = self.loop.call_later(read_timeout, self._deadline_passed)
+
+        def _disarm(self) -> None:
+            if self._read_deadline is not None:
+                self._read_deadline.cancel()
+                self._read_deadline = None
+
+        def _deadline_passed(self) -> None:
+            self._read_deadline = None
+            if self.conn.their_state in waiting and not self.transport.is_closing():
+                log.debug("closing a connection that did not send its request in time")
+                self.transport.close()
+
+    return ReadDeadlineProtocol
 
 
 class LocalFileServer(anyio.AsyncContextManagerMixin):
@@ -115,6 +170,9 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
     (default: the bound address). `on_access` is called with each `AccessRecord`. `on_fetch` (settable
     later with `set_fetch_hook`) is awaited with the token when a GET of a staged file arrives, before any
     byte is served: the place to make fetch evidence durable (the runner writes it to the journal).
+    `read_timeout`: a client that has not sent a whole request (headers and body) this many seconds
+    after connecting, or after its previous response, is disconnected; idle kept-alive connections
+    close after `KEEP_ALIVE_TIMEOUT` seconds.
     """
 
     def __init__(
@@ -124,7 +182,13 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         public_url: str | None = None,
         on_access: Callable[[AccessRecord], object] | None = None,
         on_fetch: Callable[[str], Awaitable[None]] | None = None,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
+        if not (isinstance(read_timeout, int | float) and 0 < read_timeout < float("inf")):
+            raise ValueError(
+                f"read_timeout must be a finite number of seconds > 0, got {read_timeout!r}"
+            )
+        self._read_timeout = float(read_timeout)
         self._bind = bind
         self._public_url = public_url.rstrip("/") if public_url else None
         self._on_access = on_access
@@ -181,7 +245,7 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
             sock.listen(128)
             sock.settimeout(0.0)
             bound_port = sock.getsockname()[1]
-            self._server = quiet = _QuietServer(self._app)
+            self._server = quiet = _QuietServer(self._app, read_timeout=self._read_timeout)
             shown = f"[{host}]" if family == socket.AF_INET6 else host
             # the socket listens: connections queue until uvicorn accepts them, so we are ready now
             task_status.started(self._public_url or f"http://{shown}:{bound_port}")

@@ -1,7 +1,7 @@
 """Typed async client for the Recuro Media video-restoration API 1.0.
 
 ```python
-async with RecuroClient() as recuro:          # RECURO_API_KEY / RECURO_API_SECRET from the environment
+async with RecuroClient() as recuro:          # RECURO_BASE_URL, RECURO_API_KEY, RECURO_API_SECRET
     file_id = await recuro.upload_media("https://example.org/reel1.mov")
 ```
 The emulator of the service is in `recuro_async.testing`; callbacks in `recuro_async.webhooks`.
@@ -13,7 +13,10 @@ from ._client import RecuroClient
 from ._enums import Filter, OutputFormat, State
 from ._errors import (
     ConfigurationError,
+    DestinationExistsError,
+    DiskFullError,
     DownloadError,
+    DownloadLinkExpiredError,
     InvalidArgumentError,
     MediaNotFoundError,
     RateLimitedError,
@@ -29,7 +32,10 @@ from ._models import FilterInfo, Media, OutputFormatInfo, Progress, RateLimit
 
 __all__ = [
     "ConfigurationError",
+    "DestinationExistsError",
+    "DiskFullError",
     "DownloadError",
+    "DownloadLinkExpiredError",
     "Filter",
     "FilterInfo",
     "InvalidArgumentError",

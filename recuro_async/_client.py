@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 import httpx
 
 from _clientkit._auth import OriginAuth
@@ -20,8 +21,11 @@ from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import DownloadOptions, download_file
 from _clientkit._failures import (
     ClientkitFailure,
+    DestinationExistsFailure,
+    DiskFullFailure,
     DownloadFailure,
     HTTPStatusFailure,
+    LinkExpiredFailure,
     ResponseTooLargeFailure,
     TransportFailure,
 )
@@ -29,10 +33,13 @@ from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Limiter, SlidingWindowLimiter, slot
 from _clientkit._redact import Secret
 from _clientkit._retry import RetryPolicy
+from _clientkit._settings import origin_text, setting
 from _clientkit._transport import send
 
 from . import _protocol, _validate
 from ._constants import (
+    BASE_URL_ENV,
+    CALL_DEADLINE_FACTOR,
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -42,7 +49,11 @@ from ._constants import (
 )
 from ._enums import Filter, OutputFormat, State
 from ._errors import (
+    ConfigurationError,
+    DestinationExistsError,
+    DiskFullError,
     DownloadError,
+    DownloadLinkExpiredError,
     InvalidArgumentError,
     MediaNotFoundError,
     RecuroError,
@@ -77,6 +88,16 @@ class RecuroClient(HTTPClientLifecycle):
     Use it as an async context manager (or call `aclose()`). All calls share one limiter that keeps
     every sliding window of `rate_limit.period` seconds at or below `rate_limit.max_requests` requests,
     retries included; pass `limiter=` to share one account's budget between clients.
+
+    Timeouts: `timeout` bounds each network operation (connect at most 10 s, each read, each write);
+    `call_deadline` bounds each attempt of an API call as a whole (connect, send and the whole
+    response body), so a server trickling a body byte by byte cannot hold a call: default twice
+    `timeout` (60 s). A deadline hit is a `TransportError` with `request_sent=True`, retried only
+    for safe calls. Downloads are bounded by `DownloadOptions.deadline` instead (off by default).
+
+    Configuration, the same as the `recuro` command's: each of `api_key`, `api_secret` and `base_url` is
+    the argument when given, else the environment variable `RECURO_API_KEY`, `RECURO_API_SECRET` or
+    `RECURO_BASE_URL` (an empty value counts as unset), else (base URL only) the production URL.
     """
 
     def __init__(
@@ -84,7 +105,7 @@ class RecuroClient(HTTPClientLifecycle):
         api_key: str | None = None,
         api_secret: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - a frozen value, safe as a default
         limiter: Limiter | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -93,11 +114,18 @@ class RecuroClient(HTTPClientLifecycle):
         clock: Clock | None = None,
         download_options: DownloadOptions | None = None,
         count_downloads: bool = False,
+        call_deadline: float | None = None,
     ) -> None:
         key, secret = _validate.credentials(api_key, api_secret)
         timeout = _validate.positive_seconds(timeout, "timeout")
+        self._call_deadline = (
+            CALL_DEADLINE_FACTOR * timeout
+            if call_deadline is None
+            else _validate.positive_seconds(call_deadline, "call_deadline")
+        )
         self._credentials = Credentials(key, Secret(secret))
-        self._base_url = _validate.base_url(base_url)
+        self._base_url = _base_url(base_url)
+        self._origin = origin_text(self._base_url)
         self._clock: Clock = clock or SystemClock()
         self._policy = RetryPolicy(max_retries=max_retries)
         self._rate_limit = rate_limit
@@ -156,12 +184,15 @@ class RecuroClient(HTTPClientLifecycle):
                 limiter=self._limiter,
                 refusal_pause=self._rate_limit.period if self._rate_limit else 60.0,
                 clock=self._clock,
+                deadline=self._call_deadline,
                 log=log,
                 action=action.value,
             )
         except TransportFailure as exc:
             raise TransportError(
-                f"{action.value} failed: {exc}", request_sent=exc.request_sent, action=action.value
+                f"{action.value} to {self._origin} failed: {exc}",
+                request_sent=exc.request_sent,
+                action=action.value,
             ) from exc
         except ResponseTooLargeFailure as exc:
             raise ResponseFormatError(str(exc), action=action.value) from exc
@@ -334,9 +365,19 @@ class RecuroClient(HTTPClientLifecycle):
         *,
         resume: bool = True,
         progress: ProgressCallback | None = None,
+        reissue_of: str | None = None,
+        overwrite: bool = False,
     ) -> Path:
-        """Download a restored file into `dest` (a directory or a file path); resumable, verified.
+        """Download a restored file into `dest`; resumable, verified; returns the final path.
 
+        `dest` is a directory (the file is named by the server) when it names an existing directory or
+        ends with a path separator (`"restored/"`, created if missing); otherwise it is the file path.
+        An existing file is never replaced: `DestinationExistsError`, unless `overwrite=True`.
+        Restored-file URLs may be signed links that expire: a 401/403/410 raises
+        `DownloadLinkExpiredError` at once (not retried), keeping the `.part`; fetch a fresh URL with
+        `get_progress()` or `list_media()` and call `download(new_url, dest, reissue_of=old_url)` to
+        resume from the bytes on disk (only if the file's validator still matches, checked with
+        If-Range; otherwise it starts over). A full disk raises `DiskFullError`, the `.part` kept.
         The Authorization header goes only to the API's own origin, never to a redirect elsewhere.
         """
         self._check_open()
@@ -345,12 +386,24 @@ class RecuroClient(HTTPClientLifecycle):
             urlsplit(checked).hostname or ""
         ):
             raise InvalidArgumentError("url", "must be https:// (http:// only for loopback hosts)")
+        earlier = None if reissue_of is None else _validate.url(reissue_of, "reissue_of")
+        if not isinstance(overwrite, bool):
+            raise InvalidArgumentError("overwrite", f"must be True or False, got {overwrite!r}")
+        call = _DownloadCall(checked, dest, resume, progress, earlier, overwrite)
         try:
             if self._count_downloads and self._limiter is not None:
                 async with slot(self._limiter):
-                    path = await self._download(checked, dest, resume, progress)
+                    path = await self._download(call)
             else:
-                path = await self._download(checked, dest, resume, progress)
+                path = await self._download(call)
+        except LinkExpiredFailure as exc:
+            raise DownloadLinkExpiredError(
+                status_code=exc.status_code, body_excerpt=exc.body_excerpt, part_path=exc.part_path
+            ) from exc
+        except DiskFullFailure as exc:
+            raise DiskFullError(exc.reason, path=exc.path, needed_bytes=exc.needed_bytes) from exc
+        except DestinationExistsFailure as exc:
+            raise DestinationExistsError(exc.reason, path=exc.path) from exc
         except HTTPStatusFailure as exc:
             raise RecuroHTTPError(
                 status_code=exc.status_code, body_excerpt=exc.body_excerpt, action="download"
@@ -363,23 +416,42 @@ class RecuroClient(HTTPClientLifecycle):
             raise DownloadError(str(exc)) from exc
         return Path(path)
 
-    async def _download(
-        self,
-        url: str,
-        dest: str | os.PathLike[str],
-        resume: bool,
-        progress: ProgressCallback | None,
-    ) -> os.PathLike[str]:
+    async def _download(self, call: _DownloadCall) -> os.PathLike[str]:
         return await download_file(
             self._http,
-            url,
-            dest,
+            call.url,
+            call.dest,
             auth=self._auth,
-            resume=resume,
-            progress=progress,
+            resume=call.resume,
+            progress=call.progress,
             options=self._download_options,
             clock=self._clock,
+            reissue_of=call.reissue_of,
+            overwrite=call.overwrite,
         )
+
+
+@attrs.frozen
+class _DownloadCall:
+    """The checked arguments of one `download()` call."""
+
+    url: str
+    dest: str | os.PathLike[str]
+    resume: bool
+    progress: ProgressCallback | None
+    reissue_of: str | None
+    overwrite: bool
+
+
+def _base_url(explicit: str | None) -> str:
+    """The argument, else $RECURO_BASE_URL (empty = unset), else the production URL; validated."""
+    value, variable = setting(explicit, BASE_URL_ENV, DEFAULT_BASE_URL)
+    try:
+        return _validate.base_url(value)
+    except ConfigurationError as exc:
+        if variable is None:
+            raise
+        raise ConfigurationError(f"${variable}: {exc}") from exc
 
 
 def _invalid_state(state: object) -> RecuroError:

@@ -15,6 +15,7 @@ DEFAULT_MAX_REQUESTS: Final = (
 DEFAULT_PERIOD: Final = 60.0
 DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+CALL_DEADLINE_FACTOR: Final = 2.0  # the default call deadline is this many times `timeout`
 DEFAULT_MAX_RETRIES: Final = 4
 DEFAULT_POLL_INTERVAL: Final = 10.0
 MAX_POLL_INTERVAL: Final = 60.0

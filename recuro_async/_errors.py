@@ -12,18 +12,26 @@ RecuroError
 ├── ResponseFormatError       a 200 whose body does not match the document: .path_errors
 ├── TransportError            connect/read failure after retries; .request_sent
 ├── WaitTimeoutError          wait_for() ran out of time (also a TimeoutError)
-└── DownloadError             integrity failure of a download; the .part file is kept
+└── DownloadError             a download that cannot complete; the .part file is kept: .part_path
+    ├── DownloadLinkExpiredError  401/403/410: the link expired (also a RecuroHTTPError); not retried
+    ├── DiskFullError             the disk filled up (also an OSError, errno ENOSPC): .path .needed_bytes
+    └── DestinationExistsError    the final file exists; never replaced without overwrite=True
+                                  (also a FileExistsError): .path
 ```
 Errors carry typed attributes and never a request, response or header (they hold the secret).
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 __all__ = [
     "ConfigurationError",
+    "DestinationExistsError",
+    "DiskFullError",
     "DownloadError",
+    "DownloadLinkExpiredError",
     "InvalidArgumentError",
     "MediaNotFoundError",
     "RateLimitedError",
@@ -135,6 +143,55 @@ class DownloadError(RecuroError):
         super().__init__(reason)
         self.reason = reason
         self.part_path = part_path
+
+
+class DownloadLinkExpiredError(DownloadError, RecuroHTTPError):
+    """A download answered 401, 403 or 410: the restored file's URL (a signed link) no longer works.
+
+    Not retried on the same URL. The `.part` and its sidecar are kept: get a fresh URL for the same file
+    (GetProgress or ListMedia) and resume with `download(new_url, dest, reissue_of=old_url)`, which
+    continues from the bytes on disk when the file's validator still matches (checked with If-Range).
+    """
+
+    def __init__(self, *, status_code: int, body_excerpt: str, part_path: str | None) -> None:
+        reason = f"HTTP {status_code}: the download link has expired or no longer grants access"
+        RecuroError.__init__(self, f"{reason}: {body_excerpt!r}" if body_excerpt else reason)
+        self.reason = reason
+        self.part_path = part_path
+        self.status_code = status_code
+        self.body_excerpt = body_excerpt
+        self.action: str | None = "download"
+
+
+class DiskFullError(DownloadError, OSError):
+    """The disk (or quota) filled up during a download; the `.part` is kept for a resume after freeing space.
+
+    `path` is the file that was being written, `needed_bytes` how many more bytes the download needs
+    (None if the size is unknown). Also an `OSError` with `errno.ENOSPC`.
+    """
+
+    def __init__(self, reason: str, *, path: str, needed_bytes: int | None) -> None:
+        DownloadError.__init__(self, reason, part_path=path)
+        self.errno = errno.ENOSPC
+        self.filename = path
+        self.path = path
+        self.needed_bytes = needed_bytes
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class DestinationExistsError(DownloadError, FileExistsError):
+    """The download's final file exists; it is never replaced unless `overwrite=True` is passed."""
+
+    def __init__(self, reason: str, *, path: str) -> None:
+        DownloadError.__init__(self, reason)
+        self.errno = errno.EEXIST
+        self.filename = path
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class WaitTimeoutError(RecuroError, TimeoutError):

@@ -27,6 +27,8 @@ log = logging.getLogger("recuro_async.webhooks")
 
 SUCCESS_CODES: Final = frozenset({"mediacompleted", "jobcompleted"})
 MAX_BODY_BYTES: Final = 64 * 1024
+BODY_TIMEOUT: Final = 10.0
+"""Seconds a sender has to deliver the whole body once the app is called; slower senders get 408."""
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -99,9 +101,11 @@ Consumer = Callable[[Notification], Awaitable[object]]
 class WebhookReceiver:
     """An ASGI app that receives callbacks under `/<token>/...` and hands each to a consumer.
 
-    Any other path answers 404, a malformed body 400, a body over `max_body` bytes 413; a file_id not in
-    `known_file_ids` (when given) is acknowledged and ignored. The consumer is an async callback or the
-    send end of a memory object stream.
+    Any other path answers 404, a malformed body 400, a body over `max_body` bytes 413, a body not
+    received within `body_timeout` seconds 408 (a trickling sender cannot hold the app); a file_id not
+    in `known_file_ids` (when given) is acknowledged and ignored. The consumer is an async callback or
+    the send end of a memory object stream. Serve it under a server that also bounds header reads and
+    idle connections (`orchestrator`'s staging server does).
     """
 
     def __init__(
@@ -111,7 +115,13 @@ class WebhookReceiver:
         token: str | None = None,
         known_file_ids: Container[str] | None = None,
         max_body: int = MAX_BODY_BYTES,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
+        if not (isinstance(body_timeout, int | float) and 0 < body_timeout < float("inf")):
+            raise ValueError(
+                f"body_timeout must be a finite number of seconds > 0, got {body_timeout!r}"
+            )
+        self._body_timeout = float(body_timeout)
         self.token = token or secrets.token_urlsafe(24)
         self._consumer = consumer
         self._known = known_file_ids
@@ -143,7 +153,13 @@ class WebhookReceiver:
         if scope.get("method") != "POST":
             await _respond(send, 405, b"method not allowed")
             return
-        body = await _read_body(receive, self._max_body)
+        body: bytes | None = b""
+        with anyio.move_on_after(self._body_timeout) as deadline:
+            body = await _read_body(receive, self._max_body)
+        if deadline.cancelled_caught:
+            log.info("notification body not received in time; refused")
+            await _respond(send, 408, b"request body timeout")
+            return
         if body is None:
             await _respond(send, 413, b"body too large")
             return

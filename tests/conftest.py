@@ -14,6 +14,10 @@ CANARY_KEY = "canary-key-7Hq2"
 CANARY_SECRET = "canary-secret-Zx81Lm0Q"
 os.environ["RECURO_API_KEY"] = CANARY_KEY
 os.environ["RECURO_API_SECRET"] = CANARY_SECRET
+# The clients read their base URL from the environment: a shell that sourced an emulator's lines must not
+# point the suite's clients somewhere else.
+os.environ.pop("RECURO_BASE_URL", None)
+os.environ.pop("MEDIACRUSH_BASE_URL", None)
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]

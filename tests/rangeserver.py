@@ -91,6 +91,9 @@ class RangeServer:
         bytes_per_second: a per-connection bandwidth cap, or None.
         on_request: called with each request as it arrives, before the answer (to change the
             file at an exact point in a sequence of requests).
+        ignore_if_range: honour Range even when If-Range does not match (a splicing cache).
+        holds: (offset, event) pairs: a body stops after `offset` of its bytes until `event` is
+            set (each pair used once, front first; offsets are within one response's body).
         requests: every request seen, in arrival order.
         bytes_sent: body bytes sent over all responses.
     """
@@ -114,6 +117,8 @@ class RangeServer:
     redirect_to: str | None = None
     bytes_per_second: int | None = None
     on_request: Callable[[RecordedRequest], object] | None = None
+    ignore_if_range: bool = False
+    holds: list[tuple[int, anyio.Event]] = attrs.Factory(list)
     requests: list[RecordedRequest] = attrs.Factory(list)
     bytes_sent: int = 0
 
@@ -180,7 +185,11 @@ class RangeServer:
             headers.append(("Content-Disposition", self.content_disposition))
 
         wanted = _parse_range(request.headers.get("range"), size) if self.accept_ranges else None
-        if wanted is not None and not self._if_range_holds(request.headers.get("if-range")):
+        if (
+            wanted is not None
+            and not self.ignore_if_range
+            and not self._if_range_holds(request.headers.get("if-range"))
+        ):
             wanted = None
         if wanted is not None and self.ignore_range:
             wanted = None
@@ -216,6 +225,14 @@ class RangeServer:
         chunk = _SEND_CHUNK
         if self.bytes_per_second is not None:
             chunk = max(1, min(chunk, self.bytes_per_second // 20))
+        sent = 0
+        while self.holds and self.holds[0][0] < len(body):
+            offset, event = self.holds.pop(0)
+            await stream.send(body[sent:offset])  # type: ignore[arg-type]
+            self.bytes_sent += offset - sent
+            sent = offset
+            await event.wait()
+        body = body[sent:]
         for start in range(0, len(body), chunk):
             piece = body[start : start + chunk]
             await stream.send(piece)  # type: ignore[arg-type]  # a memoryview is fine for a socket

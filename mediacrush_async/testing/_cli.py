@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,7 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediacrush emulator",
         description="Serve an emulated MediaCrush server until interrupted. "
-        "The first line printed is MEDIACRUSH_BASE_URL=<url>, ready to be sourced by a shell.",
+        "The first line printed is `export MEDIACRUSH_BASE_URL=<url>`, ready for a shell to source or "
+        "eval; `MediaCrushClient()` and every `mediacrush` command read that variable.",
+        epilog="example: mediacrush emulator --port 8081 > mediacrush.env &  "
+        "then: . ./mediacrush.env && mediacrush upload cat.gif",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
@@ -49,11 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def export_lines(base_url: str) -> str:
+    """The `export MEDIACRUSH_BASE_URL=...` line (value shell-quoted) that points a shell at the emulator."""
+    return f"export MEDIACRUSH_BASE_URL={shlex.quote(base_url)}\n"
+
+
 async def _serve(config: EmulatorConfig, host: str, port: int) -> int:
     async with MediaCrushEmulator(config) as emulator, anyio.create_task_group() as tg:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             base_url = await tg.start(functools.partial(emulator.serve, host=host, port=port))
-            sys.stdout.write(f"MEDIACRUSH_BASE_URL={base_url}\n")
+            sys.stdout.write(export_lines(base_url))
             sys.stdout.write(f"# MediaCrush emulator serving on {base_url}; Ctrl-C stops it\n")
             sys.stdout.flush()
             async for signum in signals:

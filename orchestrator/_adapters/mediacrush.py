@@ -357,7 +357,14 @@ class MediaCrushAdapter:
         """MediaCrush has no account listing: always empty (see the module docstring)."""
         return []
 
-    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: ProgressCallback | None,
+        reissue_of: str | None = None,  # noqa: ARG002 - MediaCrush links do not expire
+    ) -> Path:
         """Every derived file into `dest`'s directory, then the manifest at exactly `dest`."""
         file_hash = url.rstrip("/").rsplit("/", 1)[-1]
         async with self._lock(file_hash):  # two inputs with the same bytes share their files
@@ -408,7 +415,11 @@ class MediaCrushAdapter:
                 progress(base + done, None)
 
         try:
-            path = await self._client.download(entry, directory / name, progress=report)
+            # The item's own output directory: the engine owns what is in it (two inputs with the same
+            # bytes share one upload and fetch the same derived files), so replacing is intended.
+            path = await self._client.download(
+                entry, directory / name, progress=report, overwrite=True
+            )
         except NotFoundError as exc:
             if original:
                 raise ItemError("MissingOriginal", f"{name}: {exc}") from exc

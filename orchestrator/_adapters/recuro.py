@@ -3,10 +3,17 @@
 stage -> UploadMedia -> MediaCompleted -> StartJob -> JobCompleted -> download -> DeleteMedia.
 
 Error mapping (what the engine does with each answer):
-- UploadMedia / StartJob: an API error with an error_code fails the item with that code; a transport error
-  with `request_sent=True`, a 5xx, or an UploadMedia 200 without a file_id is an *unknown outcome*
-  (reconciled, never repeated); a rate-limit refusal or a request that certainly never left is transient
-  (retried). StartJob's `JobAlreadyStarted` proves a job exists, so it is reconciled like an unknown outcome.
+- UploadMedia: an API error with an error_code fails the item with that code; a transport error with
+  `request_sent=True`, a 5xx, or a 200 without a file_id is an *unknown outcome* (reconciled, never
+  repeated); a rate-limit refusal or a request that certainly never left is transient (retried).
+- StartJob: the document names no refusal code, so a refusal decides nothing by its name: it is a
+  `StartRefusedError`, and the engine reads GetProgress to judge it (not ready, a job already there, a
+  failure, or a real refusal). `MediaNotReady` (our emulator's code) is only a fast path to "not ready".
+  Authorization refusals (401/403) fail the item; rate limits and 5xx are handled as for UploadMedia.
+
+Codes the document does not name, and what decides instead: `MediaNotReady`, `JobAlreadyStarted` (StartJob:
+the media's state); `MediaNotFound` (GetProgress: GONE is confirmed by ListMedia before it fails an item;
+DeleteMedia: success, as deleting is idempotent); `RateLimit*` (SPEC 2.2's assumption, with 429).
 - GetProgress: an error_code (MediaUploadFailed, MediaFormatUnsupported, JobFailed...) is the item's failure
   (phase FAILED), `MediaNotFound` is phase GONE; rate limits, 5xx and transport errors are transient.
 - DeleteMedia of an id the service no longer knows is success.
@@ -22,14 +29,19 @@ from typing import Final
 from orchestrator._service import (
     ItemError,
     JobSpec,
+    LinkExpiredError,
+    LocalFailureError,
     NotReadyError,
     OutcomeUnknownError,
     Phase,
     ProgressCallback,
     RemoteMedia,
     RemoteStatus,
+    StartRefusedError,
 )
 from recuro_async import (
+    DiskFullError,
+    DownloadLinkExpiredError,
     Filter,
     MediaNotFoundError,
     OutputFormat,
@@ -61,6 +73,9 @@ OUTPUT_EXTENSIONS: Final = {
     "Mp4H264": ".mp4",
     "Mp4Hevc": ".mp4",
 }
+# The one refusal code read directly, as a fast path (our emulator's; the engine also learns a service's own
+# "not ready" code from the state it reads after a refusal). Every other StartJob refusal is judged by state.
+_NOT_READY_FAST_PATH: Final = frozenset({"medianotready"})
 _MEDIA_STEPS: Final = State.MEDIA_COMPLETED.rank  # MediaUploading .. MediaAnalyze
 _JOB_FIRST: Final = State.JOB_QUEUED_COLORIZATION.rank  # after the queue
 _JOB_STEPS: Final = State.JOB_COMPLETED.rank - _JOB_FIRST
@@ -186,14 +201,15 @@ class RecuroAdapter:
                 output_scaling=self._scaling,
                 notify_url=notify_url,
             )
-        except RecuroAPIError as exc:
-            if exc.error_code.casefold() == "jobalreadystarted":
-                raise OutcomeUnknownError(
-                    "the service says a job already runs", answered=True
-                ) from exc
-            if exc.error_code.casefold() == "medianotready":
-                raise NotReadyError(exc.error_message) from exc
+        except (RateLimitedError, ServerError) as exc:
             raise _non_idempotent(exc, "StartJob") from exc
+        except RecuroAPIError as exc:
+            if exc.error_code.casefold() in _NOT_READY_FAST_PATH:
+                raise NotReadyError(exc.error_message) from exc
+            if exc.status_code in (401, 403):
+                raise _non_idempotent(exc, "StartJob") from exc
+            # the document names no StartJob refusal: the engine reads the media's state to judge it
+            raise StartRefusedError(exc.error_code, exc.error_message) from exc
         except Exception as exc:
             raise _non_idempotent(exc, "StartJob") from exc
 
@@ -216,16 +232,46 @@ class RecuroAdapter:
         media = await self._client.list_media()
         return [RemoteMedia(m.file_id, m.restored_file_url) for m in media]
 
-    async def download(self, url: str, dest: Path, *, progress: ProgressCallback | None) -> Path:
-        """The restored file to exactly `dest`, resuming a `.part` left by an earlier run."""
-        return await self._client.download(url, dest, resume=True, progress=progress)
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: ProgressCallback | None,
+        reissue_of: str | None = None,
+    ) -> Path:
+        """The restored file to exactly `dest`, resuming a `.part` left by an earlier run.
+
+        `dest` is the output path the engine reserved for this item (journaled), so a file already
+        there is this item's own (a crash after the rename, before the journal said so): replaced.
+        """
+        try:
+            return await self._client.download(
+                url, dest, resume=True, progress=progress, overwrite=True, reissue_of=reissue_of
+            )
+        except DownloadLinkExpiredError as exc:
+            raise LinkExpiredError(f"the download link answered {exc.status_code}") from exc
+        except DiskFullError as exc:
+            raise LocalFailureError(
+                f"the disk is full writing {exc.path}; free some space and rerun the same command"
+            ) from exc
 
     async def delete(self, remote_id: str) -> None:
-        """DeleteMedia; an id the service no longer knows is already deleted."""
+        """DeleteMedia; an id the service no longer lists is already deleted (deleting is idempotent).
+
+        The document names no "not found" code, so a refusal is judged by ListMedia, not by its code.
+        """
         try:
             await self._client.delete_media(remote_id)
         except MediaNotFoundError:
             log.debug("media already gone at delete")
+        except (RateLimitedError, ServerError):
+            raise
+        except RecuroAPIError:
+            media = await self._client.list_media()
+            if any(m.file_id == remote_id for m in media):
+                raise  # still there: a real refusal (transient for the engine)
+            log.debug("delete refused, and the media is not listed: already gone")
 
     # ------------------------------------------------------------------ callbacks
 

@@ -32,23 +32,35 @@ EXIT_INTERRUPTED: Final = 130
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """--base-url, --api-key and --api-secret-file (the secret is never taken on the command line)."""
+    """--base-url, --api-key and --api-secret-file (the secret is never taken on the command line).
+
+    Precedence, the same as `RecuroClient()`'s: the option, else the environment variable (an empty value
+    counts as unset), else the production URL.
+    """
     parser.add_argument(
         "--base-url",
-        default=os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL),
-        help=f"API base URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})",
+        default=os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+        metavar="URL",
+        help=f"API base URL (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})",
     )
-    parser.add_argument("--api-key", default=None, help=f"API key (default: ${API_KEY_ENV})")
+    parser.add_argument(
+        "--api-key", default=None, metavar="KEY", help=f"API key (default: ${API_KEY_ENV})"
+    )
     parser.add_argument(
         "--api-secret-file",
         type=Path,
         default=None,
-        help=f"file holding the API secret (default: ${API_SECRET_ENV})",
+        metavar="FILE",
+        help=f"read the API secret from FILE; without it the secret is the value of ${API_SECRET_ENV} "
+        "(never given on the command line, never printed)",
     )
 
 
 def credentials_from_args(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """The key and secret named on the command line; None means "from the environment"."""
+    """The key and secret named on the command line; None means "from the environment".
+
+    Raises `ConfigurationError` naming both the options and the variables when either is missing.
+    """
     secret: str | None = None
     if args.api_secret_file is not None:
         try:
@@ -57,6 +69,20 @@ def credentials_from_args(args: argparse.Namespace) -> tuple[str | None, str | N
             raise ConfigurationError(
                 f"--api-secret-file: cannot read {str(args.api_secret_file)!r}: {exc.strerror}"
             ) from exc
+        if not secret:
+            raise ConfigurationError(
+                f"--api-secret-file {str(args.api_secret_file)!r}: the file is empty"
+            )
+    missing = []
+    if not (args.api_key or os.environ.get(API_KEY_ENV)):
+        missing.append(("the API key", f"--api-key KEY or set {API_KEY_ENV}"))
+    if not (secret or os.environ.get(API_SECRET_ENV)):
+        missing.append(("the API secret", f"--api-secret-file FILE or set {API_SECRET_ENV}"))
+    if missing:
+        raise ConfigurationError(
+            "missing Recuro credentials: "
+            + "; ".join(f"{what}: pass {how}" for what, how in missing)
+        )
     return args.api_key, secret
 
 

@@ -7,9 +7,10 @@ resumes. A failed processing fails its item only; the others go on. Everything t
 before any request: bad input exits 2 naming the file.
 
 Output: rich progress bars and a summary table on a terminal; otherwise tab-separated lines on stdout, the
-input first and its state second (`uploading`, `pending`, `processing`, `ready`, `downloading`, then
-`done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes: 0 all done, 1 some failed, 2 usage or
-configuration error, 130 interrupted.
+input first and its state second (`uploading` when its bytes go out, `uploaded\tHASH`, or
+`already uploaded\tHASH` when the content-hash check found it on the server; `pending`, `processing`,
+`ready`; `downloading` with --out; then `done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes:
+0 all done, 1 some failed, 2 usage or configuration error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from mediacrush_async import (
     ServerError,
     Status,
 )
-from mediacrush_async._constants import DEFAULT_BASE_URL
+from mediacrush_async._constants import BASE_URL_ENV, DEFAULT_BASE_URL
 from orchestrator._adapters.mediacrush import (
     Manifest,
     MediaCrushAdapter,
@@ -61,12 +62,13 @@ from orchestrator._events import (
     ItemQueued,
     StageChanged,
 )
+from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError, JournalMismatchError
 from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._stages import Item, Stage
-from orchestrator.cli._shared import positive_float, positive_int, print_rows
+from orchestrator.cli._shared import ExamplesFormatter, positive_float, positive_int, print_rows
 
 __all__ = [
     "BASE_URL_ENV",
@@ -84,7 +86,6 @@ __all__ = [
     "run_upload",
 ]
 
-BASE_URL_ENV: Final = "MEDIACRUSH_BASE_URL"
 JOURNAL_NAME: Final = ".mediacrush-journal.sqlite"
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -243,6 +244,9 @@ def _info(args: argparse.Namespace) -> int:
         async with MediaCrushClient(args.base_url) as client:
             try:
                 blob = await client.info(args.hash)
+            except NotFoundError:
+                fail(f"{args.hash}: no such file or album")
+                return EXIT_FAILED
             except ServerError:
                 # a file whose processing failed has no object any more: its status says why
                 status = await client.status(args.hash)
@@ -343,9 +347,10 @@ def _problem_with(text: str) -> str | None:
             return f"{text}: not a regular file"
         with path.open("rb") as handle:
             handle.read(1)
+        size = path.stat().st_size
     except OSError as exc:
         return f"{text}: cannot read it: {exc.strerror or exc}"
-    return None
+    return empty_input_problem(text, size)
 
 
 def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = None) -> list[str]:
@@ -388,10 +393,17 @@ def _targets(manifest: Manifest | None) -> list[str]:
 
 
 class _PlainView:
-    """Tab-separated lines on stdout: the input, its state, and details."""
+    """Tab-separated lines on stdout: the input, its state, and details.
 
-    def __init__(self) -> None:
+    `uploading` is said only when bytes go out (a file the content-hash check found on the server is
+    `already uploaded`), and `downloading` only when there is somewhere to download to.
+    """
+
+    def __init__(self, *, downloads: bool) -> None:
+        self._downloads = downloads
         self._last: dict[str, str] = {}
+        self._items: dict[str, Item] = {}
+        self._sent: set[str] = set()
 
     def __enter__(self) -> object:
         return self
@@ -410,12 +422,15 @@ class _PlainView:
     def handle(self, event: Event, item: Item | None, manifest: Manifest | None) -> None:
         if item is None:
             return
+        self._items[item.key] = item
         if isinstance(event, StageChanged):
-            if event.new is Stage.UPLOADING:
-                self._state(item, "uploading")
-            elif event.new is Stage.UPLOADED:
-                self._state(item, "uploaded", item.remote_id or "")
-            elif event.new is Stage.DOWNLOADING:
+            if event.new is Stage.UPLOADED:
+                if item.key in self._sent:
+                    self._state(item, "uploading")  # in case its bytes went out before it was known
+                    self._state(item, "uploaded", item.remote_id or "")
+                else:
+                    self._state(item, "already uploaded", item.remote_id or "")
+            elif event.new is Stage.DOWNLOADING and self._downloads:
                 self._state(item, "downloading")
         elif isinstance(event, ItemProgress):
             self._state(item, event.state)
@@ -425,14 +440,19 @@ class _PlainView:
             state = "parked" if event.parked else "failed"
             self._state(item, state, event.error_code, event.error_message)
 
-    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
-        """Plain lines show no byte counts."""
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:  # noqa: ARG002
+        """The first bytes of an upload say `uploading`; plain lines show no byte counts."""
+        self._sent.add(key)
+        item = self._items.get(key)
+        if item is not None:
+            self._state(item, "uploading")
 
 
 class _RichView:
     """Progress bars on a terminal: one per file and one overall, then a summary table."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, downloads: bool = True) -> None:
+        self._downloads = downloads
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -487,14 +507,15 @@ class _RichView:
         task = self._task(item)
         if isinstance(event, StageChanged):
             labels = {
-                Stage.UPLOADING: "uploading",
+                Stage.UPLOADING: "checking",  # the content-hash check; bytes going out say "uploading"
                 Stage.UPLOADED: "processing",
-                Stage.DOWNLOADING: "downloading",
             }
+            if self._downloads:
+                labels[Stage.DOWNLOADING] = "downloading"
             if event.new in labels:
                 self._progress.update(task, state=labels[event.new], total=None, completed=0)
         elif isinstance(event, ItemProgress):
-            self._progress.update(task, state=f"processing: {event.state}")
+            self._progress.update(task, state=event.state)  # pending, processing, ready
         elif isinstance(event, DownloadProgress):
             self._progress.update(task, state=f"downloading {decimal(event.done)}")
         elif isinstance(event, ItemDone):
@@ -571,7 +592,8 @@ async def run_upload(
     base URL) before any request.
     """
     show_bars = sys.stdout.isatty() if tty is None else tty
-    view: _View = _RichView() if show_bars else _PlainView()
+    downloads = options.out is not None
+    view: _View = _RichView(downloads=downloads) if show_bars else _PlainView(downloads=downloads)
     with tempfile.TemporaryDirectory(prefix="mediacrush-") as scratch:
         out_dir = options.out if options.out is not None else Path(scratch)
         async with MediaCrushClient(options.base_url) as client:
@@ -707,6 +729,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Upload each FILE (skipped when the server already has its bytes), wait until "
         "it is processed and, with --out, download its derived files (files and extras) there. "
         "Rerun the same command with the same --out to resume.",
+        epilog="examples:\n"
+        "  mediacrush upload cat.gif song.mp3                # upload, wait, print the URLs\n"
+        "  mediacrush upload clips/*.mp4 --out derived/      # and download every derived file",
+        formatter_class=ExamplesFormatter,
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="local media files")
     parser.add_argument(
@@ -742,18 +768,39 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_connection_arguments(parser)
     parser.set_defaults(handler=_upload)
 
-    parser = sub.add_parser("info", help="show a file or album object")
-    parser.add_argument("hash", metavar="HASH")
+    parser = sub.add_parser(
+        "info",
+        help="show a file or album object",
+        description="Show what the server knows of a file or album: type, derived files, flags, "
+        "metadata (or, for an album, its files). An unknown hash exits 1.",
+        epilog="examples:\n  mediacrush info tVWMM_ziA3nm\n  mediacrush info tVWMM_ziA3nm --json",
+        formatter_class=ExamplesFormatter,
+    )
+    parser.add_argument("hash", metavar="HASH", help="the file's or album's 12-character hash")
     parser.add_argument("--json", action="store_true", help="print the object as JSON")
     add_connection_arguments(parser)
     parser.set_defaults(handler=_info)
 
-    parser = sub.add_parser("status", help="show the processing status of files")
-    parser.add_argument("hashes", nargs="+", metavar="HASH")
+    parser = sub.add_parser(
+        "status",
+        help="show the processing status of files",
+        description="Show the processing status of each file (pending, processing, ready, done, or a "
+        "failure such as unrecognised), one line per hash. Exits 1 if a hash is unknown.",
+        epilog="example:\n  mediacrush status tVWMM_ziA3nm LxqXxVPAvqqB",
+        formatter_class=ExamplesFormatter,
+    )
+    parser.add_argument("hashes", nargs="+", metavar="HASH", help="12-character file hashes")
     add_connection_arguments(parser)
     parser.set_defaults(handler=_status)
 
-    parser = sub.add_parser("rm", help="delete a file or album (only its uploader's address may)")
-    parser.add_argument("hash", metavar="HASH")
+    parser = sub.add_parser(
+        "rm",
+        help="delete a file or album (only its uploader's address may)",
+        description="Delete a file or album from the server. Only the address that uploaded it may; "
+        "deleting a file removes it for everyone who uploaded the same bytes.",
+        epilog="example:\n  mediacrush rm tVWMM_ziA3nm",
+        formatter_class=ExamplesFormatter,
+    )
+    parser.add_argument("hash", metavar="HASH", help="the file's or album's 12-character hash")
     add_connection_arguments(parser)
     parser.set_defaults(handler=_rm)

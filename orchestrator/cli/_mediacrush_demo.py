@@ -33,6 +33,7 @@ from ._mediacrush_cmds import (
     fail,
     run_upload,
 )
+from ._shared import ExamplesFormatter
 
 __all__ = ["NON_MEDIA", "SAMPLES", "add_demo_command", "make_samples", "run_demo", "verify"]
 
@@ -119,7 +120,13 @@ def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser = sub.add_parser(
         "demo",
         help="upload sample media to the embedded emulator and verify every derived file",
-        description="Run the MediaCrush job end to end on the embedded emulator (no network).",
+        description="Run the MediaCrush job end to end on the embedded emulator (no network): "
+        "upload sample media through exactly the `mediacrush upload --out DIR --delete` path, check "
+        "every derived file byte for byte, and print a summary. A text file among the samples is "
+        "expected to fail as unrecognised.",
+        epilog="examples:\n  mediacrush demo\n  mediacrush demo --out demo/    "
+        "# keep the samples, derived files and report.json in demo/",
+        formatter_class=ExamplesFormatter,
     )
     parser.add_argument(
         "--time-scale",

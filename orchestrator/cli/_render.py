@@ -140,7 +140,7 @@ class PlainRenderer:
                 f"done {display_name(event.key)} -> {event.output_path} ({event.size} bytes){note}"
             )
         elif isinstance(event, ItemFailed):
-            what = "PARKED" if event.parked else "FAILED"
+            what = "PARKED" if event.parked else "STOPPED" if event.resumable else "FAILED"
             self._line(
                 f"{what} {display_name(event.key)}: {event.error_code}: {event.error_message}",
                 now=True,
@@ -233,7 +233,7 @@ class RichRenderer:
             p.advance(self._overall)
             if isinstance(event, ItemFailed):
                 p.console.print(
-                    f"[red]{'parked' if event.parked else 'failed'}[/red] {display_name(event.key)}: "
+                    f"[red]{_failure_word(event)}[/red] {display_name(event.key)}: "
                     f"{event.error_code}: {event.error_message}",
                     markup=True,
                     highlight=False,
@@ -300,3 +300,7 @@ def print_summary(
     for row in rows:
         print("\t".join(row), file=out)
     print(f"summary: {totals}", file=out, flush=True)
+
+
+def _failure_word(event: ItemFailed) -> str:
+    return "parked" if event.parked else "stopped" if event.resumable else "failed"

@@ -33,6 +33,7 @@ from orchestrator._adapters.recuro import SUPPORTED_CONTAINERS, RecuroAdapter
 from orchestrator._budget import JournaledWindow
 from orchestrator._effects import CrashPoint
 from orchestrator._events import BatchDone
+from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError
 from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
@@ -44,11 +45,13 @@ from recuro_async._constants import DEFAULT_TIMEOUT
 from recuro_async.webhooks import Notification, WebhookReceiver
 
 from ._render import make_renderer, print_summary
-from ._shared import positive_float, positive_int
+from ._shared import ExamplesFormatter, positive_float, positive_int
 from ._signals import stderr_line, watch_interrupts
 
 __all__ = [
     "DEFAULT_JOURNAL_NAME",
+    "RESTORE_DESCRIPTION",
+    "RESTORE_EPILOG",
     "RestoreSetupError",
     "add_restore_arguments",
     "main_restore",
@@ -66,6 +69,24 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 _LOCAL_NOTIFY: Final = "local"
+
+RESTORE_DESCRIPTION: Final = (
+    "Restore every INPUT (a local media file or an http(s) URL) with one job each: upload, wait for "
+    "analysis, start the job, wait, download the restored file into DIR (resumable, verified) and delete "
+    "the remote media. All calls share one limiter (200 requests per sliding minute). Everything typed is "
+    "checked before any request. A journal in DIR records every step: rerun the same command after a "
+    "crash or Ctrl-C and it resumes; items that failed are tried again only with --retry-failed. Local "
+    "files are served to the service by a built-in file server (see --stage-url)."
+)
+RESTORE_EPILOG: Final = """\
+examples:
+  recuro restore reels/*.mov --format Mp4H264 --filter Noise --filter ColorBalance --scale 1080 --out restored/
+  recuro restore --from-file urls.txt --format MovProRes422Hq --out restored/ --report report.json
+  recuro restore reels/*.mov --format Mp4H264 --out restored/ \\
+      --stage-url https://files.example.com/ --stage-bind 127.0.0.1:8600   # service not on loopback
+
+Exit codes: 0 all done, 1 some items failed, 2 usage or configuration error, 130 interrupted
+(rerun the same command to resume)."""
 
 
 class RestoreSetupError(Exception):
@@ -222,9 +243,10 @@ def _check_input(text: str) -> str | None:
     try:
         with path.open("rb") as handle:
             handle.read(1)
+        size = path.stat().st_size
     except OSError as exc:
         return f"{text}: cannot read the file ({exc.strerror})"
-    return None
+    return empty_input_problem(text, size)
 
 
 def _check_out_dir(out: Path) -> str | None:
@@ -431,7 +453,7 @@ async def run_restore(
     print_summary(report, tty=tty)
     if fatal is not None:
         stderr_line(f"error: the batch stopped: {fatal}; rerun the same command to resume")
-        return EXIT_FAILED
+        return EXIT_USAGE  # something to fix on our side (disk, journal), then rerun
     if interrupted:
         stderr_line("interrupted; rerun the same command to resume")
         return EXIT_INTERRUPTED
@@ -475,7 +497,12 @@ def main_restore(args: argparse.Namespace) -> int:
 
 def _standalone(argv: Sequence[str] | None = None) -> int:
     """`python -m orchestrator.cli._restore ...`: the restore command without the dispatcher."""
-    parser = argparse.ArgumentParser(prog="recuro restore", description="Restore a batch of media.")
+    parser = argparse.ArgumentParser(
+        prog="recuro restore",
+        description=RESTORE_DESCRIPTION,
+        epilog=RESTORE_EPILOG,
+        formatter_class=ExamplesFormatter,
+    )
     add_restore_arguments(parser)
     return main_restore(parser.parse_args(argv))
 

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Final
 
-__all__ = ["EXIT_USAGE", "dispatch", "positive_float", "positive_int", "print_rows"]
+__all__ = [
+    "EXIT_USAGE",
+    "ExamplesFormatter",
+    "dispatch",
+    "positive_float",
+    "positive_int",
+    "print_rows",
+]
 
 EXIT_USAGE: Final = 2
+
+
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Wraps descriptions to the terminal, and keeps an epilog of examples exactly as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.lstrip().lower().startswith("example"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def dispatch(
@@ -26,7 +43,16 @@ def dispatch(
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `recuro ls | head -1`: the reader chose to stop reading; that is not our failure. Point stdout
+        # at /dev/null so that the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     return code
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ._mediacrush_cmds import add_commands
 from ._mediacrush_demo import add_demo_command
-from ._shared import dispatch
+from ._shared import ExamplesFormatter, dispatch
 
 __all__ = ["build_parser", "main"]
 
@@ -24,7 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediacrush",
         description="Use a MediaCrush server, or run its emulator. Every command reads "
-        "MEDIACRUSH_BASE_URL (default https://mediacru.sh).",
+        "MEDIACRUSH_BASE_URL (default https://mediacru.sh), as MediaCrushClient() does.",
+        epilog="examples:\n"
+        "  mediacrush demo                           # the whole job on the embedded emulator\n"
+        "  mediacrush upload cat.gif --out derived/  # upload, wait, download the derived files\n"
+        "\nExit codes: 0 all done, 1 some failed, 2 usage or configuration error, 130 interrupted.",
+        formatter_class=ExamplesFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_commands(sub)

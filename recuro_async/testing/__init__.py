@@ -73,7 +73,12 @@ import contextlib
 
 from recuro_async.testing._catalog import ACTIONS, CONTAINERS, FILTERS, OUTPUT_FORMATS, STATES
 from recuro_async.testing._cli import main as emulator_main
-from recuro_async.testing._config import DEMO_API_KEY, DEMO_API_SECRET, EmulatorConfig
+from recuro_async.testing._config import (
+    ALTERNATE_ERROR_CODES,
+    DEMO_API_KEY,
+    DEMO_API_SECRET,
+    EmulatorConfig,
+)
 from recuro_async.testing._emulator import (
     CallbackAttempt,
     RecuroEmulator,
@@ -93,6 +98,7 @@ from recuro_async.testing._media import (
 
 __all__ = [
     "ACTIONS",
+    "ALTERNATE_ERROR_CODES",
     "CONTAINERS",
     "DEMO_API_KEY",
     "DEMO_API_SECRET",

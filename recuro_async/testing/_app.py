@@ -14,6 +14,7 @@ limit, maybe inject a 500, maybe delay, then parse and dispatch; a response may 
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import hmac
 import json
@@ -193,9 +194,8 @@ class EmulatorApp:
             )
         except ApiError as exc:
             status = exc.status
-            payload = _encode(
-                {"error_code": exc.code, "error_message": exc.message}, quirks=cfg.quirks
-            )
+            code = cfg.error_codes.get(exc.code, exc.code)  # another reading of a silent document
+            payload = _encode({"error_code": code, "error_message": exc.message}, quirks=cfg.quirks)
             headers = _JSON + exc.headers
             admitted = admitted and exc.status != 500
         except Exception:
@@ -261,7 +261,7 @@ class EmulatorApp:
         origin = request.origin(emu.config.public_url)
         if action == "ListMedia":
             listing = [
-                {"file_id": m.file_id, "restored_file_url": _restored_or_empty(m, now, origin)}
+                {"file_id": m.file_id, "restored_file_url": _restored_or_empty(emu, m, now, origin)}
                 for m in emu.owned_media(owner)
             ]
             return action, None, listing
@@ -297,7 +297,7 @@ class EmulatorApp:
             snap = emu.lookup(owner, file_id).snapshot(now)
             progress: dict[str, Any] = {"state": snap.state, "progress": snap.progress}
             if snap.guid is not None:
-                progress["restored_file_url"] = _restored_url(origin, snap.guid)
+                progress["restored_file_url"] = emu.restored_url(origin, snap.guid)
             return action, file_id, progress
         # DeleteMedia
         try:
@@ -336,6 +336,7 @@ class EmulatorApp:
         guids = [v for k, vs in query.items() if k.lower() == "guid" for v in vs]
         if not guids or not guids[0]:
             raise ApiError("GuidMissing", "You need to specify a 'guid' in the download URL.")
+        emu.check_restored_signature(guids[0], _first(query, "expires"), _first(query, "sig"))
         media = emu.media_by_guid(guids[0])
         if media is not None and media.owner == owner:
             job = media.job
@@ -413,6 +414,7 @@ class EmulatorApp:
                 length=length if cut is None else cut,
                 bandwidth=emu.config.bandwidth,
                 complete=cut is None,
+                on_sent=functools.partial(emu.count_restored_bytes, media.file_id),
             )
             tg.cancel_scope.cancel()
         if cut is not None:
@@ -561,13 +563,14 @@ def _camel(key: str) -> str:
 _JSON: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
 
 
-def _restored_url(origin: str, guid: str) -> str:
-    return f"{origin.rstrip('/')}/download.php?guid={guid}"
+def _first(query: Mapping[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
 
 
-def _restored_or_empty(media: Media, now: float, origin: str) -> str:
+def _restored_or_empty(emu: RecuroEmulator, media: Media, now: float, origin: str) -> str:
     guid = media.restored_guid(now)
-    return "" if guid is None else _restored_url(origin, guid)
+    return "" if guid is None else emu.restored_url(origin, guid)
 
 
 def _encode(value: Any, *, quirks: bool) -> bytes:
@@ -638,9 +641,19 @@ def _drop(on_socket: bool) -> None:
 
 
 async def _stream(
-    send: Send, blob: Blob, *, start: int, length: int, bandwidth: float | None, complete: bool
+    send: Send,
+    blob: Blob,
+    *,
+    start: int,
+    length: int,
+    bandwidth: float | None,
+    complete: bool,
+    on_sent: Callable[[int], object] | None = None,
 ) -> None:
-    """Send `length` bytes of `blob` from `start`, paced to `bandwidth` bytes/s; end the body if `complete`."""
+    """Send `length` bytes of `blob` from `start`, paced to `bandwidth` bytes/s; end the body if `complete`.
+
+    `on_sent(n)` is called after each chunk of `n` bytes is handed to the server.
+    """
     chunk = _SEND_CHUNK if bandwidth is None else max(1, min(_SEND_CHUNK, int(bandwidth / 20)))
     began = anyio.current_time()
     sent = 0
@@ -662,6 +675,8 @@ async def _stream(
             sent += len(data)
             last = complete and sent >= length
             await send({"type": "http.response.body", "body": data, "more_body": not last})
+            if on_sent is not None:
+                on_sent(len(data))
         if complete and length == 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:

@@ -1,7 +1,9 @@
 """`recuro emulator`: serve the emulator on loopback and print how to reach it.
 
-The first three lines on stdout are shell-sourceable (``RECURO_BASE_URL=...``, ``RECURO_API_KEY=...``,
-``RECURO_API_SECRET=...``); then it serves until interrupted (Ctrl-C or SIGTERM), exiting 0.
+The first three lines on stdout are shell-sourceable and `eval`-able: ``export RECURO_BASE_URL=...``,
+``export RECURO_API_KEY=...``, ``export RECURO_API_SECRET=...`` (values quoted with `shlex.quote`); then it
+serves until interrupted (Ctrl-C or SIGTERM), exiting 0. `RecuroClient()` and every `recuro` command read
+the same three variables.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ from collections.abc import Sequence
 
 import anyio
 
-from recuro_async.testing._config import EmulatorConfig
+from recuro_async.testing._config import ALTERNATE_ERROR_CODES, EmulatorConfig
 from recuro_async.testing._emulator import run_emulator
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recuro emulator",
-        description="Run the Recuro Media API emulator on loopback (demo credentials, no network).",
+        description="Run the Recuro Media API emulator on loopback (demo credentials, no network). "
+        "It first prints three lines, `export RECURO_BASE_URL=...`, `export RECURO_API_KEY=...` and "
+        "`export RECURO_API_SECRET=...`, for a shell to source or eval, then serves until Ctrl-C.",
+        epilog="example: recuro emulator --port 8080 --time-scale 0.01 > recuro.env &  "
+        "then: . ./recuro.env && recuro filters",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -50,7 +56,32 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bandwidth", type=float, default=None, help="download cap in bytes/s per connection"
     )
+    parser.add_argument(
+        "--restored-url-ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="sign restored-file URLs so that they answer 403 this long after they were handed out "
+        "(scaled by --time-scale; default: they never expire). Example: --restored-url-ttl 900",
+    )
+    parser.add_argument(
+        "--error-codes",
+        choices=("ours", "alternate"),
+        default="ours",
+        help="the error codes the API document does not name: this emulator's own (default), or "
+        "another plausible set, to check that a client decides nothing by them",
+    )
     return parser
+
+
+def export_lines(base_url: str, api_key: str, api_secret: str) -> str:
+    """The three `export NAME=value` lines (values shell-quoted) that point a shell at the emulator."""
+    values = (
+        ("RECURO_BASE_URL", base_url),
+        ("RECURO_API_KEY", api_key),
+        ("RECURO_API_SECRET", api_secret),
+    )
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             refusal=args.refusal,
             max_concurrent_jobs=args.max_concurrent_jobs,
             bandwidth=args.bandwidth,
+            restored_url_ttl=args.restored_url_ttl,
+            error_codes=ALTERNATE_ERROR_CODES if args.error_codes == "alternate" else {},
         )
         if args.fault_rate:
             config = config.with_faults(args.fault_rate)
@@ -82,12 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
     async with run_emulator(config, host=host, port=port) as running:
-        lines = (
-            f"RECURO_BASE_URL={shlex.quote(running.base_url)}\n"
-            f"RECURO_API_KEY={shlex.quote(running.api_key)}\n"
-            f"RECURO_API_SECRET={shlex.quote(running.api_secret)}\n"
-        )
-        sys.stdout.write(lines)
+        sys.stdout.write(export_lines(running.base_url, running.api_key, running.api_secret))
         sys.stdout.flush()
         sys.stderr.write("recuro emulator: serving; press Ctrl-C to stop\n")
         sys.stderr.flush()

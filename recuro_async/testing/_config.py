@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -67,8 +67,24 @@ def _public_url(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> N
         raise ValueError(f"{attribute.name} must be an http(s) origin, got {value!r}")
 
 
+def _codes(value: Mapping[str, str]) -> dict[str, str]:
+    return {str(old): str(new) for old, new in value.items()}
+
+
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
+
+
+# Other plausible answers where the API document is silent: every code this emulator sends that the
+# document does not name, renamed (see `EmulatorConfig.error_codes`).
+ALTERNATE_ERROR_CODES: Final = {
+    "MediaNotReady": "MediaNotCompleted",
+    "JobAlreadyStarted": "JobExists",
+    "MediaNotFound": "FileIdUnknown",
+    "MediaUploadFailed": "OriginalUnreachable",
+    "MediaFormatUnsupported": "UnsupportedContainer",
+    "JobFailed": "RestorationFailed",
+}
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -104,6 +120,15 @@ class EmulatorConfig:
         callback_timeout, fetch_timeout: real-time limits for a callback POST and an original's fetch.
         strict_delete: DeleteMedia of an unknown or deleted id answers MediaNotFound (else 200).
         public_url: origin used in restored_file_url (default: the origin the request was sent to).
+        restored_url_ttl: None (default): restored-file URLs never expire. A duration: every
+            restored_file_url handed out (GetProgress, ListMedia, the job callback) is signed
+            (`&expires=...&sig=...`) and answers 403 `LinkExpired` once this long has passed since it
+            was handed out (scaled by `time_scale`, like processing durations); each GetProgress or
+            ListMedia hands out a fresh one. A download already streaming is not cut.
+        error_codes: renames error codes on the wire (`{"MediaNotReady": "MediaNotCompleted"}`). The API
+            document names almost none of the codes this emulator sends (premature or second StartJob,
+            unknown file_id, failed media...); a real service may use others, so clients and the
+            orchestrator are tested against more than one set. `ALTERNATE_ERROR_CODES` is one.
     """
 
     credentials: Mapping[str, str] = attrs.field(
@@ -142,6 +167,8 @@ class EmulatorConfig:
     fetch_timeout: float = attrs.field(default=60.0, converter=float, validator=_positive)
     strict_delete: bool = True
     public_url: str | None = attrs.field(default=None, validator=_public_url)
+    restored_url_ttl: float | None = attrs.field(default=None, validator=_optional_positive)
+    error_codes: Mapping[str, str] = attrs.field(factory=dict, converter=_codes)
 
     @property
     def rate_window(self) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -111,6 +113,8 @@ class RecuroEmulator:
         ids = random.Random(f"recuro-emulator:{cfg.seed}:ids")
         self._next_id = 100000 + ids.randrange(800000)
         self._guid_rng = ids
+        self._url_key = hashlib.sha256(f"recuro-emulator:{cfg.seed}:urls".encode()).digest()
+        self._restored_sent: dict[str, int] = {}
         self._app = EmulatorApp(self)
         self._state = "new"
         self._stack: contextlib.AsyncExitStack | None = None
@@ -326,6 +330,52 @@ class RecuroEmulator:
     def owned_media(self, owner: str) -> list[Media]:
         """The caller's media, oldest first."""
         return list(self._by_owner.get(owner, {}).values())
+
+    def count_restored_bytes(self, file_id: str, size: int) -> None:
+        """Add `size` body bytes of a restored-file download of `file_id` (see `restored_bytes_sent`)."""
+        self._restored_sent[file_id] = self._restored_sent.get(file_id, 0) + size
+
+    def restored_bytes_sent(self, file_id: str) -> int:
+        """Body bytes of `file_id`'s restored files handed to the HTTP server so far, all downloads.
+
+        An upper bound of what reached the client (a client that goes away loses what was buffered):
+        what a test needs to show that a resumed download did not fetch the file again.
+        """
+        return self._restored_sent.get(file_id, 0)
+
+    def restored_url(self, origin: str, guid: str) -> str:
+        """The download URL of a restored file, signed with an expiry when `restored_url_ttl` is set."""
+        url = restored_url(origin, guid)
+        ttl = self.config.restored_url_ttl
+        if ttl is None:
+            return url
+        expires = f"{anyio.current_time() + self.config.scaled(ttl):.3f}"
+        return f"{url}&expires={expires}&sig={self._sign(guid, expires)}"
+
+    def check_restored_signature(self, guid: str, expires: str | None, sig: str | None) -> None:
+        """Raise a 403 `ApiError` unless a signed link is genuine and unexpired (no-op without a TTL)."""
+        if self.config.restored_url_ttl is None:
+            return
+        if (
+            expires is None
+            or sig is None
+            or not hmac.compare_digest(sig.encode(), self._sign(guid, expires).encode())
+        ):
+            raise ApiError("LinkInvalid", "The download link is not valid.", status=403)
+        try:
+            deadline = float(expires)
+        except ValueError:
+            raise ApiError("LinkInvalid", "The download link is not valid.", status=403) from None
+        if anyio.current_time() > deadline:
+            raise ApiError(
+                "LinkExpired",
+                "The download link has expired; GetProgress gives a fresh one.",
+                status=403,
+            )
+
+    def _sign(self, guid: str, expires: str) -> str:
+        message = f"{guid}:{expires}".encode()
+        return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()[:32]
 
     def media_by_guid(self, guid: str) -> Media | None:
         """The media whose current job's restored file has this guid."""
@@ -569,7 +619,7 @@ class RecuroEmulator:
                 "file_id": media.file_id,
                 "error_code": "JobCompleted",
                 "error_message": "Job completed successfully.",
-                "restored_file_url": restored_url(job.origin, job.guid),
+                "restored_file_url": self.restored_url(job.origin, job.guid),
             }
         await self._deliver(job.notify_url, body, media.file_id)
 

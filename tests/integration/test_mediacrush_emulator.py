@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shlex
 import shutil
 import signal
 import sys
@@ -432,7 +433,7 @@ async def test_the_documents_curl_command(tmp_path):
 
 
 async def test_cli_prints_the_base_url_first_and_stops_on_sigint():
-    """`mediacrush emulator` prints MEDIACRUSH_BASE_URL=... first, serves, and exits 130 on Ctrl-C."""
+    """`mediacrush emulator` prints export MEDIACRUSH_BASE_URL=... first, serves, and exits 130 on Ctrl-C."""
     command = [
         sys.executable,
         "-m",
@@ -448,8 +449,8 @@ async def test_cli_prints_the_base_url_first_and_stops_on_sigint():
             while b"\n" not in buffered:
                 buffered += await proc.stdout.receive()
         first = buffered.split(b"\n", 1)[0].decode()
-        assert first.startswith("MEDIACRUSH_BASE_URL=http://127.0.0.1:")
-        base_url = first.split("=", 1)[1]
+        assert first.startswith("export MEDIACRUSH_BASE_URL=http://127.0.0.1:")
+        base_url = shlex.split(first)[1].split("=", 1)[1]
         async with httpx.AsyncClient(base_url=base_url) as c:
             assert (await c.get("/api/AAAAAAAAAAAA/exists")).status_code == 404
         proc.send_signal(signal.SIGINT)

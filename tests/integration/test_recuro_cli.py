@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import anyio
 
@@ -100,6 +102,21 @@ async def test_progress_download_and_rm_of_a_restored_file(tmp_path):
         assert await anyio.Path(path).read_bytes() == expected_restored_bytes(
             original, output_format="Mp4H264", filters=["Noise"], output_scaling=None
         )
+        # issue 12: `--out newdl/` is a directory, made if missing, never a file named `newdl`
+        into_new = await recuro(
+            "download", done.restored_file_url, "--out", f"{tmp_path / 'newdl'}/", env=env
+        )
+        assert into_new.returncode == 0, into_new.stderr
+        assert (tmp_path / "newdl").is_dir()
+        assert into_new.stdout.decode().strip() == str(tmp_path / "newdl" / Path(path).name)
+        # an existing file is never replaced silently
+        again = await recuro("download", done.restored_file_url, "--out", str(tmp_path), env=env)
+        assert again.returncode == 1
+        assert b"--overwrite" in again.stderr
+        replaced = await recuro(
+            "download", done.restored_file_url, "--out", str(tmp_path), "--overwrite", env=env
+        )
+        assert replaced.returncode == 0, replaced.stderr
         assert (await recuro("rm", file_id, env=env)).returncode == 0
         missing = await recuro("rm", file_id, env=env)
         assert missing.returncode == 1
@@ -174,10 +191,10 @@ async def test_emulator_command_prints_three_sourceable_lines_then_serves():
                 *done, rest = buffer.split(b"\n")
                 lines += [line.decode() for line in done]
                 buffer = rest
-        names = [line.split("=", 1)[0] for line in lines[:3]]
-        assert names == ["RECURO_BASE_URL", "RECURO_API_KEY", "RECURO_API_SECRET"]
-        served = dict(line.split("=", 1) for line in lines[:3])
-        listing = await recuro("ls", env={k: v.strip("'\"") for k, v in served.items()})
+        assert all(line.startswith("export ") for line in lines[:3])
+        served = dict(shlex.split(line)[1].split("=", 1) for line in lines[:3])
+        assert list(served) == ["RECURO_BASE_URL", "RECURO_API_KEY", "RECURO_API_SECRET"]
+        listing = await recuro("ls", env=served)
         assert listing.returncode == 0, listing.stderr
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(30):

@@ -71,6 +71,7 @@ async def _trial(tmp_path, side: str, n: int, key: str, secret: str) -> bool:
     return first == CRASH_EXIT
 
 
+@pytest.mark.timeout(7200 if FULL else 600)
 async def test_every_crash_point_resumes_to_exactly_once(tmp_path, canary_key, canary_secret):
     """For each swept crash point, the rerun ends with every invariant holding."""
     crashed = 0

@@ -3,7 +3,8 @@
 Thirty files of 100 KB-1.2 MB. Even seeds run the emulator at time scale 0.01 and the restore without
 `--time-scale` (its budget is then far more conservative than the server's); odd seeds run both at 0.05 with
 a limit of 30 requests per (scaled) window, so the rate budget binds and a rerun right after a kill must
-remember the killed run's requests. Media someone else put on the account before the batch must survive it.
+remember the killed run's requests; every third seed answers with other error codes where the document
+names none. Media someone else put on the account before the batch must survive it.
 Every invariant of `crashkit` holds after every trial. 3 seeds in CI (and one with `--keep-remote`, where a
 second StartJob would be a second paid job); `RELIABILITY_SEEDS=N` for more.
 """
@@ -17,7 +18,7 @@ import anyio
 import pytest
 from crashkit import Batch, check_invariants, foreign_media, run, run_and_kill, samples
 
-from recuro_async.testing import EmulatorConfig, run_emulator
+from recuro_async.testing import ALTERNATE_ERROR_CODES, EmulatorConfig, run_emulator
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -30,8 +31,9 @@ async def _trial(tmp_path, seed: int, *, keep_remote: bool, key: str, secret: st
     binding = seed % 2 == 1
     scale = 0.05 if binding else 0.01
     limit = 30 if binding else 200
+    codes = ALTERNATE_ERROR_CODES if seed % 3 == 2 else {}  # another reading of the silences
     config = EmulatorConfig(
-        credentials={key: secret}, time_scale=scale, seed=seed, rate_limit=limit
+        credentials={key: secret}, time_scale=scale, seed=seed, rate_limit=limit, error_codes=codes
     )
     sizes = [rng.randrange(100_000, 1_200_000) for _ in range(30)]
     async with run_emulator(config) as running, anyio.create_task_group() as tg:

@@ -11,8 +11,13 @@ from recuro_async.testing import emulator_main
 
 @pytest.mark.parametrize(
     "argv",
-    [["--time-scale", "0"], ["--fault-rate", "2"], ["--max-concurrent-jobs", "0"]],
-    ids=["time-scale", "fault-rate", "jobs"],
+    [
+        ["--time-scale", "0"],
+        ["--fault-rate", "2"],
+        ["--max-concurrent-jobs", "0"],
+        ["--restored-url-ttl", "0"],
+    ],
+    ids=["time-scale", "fault-rate", "jobs", "restored-url-ttl"],
 )
 def test_invalid_values_exit_2(argv, capsys):
     """An out-of-range option is reported on stderr with exit code 2 and nothing on stdout."""

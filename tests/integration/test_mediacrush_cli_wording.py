@@ -1,0 +1,102 @@
+"""What `mediacrush` says matches what it does (issue 12, item 9), against the emulator on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+
+from mediacrush_async import MediaCrushClient, content_hash
+from mediacrush_async.testing import EmulatorConfig, run_emulator, sample_media
+from orchestrator.cli._mediacrush_cmds import UploadOptions, run_upload
+
+REPO = Path(__file__).resolve().parents[2]
+TIME_SCALE = 0.01
+
+
+def _write(directory: Path, name: str, kind: str, seed: int = 1) -> Path:
+    path = directory / name
+    path.write_bytes(sample_media(kind, size=20_000, seed=seed))
+    return path
+
+
+def _states(text: str) -> list[str]:
+    return [line.split("\t")[1] for line in text.splitlines() if "\t" in line]
+
+
+async def test_without_out_nothing_is_said_to_download(tmp_path, capsys):
+    """Without --out nothing is downloaded, so no line says `downloading`."""
+    source = _write(tmp_path, "photo.png", "png")
+    async with run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as running:
+        options = UploadOptions(
+            files=(str(source),), base_url=running.base_url, time_scale=TIME_SCALE
+        )
+        outcome = await run_upload(options, tty=False, watch_signals=False)
+    assert outcome.code == 0
+    states = _states(capsys.readouterr().out)
+    assert "downloading" not in states
+    assert states[-1] == "done"
+
+
+async def test_with_out_the_download_is_said(tmp_path, capsys):
+    """With --out the download step is shown as before."""
+    source = _write(tmp_path, "photo.png", "png")
+    async with run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as running:
+        options = UploadOptions(
+            files=(str(source),),
+            base_url=running.base_url,
+            out=tmp_path / "out",
+            time_scale=TIME_SCALE,
+        )
+        outcome = await run_upload(options, tty=False, watch_signals=False)
+    assert outcome.code == 0
+    states = _states(capsys.readouterr().out)
+    assert states.index("uploading") < states.index("downloading") < states.index("done")
+
+
+async def test_a_skipped_upload_is_not_said_to_upload(tmp_path, capsys):
+    """A file the content-hash check found on the server is `already uploaded`, never `uploading`."""
+    source = _write(tmp_path, "cat.gif", "gif")
+    async with run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as running:
+        async with MediaCrushClient(running.base_url) as client:
+            await client.upload_file(source)
+        options = UploadOptions(
+            files=(str(source),), base_url=running.base_url, time_scale=TIME_SCALE
+        )
+        outcome = await run_upload(options, tty=False, watch_signals=False)
+    assert outcome.code == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    states = [line[1] for line in lines]
+    assert "uploading" not in states
+    assert [str(source), "already uploaded", content_hash(source)] in lines
+
+
+def test_the_terminal_view_does_not_say_processing_twice():
+    """The bar's state shows the server's state once (`processing`), not `processing: processing`."""
+    from orchestrator._events import ItemProgress
+    from orchestrator._stages import Item
+    from orchestrator.cli._mediacrush_cmds import _RichView
+
+    item = Item(key="/data/cat.gif", seq=0, input="cat.gif", output_path="/data/out/cat.gif.json")
+    view = _RichView()
+    view.handle(ItemProgress(key=item.key, state="processing", progress=0.0), item, None)
+    (task,) = [t for t in view._progress.tasks if t.description == "cat.gif"]
+    assert task.fields["state"] == "processing"
+
+
+async def test_info_of_an_unknown_hash_names_the_hash():
+    """`mediacrush info HASH` of an unknown hash exits 1 and names the hash it looked for."""
+    async with run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as running:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIACRUSH_")}
+        env["MEDIACRUSH_BASE_URL"] = running.base_url
+        result: subprocess.CompletedProcess[bytes] = await anyio.run_process(
+            [sys.executable, "-m", "orchestrator.cli.mediacrush", "info", "AAAAAAAAAAAA"],
+            env=env,
+            cwd=REPO,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert b"AAAAAAAAAAAA: no such file or album" in result.stderr

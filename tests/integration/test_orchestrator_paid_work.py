@@ -1,0 +1,130 @@
+"""Never destroy paid work (issue 11): an expiring link, our own failures and a full disk keep the result.
+
+Remote media is deleted only after its output is verified on disk, or after the service itself failed the
+job. A failure on our side leaves the item resumable.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+
+import anyio
+from test_orchestrator_recuro import emulator, expected, restore, started_jobs
+
+from orchestrator.cli._demo import make_samples
+from recuro_async.testing import ALTERNATE_ERROR_CODES
+
+
+async def test_an_expired_link_mid_download_resumes_from_a_fresh_one(
+    tmp_path, canary_key, canary_secret
+):
+    """Signed links expire before a cut download resumes: the item ends done with one job, resumed from
+    the bytes on disk (the server counts at most 1 MiB sent twice), and its media deleted after that."""
+    originals = make_samples(tmp_path / "in", 2)
+    big = tmp_path / "in" / "big.mov"
+    big.write_bytes(originals[0].read_bytes() + bytes(3 * 1024 * 1024))
+    async with (
+        emulator(
+            canary_secret,
+            canary_key,
+            restored_url_ttl=20.0,
+            truncate_rate=1.0,
+            bandwidth=2_000_000,
+            seed=3,
+        ) as running
+    ):  # a link lives 0.4 s at the suite's time scale; every download is cut, and resumes
+        code = await restore(running, [*map(str, originals), str(big)], tmp_path / "out")
+        entries = running.emulator.log
+        left = running.emulator.media_ids()
+        big_id = next(
+            e.file_id
+            for e in entries
+            if e.action == "download"
+            and e.status in (200, 206)
+            and e.file_id is not None
+            and running.emulator.restored_bytes_sent(e.file_id) > 3 * 1024 * 1024
+        )
+        sent = running.emulator.restored_bytes_sent(big_id)
+    assert code == 0
+    out = tmp_path / "out" / "big.mp4"
+    assert out.read_bytes() == expected(big)
+    assert max(started_jobs(running).values()) == 1
+    # (a refused link is logged without its file_id: the emulator refuses it before looking it up)
+    statuses = collections.Counter(e.status for e in entries if e.action == "download")
+    assert statuses[403] >= 1, f"the link never expired mid-download: {statuses}"
+    assert statuses[206] >= 1, "the download did not resume"
+    assert sent - out.stat().st_size <= 1024 * 1024, "more than 1 MiB fetched again"
+    assert left == []
+
+
+async def test_a_batch_against_other_error_codes_ends_done_with_one_job_each(
+    tmp_path, canary_key, canary_secret
+):
+    """The document names no refusal codes: a server answering premature and second StartJobs (and an
+    unknown id) with codes of its own still gets 50 of 50 done, one job per file, nothing left."""
+    originals = make_samples(tmp_path / "in", 50)
+    async with emulator(canary_secret, canary_key, error_codes=ALTERNATE_ERROR_CODES) as running:
+        code = await restore(running, [*map(str, originals)], tmp_path / "out")
+        left = running.emulator.media_ids()
+        jobs = started_jobs(running)
+        refused = [e for e in running.emulator.log if e.action == "StartJob" and e.status == 400]
+    assert refused, "no premature StartJob was refused: the test did not reach the case"
+    assert code == 0
+    for original in originals:
+        assert (tmp_path / "out" / f"{original.stem}.mp4").read_bytes() == expected(original)
+    assert len(jobs) == 50
+    assert set(jobs.values()) == {1}
+    assert left == []
+
+
+async def test_a_second_run_on_the_same_journal_exits_2_before_any_request(
+    tmp_path, canary_key, canary_secret
+):
+    """While one `recuro restore` holds the journal, the same command beside it stops at once, exit 2,
+    naming the holder's PID, and the service sees no request from it."""
+    originals = make_samples(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    async with emulator(canary_secret, canary_key) as running:
+        holder = """
+import sys, anyio
+from orchestrator._journal import Journal
+from orchestrator.cli._restore import add_restore_arguments, _setup
+import argparse
+async def main():
+    parser = argparse.ArgumentParser(); add_restore_arguments(parser)
+    args = parser.parse_args(sys.argv[1:])
+    setup = await _setup(args, None)
+    async with setup.client, Journal(setup.journal, setup.spec):
+        print("held", flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+anyio.run(main)
+"""
+        argv = [
+            *map(str, originals),
+            "--format",
+            "Mp4H264",
+            "--out",
+            str(out),
+            "--base-url",
+            running.base_url,
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECURO_BASE")}
+        async with await anyio.open_process(
+            [sys.executable, "-c", holder, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        ) as first:
+            assert first.stdout is not None
+            assert (await first.stdout.receive()).startswith(b"held")
+            before = len(running.emulator.log)
+            second = await anyio.run_process(
+                [sys.executable, "-m", "orchestrator.cli._restore", *argv], env=env, check=False
+            )
+            assert len(running.emulator.log) == before, "the second run sent requests"
+            first.kill()
+    assert second.returncode == 2
+    assert f"PID {first.pid}".encode() in second.stderr
