@@ -18,6 +18,7 @@ from _clientkit._ranges import (
     parse_content_range,
     strong_validator,
     unsatisfied_total,
+    validator_conflict,
 )
 
 DATE = "Tue, 01 Jan 2019 00:00:10 GMT"
@@ -288,3 +289,52 @@ def test_validator_property(etag, modified, served):
         assert got == _at(modified)
     else:
         assert got is None
+
+
+# ------------------------------------------------------------------------------------ If-Range answers
+
+
+@pytest.mark.parametrize(
+    ("etag", "conflict"),
+    [
+        ('"v1"', None),
+        (' "v1" ', None),
+        (None, None),  # a missing header proves nothing
+        ('"v2"', 'ETag "v2"'),
+        ('W/"v1"', 'ETag W/"v1"'),
+        (' "v2" ', 'ETag "v2"'),
+    ],
+)
+def test_a_206_for_an_etag_must_carry_that_etag(etag, conflict):
+    h = headers(etag=etag) if etag is not None else headers()
+    assert validator_conflict('"v1"', h) == conflict
+
+
+def test_an_etag_sent_is_not_compared_with_dates():
+    assert validator_conflict('"v1"', headers(last_modified=_at(5))) is None
+
+
+@pytest.mark.parametrize(
+    ("modified", "conflict"),
+    [
+        (None, None),
+        (_at(0), None),
+        (f"  {_at(0)} ", None),
+        ("Tue, 01 Jan 2019 00:00:00 +0000", None),  # the same instant written another way
+        (_at(1), f"Last-Modified {_at(1)}"),
+        ("not a date", "Last-Modified not a date"),
+        (f" {_at(7)}", f"Last-Modified {_at(7)}"),
+    ],
+)
+def test_a_206_for_a_date_must_carry_that_date(modified, conflict):
+    h = headers(last_modified=modified) if modified is not None else headers()
+    assert validator_conflict(_at(0), h) == conflict
+
+
+def test_a_date_sent_is_not_compared_with_etags():
+    assert validator_conflict(_at(0), headers(etag='"other"')) is None
+
+
+def test_an_unreadable_date_sent_conflicts_with_any_other_date():
+    assert validator_conflict("garbage", headers(last_modified=_at(0))) == f"Last-Modified {_at(0)}"
+    assert validator_conflict("garbage", headers(last_modified="garbage")) is None
