@@ -120,19 +120,23 @@ def _pattern(secret: str) -> re.Pattern[str]:
 
 
 def _start_pattern(secret: str) -> re.Pattern[str]:
-    """Matches, at the end of a text, an echo of `secret` cut short (any escapes, a partial one last)."""
-    nested = ""
-    for char in reversed(secret[1:]):
-        nested = f"(?:{_char_pattern(char)}{nested})?"
-    return re.compile(f"(?:{_char_pattern(secret[0])}{nested})?{_PARTIAL_ESCAPE}\\Z")
+    """Matches, at the end of a text, an echo of `secret` cut short: up to all but its last character
+    (a whole echo was masked already), in any escapes, then possibly an escape cut in the middle."""
+    pattern = ""
+    for char in reversed(secret[:-1]):
+        pattern = f"(?:{_char_pattern(char)}{pattern})?"
+    return re.compile(f"{pattern}{_PARTIAL_ESCAPE}\\Z")
 
 
 def _cut_point(text: str, secrets: Iterable[str]) -> int:
-    """Where an echo of a secret, cut short by the end of `text`, begins (`len(text)` if none does)."""
+    """Where an echo of a secret, cut short by the end of `text`, begins (`len(text)` if none does).
+
+    The pattern matches at the end of any text (an empty match there when nothing is cut short).
+    """
     end = len(text)
     for secret in secrets:
         match = _start_pattern(secret).search(text)
-        if match is not None and match.start() < match.end():
+        if match is not None:
             end = min(end, match.start())
     return end
 

@@ -31,12 +31,12 @@ SURVIVED = {0, 5, 33}  # no test failed, or no test covers the mutated function
 
 def _bodies(source: str) -> dict[str, str]:
     """Every function's body source, by name (mutmut names each mutant as a function)."""
-    tree = ast.parse(source)
+    lines = source.splitlines()
     bodies = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            parts = [ast.get_source_segment(source, stmt) or "" for stmt in node.body]
-            bodies[node.name] = "\n".join(parts)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno:
+            first = node.body[0].lineno - 1  # the body only: the mutant's name differs
+            bodies[node.name] = "\n".join(lines[first : node.end_lineno])
     return bodies
 
 

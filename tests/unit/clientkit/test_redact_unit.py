@@ -311,6 +311,8 @@ def test_contains_secret_finds_plain_and_escaped_forms():
     [
         ("s3cr", ""),  # the start of the secret
         ("s", ""),  # even one character of it
+        ('s3cr/et"Zq+=', ""),  # all of it but its last character
+        ('s3cr/et"Zq+=\\u003', ""),  # and the last one cut in its escape
         ("s3\\u0063", ""),  # escaped
         ("s3\\u00", ""),  # an escape cut in the middle
         ("s3%6", ""),

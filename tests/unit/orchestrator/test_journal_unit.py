@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import json
 import os
 import sqlite3
 import time
@@ -593,8 +594,10 @@ async def test_a_second_open_in_this_process_is_refused_and_harmless(tmp_path):
             async with Journal(path, SPEC):
                 pass
         assert info.value.holder == f"PID {os.getpid()}, this process"
-        assert str(path) in str(info.value)
-        assert "(a killed run releases the journal at once)" in str(info.value)
+        assert str(info.value) == (
+            f"the journal {path} is in use by another run (PID {os.getpid()}, this process); "
+            "wait for it to end, or stop it (a killed run releases the journal at once)"
+        )
         await first.save(item, Stage.STAGED)  # the first run is unharmed
     async with Journal(path, SPEC) as again:
         assert [i.stage for i in await again.load()] == [Stage.STAGED]
@@ -782,3 +785,52 @@ async def test_intent_ids_grow(tmp_path):
         assert ids == sorted(ids)
         assert len(set(ids)) == 3
         assert all(isinstance(i, int) for i in ids)
+
+
+async def test_settings_differences_alone_do_not_blame_the_service(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC):
+        pass
+    with pytest.raises(JournalMismatchError) as info:
+        await Journal.check(path, JobSpec("recuro", {"format": "MovProRes4444"}))
+    assert "service" not in str(info.value)
+    assert "(format: journal has 'Mp4H264', this run asks 'MovProRes4444')" in str(info.value)
+
+
+async def test_a_stored_spec_without_settings_is_compared_setting_by_setting(tmp_path):
+    """A journal whose spec was written without settings (another tool, an older release)."""
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = 'spec'", ('"{\\"service\\":\\"recuro\\"}"',)
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalMismatchError) as info:
+        await Journal.check(path, SPEC)
+    assert "(format: journal has None, this run asks 'Mp4H264')" in str(info.value)
+
+
+async def test_check_of_a_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(JournalError) as info:
+        await Journal.check(tmp_path, SPEC)
+    assert str(info.value).startswith(f"cannot open the journal {tmp_path}: ")
+
+
+async def test_closing_a_journal_never_opened_is_fine(tmp_path):
+    await Journal(tmp_path / "j.sqlite", SPEC).aclose()
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_timings_are_stored_as_canonical_json(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC) as journal:
+        item = _item()
+        await journal.add([item])
+        for stage in (Stage.STAGED, Stage.UPLOADING, Stage.UPLOADED):  # "uploaded" < "uploading"
+            await journal.save(item, stage)
+    stored = _rows(path)[item.key]["timings"]
+    assert list(json.loads(stored)) == ["staged", "uploaded", "uploading"]
+    assert stored == json.dumps(item.timings, sort_keys=True)
