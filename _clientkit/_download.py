@@ -44,8 +44,8 @@ Retries
 
 Segments
     With `segments > 1` a fresh download first asks for `bytes=0-<min_segment_size - 1>`; if the answer
-    is 206 with `Accept-Ranges: bytes`, a strong validator and a total of at least `2 * min_segment_size`,
-    the `.part` is preallocated and up to `segments` ranges are fetched concurrently (the first response
+    is a 206 (itself the proof of range support: most servers name `Accept-Ranges` on 200s only), with a
+    strong validator and a total of at least `2 * min_segment_size`, the `.part` is preallocated and up to `segments` ranges are fetched concurrently (the first response
     starts the first range), each checked (206, exact start, known total) and written with positional
     writes; otherwise the download goes on sequentially from where the first answer ended. The
     sidecar records each segment's progress (checkpointed every `_CHECKPOINT_BYTES` and on exit), so a
@@ -629,12 +629,15 @@ class _Download:
     # -- segments
 
     def _segmentable(self, response: httpx.Response, total: int) -> bool:
+        """A checked 206 to our first range proves range support (most servers, nginx among them,
+        name `Accept-Ranges` on 200s only); a strong validator keeps the segments one version."""
         opts = self._opts
         accept = response.headers.get("accept-ranges", "").lower()
         return (
             opts.segments > 1
             and total >= 2 * opts.min_segment_size
-            and "bytes" in accept
+            and (response.status_code == 206 or "bytes" in accept)
+            and "none" not in accept
             and self._state is not None
             and self._state.validator is not None
         )

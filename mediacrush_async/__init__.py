@@ -13,7 +13,7 @@ async with MediaCrushClient() as mc:                # $MEDIACRUSH_BASE_URL, else
 
 from __future__ import annotations
 
-from ._client import DownloadProgress, MediaCrushClient
+from ._client import DownloadOptions, DownloadProgress, MediaCrushClient
 from ._enums import ProcessingStatus
 from ._errors import (
     ConfigurationError,
@@ -55,6 +55,7 @@ __all__ = [
     "Dimensions",
     "DiskFullError",
     "DownloadError",
+    "DownloadOptions",
     "DownloadProgress",
     "File",
     "FileEntry",

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+import attrs
 import httpx
 
 from _clientkit._clock import Clock, SystemClock
+from _clientkit._download import DownloadOptions as _DownloadOptions
 from _clientkit._download import download_file
 from _clientkit._failures import (
     ClientkitFailure,
@@ -59,7 +61,16 @@ from ._models import Album, ByteBudget, File, FileEntry, Status, UploadResult
 from ._protocol import WireRequest
 from ._source import ProgressCallback, UploadSource, open_source
 
-__all__ = ["DownloadProgress", "MediaCrushClient"]
+__all__ = ["DownloadOptions", "DownloadProgress", "MediaCrushClient"]
+
+
+@attrs.frozen
+class DownloadOptions(_DownloadOptions):
+    """How downloads run: `segments` (concurrent ranges, for a per-connection cap), `deadline`, and more.
+
+    The fields and their defaults are those of the shared downloader (see its docstring).
+    """
+
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -148,6 +159,7 @@ class MediaCrushClient(HTTPClientLifecycle):
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
         call_deadline: float | None = None,
+        download_options: DownloadOptions | None = None,
     ) -> None:
         self._base_url = _base_url(base_url)
         self._origin = origin_text(self._base_url)
@@ -165,6 +177,11 @@ class MediaCrushClient(HTTPClientLifecycle):
             )
         self._cors_status = cors_status
         self._clock: Clock = clock or SystemClock()
+        if download_options is not None and not isinstance(download_options, _DownloadOptions):
+            raise InvalidArgumentError(
+                "download_options", f"must be a DownloadOptions, got {download_options!r}"
+            )
+        self._download_options = download_options or DownloadOptions()
         try:
             self._policy = RetryPolicy(max_retries=max_retries)
         except ValueError as exc:
@@ -534,6 +551,7 @@ class MediaCrushClient(HTTPClientLifecycle):
                 dest,
                 resume=resume,
                 progress=progress,
+                options=self._download_options,
                 clock=self._clock,
                 overwrite=overwrite,
             )

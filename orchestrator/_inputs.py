@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 import anyio.to_thread
 
 from ._events import ItemDone, ItemQueued
+from ._outputs import output_path
 from ._stages import Item, Stage
 from ._staging import is_url
 
@@ -46,7 +46,6 @@ log = logging.getLogger("orchestrator")
 _HASH_CHUNK: Final = 1024 * 1024
 #: The `error_code` an item gets when its local input is empty.
 EMPTY_INPUT_CODE: Final = "EmptyInput"
-_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 async def prepare(
@@ -125,7 +124,7 @@ def _new_items(
     fingerprint: str,
 ) -> list[Item]:
     """Items for inputs the journal does not have yet, each with its own output path (thread)."""
-    taken = {item.output_path for item in known.values()}
+    taken = {item.output_path.casefold() for item in known.values()}
     seq = max((item.seq for item in known.values()), default=-1) + 1
     new: list[Item] = []
     seen = set(known)
@@ -140,8 +139,7 @@ def _new_items(
                 size = Path(key).stat().st_size
             except OSError:
                 size = None  # staging fails the item with the reason
-        output = _unique_path(out_dir, output_name(_base_name(text)), taken)
-        taken.add(str(output))
+        output = output_path(out_dir, output_name(_base_name(text)), taken)
         new.append(
             Item(
                 key=key,
@@ -161,20 +159,6 @@ def _base_name(text: str) -> str:
         tail = text.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         return tail or "media"
     return Path(text).name
-
-
-def _unique_path(out_dir: Path, name: str, taken: set[str]) -> Path:
-    """`out_dir/name` made safe and unique among `taken` and files already there."""
-    safe = _UNSAFE.sub("_", name).strip(" .") or "media"
-    stem, dot, ext = safe.rpartition(".")
-    if not dot:
-        stem, ext = safe, ""
-    candidate = out_dir / safe
-    n = 2
-    while str(candidate) in taken or candidate.exists():
-        candidate = out_dir / (f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}")
-        n += 1
-    return candidate
 
 
 def _missing_outputs(items: list[Item]) -> set[str]:

@@ -33,15 +33,14 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from ._effects import Gate, StaleItemError
-from ._events import DownloadProgress, ItemDone, ItemFailed
-from ._inputs import EMPTY_INPUT_CODE, empty_input_problem, size_and_sha256
+from ._events import ItemDone, ItemFailed
+from ._inputs import EMPTY_INPUT_CODE, empty_input_problem
 from ._journal import JournalError
 from ._reconcile import Reconciler, Verdict
 from ._scheduler import Priority
 from ._service import (
+    BatchFatalError,
     ItemError,
-    LinkExpiredError,
-    LocalFailureError,
     NotReadyError,
     OutcomeUnknownError,
     Phase,
@@ -54,6 +53,7 @@ from ._service import (
 )
 from ._stages import TERMINAL_STAGES, IllegalTransitionError, Item, Stage
 from ._staging import Stager, is_url
+from ._transfer import Transfer, Unfinished, raise_for
 from ._watch import Watcher
 
 if TYPE_CHECKING:
@@ -67,19 +67,8 @@ log = logging.getLogger("orchestrator")
 
 # an ingest failure blamed on our own crash is retried this many times at most (attempts so far)
 _CRASH_RETRIES: Final = 3
-# fresh links asked for in one download before the item is left resumable
-_LINK_REFRESHES: Final = 4
 # a StartJob refused while the media is ready fails its item on this refusal (a real refusal of the job)
 _START_REFUSALS: Final = 3
-
-
-class _Unfinished(Exception):
-    """A step kept failing for reasons on our side (network, our disk...): the item stops, resumable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class ItemMachine:
@@ -108,7 +97,7 @@ class ItemMachine:
         self._tokens: dict[str, str] = {}
         self._not_ready_codes: set[str] = set()  # learned: refusal codes that meant "not ready"
         self._refusals: dict[str, int] = {}  # refused starts of ready media, per item
-        self._links: dict[str, tuple[str, str | None]] = {}  # a fresh link and the one it replaces
+        self._transfer = Transfer(adapter, gate, clock)
         self._started = time.time()  # wall clock: intents older than this are an earlier process's
 
     # ------------------------------------------------------------------ policy
@@ -148,7 +137,7 @@ class ItemMachine:
                     await self._advance(item)
             except ItemError as exc:
                 await self._fail(item, exc.code, exc.message)
-            except _Unfinished as exc:
+            except Unfinished as exc:
                 await self._leave_resumable(item, exc)
                 return
             finally:
@@ -157,7 +146,7 @@ class ItemMachine:
         except StaleItemError as exc:
             log.warning("stale result dropped: %s", exc, extra={"item": item.key})
 
-    async def _leave_resumable(self, item: Item, exc: _Unfinished) -> None:
+    async def _leave_resumable(self, item: Item, exc: Unfinished) -> None:
         """Record why the item stopped, keep its stage (and media), and say so."""
         log.warning("item left resumable", extra={"item": item.key, "error_code": exc.code})
         await self._gate.save(item, error_code=exc.code, error_message=exc.message)
@@ -207,7 +196,7 @@ class ItemMachine:
                 JournalError,
                 IllegalTransitionError,
                 StaleItemError,
-                LocalFailureError,
+                BatchFatalError,
             ):
                 raise
             except Exception as exc:
@@ -215,7 +204,7 @@ class ItemMachine:
                 name = type(exc).__name__
                 if failures > self.config.step_retries:
                     # never the item's failure: its media (maybe paid work) is kept for a rerun
-                    raise _Unfinished(name, _short(exc)) from exc
+                    raise Unfinished(name, _short(exc)) from exc
                 delay = min(self.config.backoff * 2 ** (failures - 1), self.config.backoff_cap)
                 log.info(
                     "step failed, retrying",
@@ -334,9 +323,14 @@ class ItemMachine:
         async with self._gate.lanes.uploads:
             await self._reconcile_uploads([item])
 
-    async def reconcile_open_uploads(self, items: list[Item], *, baseline: bool) -> None:
-        """Judge the uploads an earlier run left open, together (one listing); then take the baseline."""
-        media = None
+    async def reconcile_open_uploads(
+        self, items: list[Item], *, baseline: bool, listing: list[RemoteMedia] | None
+    ) -> None:
+        """Judge the uploads an earlier run left open, together (one listing); then take the baseline.
+
+        `listing` (the preflight's) serves as the baseline when no upload was left open.
+        """
+        media = listing
         if items:
             try:
                 media = await self._reconcile_uploads(items)
@@ -389,7 +383,7 @@ class ItemMachine:
         elif status.phase in (Phase.READY, Phase.RUNNING) and self._adapter.needs_start:
             await self._gate.save(item, Stage.READY)
         else:
-            _raise_for(status)
+            raise_for(status)
 
     async def _ingest_lost(self, item: Item) -> bool:
         """True when the media's ingest may have failed because of our own crash, not the input.
@@ -532,7 +526,7 @@ class ItemMachine:
         elif resolution.verdict is Verdict.FAILED:
             if refused is not None and status.phase is Phase.FAILED:
                 await self._gate.save(item, before, outcome="refused")
-            _raise_for(status)
+            raise_for(status)
         else:
             await self._park(item, "StartOutcomeUnknown", resolution.reason)
 
@@ -551,7 +545,7 @@ class ItemMachine:
         if status.phase is Phase.RESTORED:
             await self._gate.save(item, Stage.RESTORED, restored_url=status.result_url)
         else:
-            _raise_for(status)
+            raise_for(status)
 
     # ------------------------------------------------------------------ download and delete
 
@@ -565,72 +559,23 @@ class ItemMachine:
             await self._download(item)
 
     async def _download(self, item: Item) -> None:
-        """Download the result, resuming from disk; an expired link is replaced by a fresh one.
-
-        The fresh link (from GetProgress) is kept in memory until the download completes: the `.part`'s
-        sidecar names the link it was started with, and a rerun after a crash starts from the journal's
-        link, whose expiry leads here again with the right `reissue_of`.
-        """
         if item.restored_url is None:
             raise ItemError("NoResult", "the service gave no restored file URL")
-        dest = Path(item.output_path)
         last = [item.bytes_on_disk]
-        halfway = [False]
-
-        def progress(done: int, total: int | None) -> None:
-            last[0] = done
-            if not halfway[0] and total and done * 2 >= total and done < total:
-                halfway[0] = True
-                self._gate.checkpoint(f"download {item.key} halfway")
-            self._gate.emit_nowait(
-                DownloadProgress(key=item.key, done=done, total=total, at=self._clock.monotonic())
-            )
-
-        url, reissue_of = self._links.get(item.key, (item.restored_url, None))
         try:
-            for _ in range(_LINK_REFRESHES):
-                try:
-                    # (an adapter whose links never expire need not take `reissue_of`)
-                    again = {} if reissue_of is None else {"reissue_of": reissue_of}
-                    path = await self._gate.call(
-                        None, self._adapter.download, url, dest, progress=progress, **again
-                    )
-                    break
-                except LinkExpiredError:
-                    log.info(
-                        "download link expired; asking for a fresh one", extra={"item": item.key}
-                    )
-                    fresh = await self._fresh_link(item)
-                    url, reissue_of = fresh, url
-                    self._links[item.key] = (url, reissue_of)
-            else:
-                raise _Unfinished("LinkExpired", "every fresh download link expired at once")
+            result = await self._transfer.fetch(item, item.restored_url, on_bytes=last)
         finally:
             if last[0] != item.bytes_on_disk and item.stage is Stage.DOWNLOADING:
                 with anyio.CancelScope(shield=True):
                     await self._gate.save(item, bytes_on_disk=last[0])
-        self._links.pop(item.key, None)
-        size, digest = await anyio.to_thread.run_sync(size_and_sha256, path)
         await self._gate.save(
             item,
             Stage.DOWNLOADED,
-            restored_url=url,
-            output_path=str(path),
-            output_size=size,
-            sha256=digest,
-            bytes_on_disk=size,
-        )
-
-    async def _fresh_link(self, item: Item) -> str:
-        """A new download link for the item's result, from GetProgress (the media's own state)."""
-        assert item.remote_id is not None  # noqa: S101 - a restored item has media
-        status = await self._gate.call(Priority.FINISH, self._adapter.status, item.remote_id)
-        if status.phase is Phase.RESTORED and status.result_url:
-            return status.result_url
-        if status.phase is Phase.GONE:
-            _raise_for(status)
-        raise _Unfinished(
-            "LinkExpired", f"no fresh download link (the service reports {status.phase})"
+            restored_url=result.url,
+            output_path=str(result.path),
+            output_size=result.size,
+            sha256=result.sha256,
+            bytes_on_disk=result.size,
         )
 
     async def _step_downloaded(self, item: Item) -> None:
@@ -717,15 +662,6 @@ class ItemMachine:
                 at=self._clock.monotonic(),
             )
         )
-
-
-def _raise_for(status: RemoteStatus) -> None:
-    if status.phase is Phase.GONE:
-        raise ItemError("MediaGone", "the service no longer knows this media")
-    raise ItemError(
-        status.error_code or "RemoteFailure",
-        status.error_message or f"the service reports {status.state or status.phase.value}",
-    )
 
 
 def _short(exc: BaseException) -> str:

@@ -570,7 +570,7 @@ def _release_lock(path: Path, fd: int) -> None:
 def _holder(path: Path) -> str:
     """Who holds the journal, as the holder recorded it (best effort, read-only)."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'holder'").fetchone()
         finally:
@@ -629,11 +629,17 @@ def _check_spec_sync(path: Path, spec: JobSpec) -> None:
     if not path.exists():
         return
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
     except sqlite3.Error as exc:
         raise JournalError(f"cannot open the journal {path}: {exc}") from exc
     try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+        # a run killed between creating the file and writing the schema leaves it empty: a new journal
+        fresh = not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        row = (
+            None if fresh else conn.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+        )
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path} is not a usable journal: {exc}") from exc
     finally:

@@ -48,7 +48,7 @@ from ._journal import Journal, JournalError
 from ._polling import PollPlanner
 from ._reconcile import Reconciler
 from ._scheduler import Lanes, Priority
-from ._service import LocalFailureError, RemoteStatus, ServiceAdapter
+from ._service import BatchFatalError, Preflight, RemoteMedia, RemoteStatus, ServiceAdapter
 from ._stages import ACTIVE_STAGES, TERMINAL_STAGES, IllegalTransitionError, Item, Stage
 from ._staging import Stager
 from ._watch import Watcher
@@ -201,7 +201,7 @@ class Runner(anyio.AsyncContextManagerMixin):
                 if self._gate.stopping:
                     self._run_scope.cancel()
                 await self._batch(inputs)
-        except* (JournalError, IllegalTransitionError, LocalFailureError) as group:
+        except* (JournalError, IllegalTransitionError, BatchFatalError) as group:
             # the journal cannot be trusted any more, or our disk is full: end the batch, say why
             self._gate.stop()
             errors = list(_leaves(group))
@@ -242,6 +242,18 @@ class Runner(anyio.AsyncContextManagerMixin):
                 log.warning("could not save the rate window: %s", exc)
             self._window.bind(None)
 
+    async def _preflight(self) -> list[RemoteMedia] | None:
+        """The batch's first call, when the adapter has one: unreachable or refused stops the batch."""
+        if not isinstance(self._adapter, Preflight):
+            return None
+        try:
+            return await self._gate.call(Priority.FINISH, self._adapter.preflight)
+        except BatchFatalError:
+            raise
+        except Exception as exc:  # the service answered (rate limit, 5xx): it is there; go on
+            log.warning("preflight failed: %s", type(exc).__name__)
+            return None
+
     def _counts(self) -> dict[Stage | None, int]:
         counts: dict[Stage | None, int] = {Stage.DONE: 0, Stage.FAILED: 0, Stage.PARKED: 0, None: 0}
         for item in self._items.values():
@@ -262,8 +274,13 @@ class Runner(anyio.AsyncContextManagerMixin):
             self._watcher.watch(item)
             machine.remember_token(item)
         resumed = [i for i in work if i.stage in ACTIVE_STAGES or machine.needs_cleanup(i)]
-        fresh = [i for i in work if i.stage in (Stage.QUEUED, Stage.STAGED)]
+        # the longest work first: the service's processing time grows with the media's size
+        fresh = sorted(
+            (i for i in work if i.stage in (Stage.QUEUED, Stage.STAGED)),
+            key=lambda i: (i.size is None, -(i.size or 0), i.seq),
+        )
         lanes = self._gate.lanes
+        listing = await self._preflight() if work else None
         async with anyio.create_task_group() as poll_tg:
             poll_tg.start_soon(self._watcher.poll_loop)
             for remote_id in await self._gate.trash():
@@ -271,7 +288,9 @@ class Runner(anyio.AsyncContextManagerMixin):
             async with anyio.create_task_group() as items_tg:
                 open_uploads = [i for i in resumed if i.stage is Stage.UPLOADING]
                 if fresh or open_uploads:
-                    await machine.reconcile_open_uploads(open_uploads, baseline=bool(fresh))
+                    await machine.reconcile_open_uploads(
+                        open_uploads, baseline=bool(fresh), listing=listing
+                    )
                 for item in resumed:
                     await lanes.active.acquire(force=True)
                     items_tg.start_soon(machine.drive, item)

@@ -25,14 +25,15 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 __all__ = [
+    "BatchFatalError",
     "ItemError",
     "JobSpec",
     "LinkExpiredError",
-    "LocalFailureError",
     "NotReadyError",
     "OutcomeUnknownError",
     "Phase",
     "Prechecker",
+    "Preflight",
     "RemoteMedia",
     "RemoteStatus",
     "ServiceAdapter",
@@ -58,10 +59,11 @@ class LinkExpiredError(Exception):
     """The result's download link stopped working (401/403/410): fetch a fresh one and resume from disk."""
 
 
-class LocalFailureError(Exception):
-    """A failure on our side that no item can outlive (the disk is full, a path is read-only).
+class BatchFatalError(Exception):
+    """A failure no item can outlive: our disk is full, the credentials are refused, the host is unreachable.
 
-    The batch stops at once, every item stays resumable, and the message says what to fix.
+    The batch stops at once, every item stays where it stood (none is failed), and the message names the
+    cause and the fix; the same command resumes once it is fixed.
     """
 
 
@@ -230,7 +232,7 @@ class ServiceAdapter(Protocol):
 
         `reissue_of`: `url` is a fresh link for the same result as that expired one, so the `.part` is
         resumed (its validator checked). An expired link is `LinkExpiredError`; a full disk is
-        `LocalFailureError`.
+        `BatchFatalError`.
         """
         ...
 
@@ -250,4 +252,17 @@ class Prechecker(Protocol):
 
     async def precheck(self, source_url: str) -> str | None:
         """The remote id of the input if the service already has it, else None (no side effect)."""
+        ...
+
+
+@runtime_checkable
+class Preflight(Protocol):
+    """An optional capability: the batch's first call, before any item moves.
+
+    It proves that the service is reachable and takes the credentials (a refusal or an unreachable host is
+    `BatchFatalError`, naming the cause and the fix), and returns the account's media (the baseline).
+    """
+
+    async def preflight(self) -> list[RemoteMedia]:
+        """List the account's media, or raise `BatchFatalError` saying what to fix."""
         ...

@@ -9,7 +9,7 @@ The emulator of the service is in `recuro_async.testing`; callbacks in `recuro_a
 
 from __future__ import annotations
 
-from ._client import RecuroClient
+from ._client import DownloadOptions, RecuroClient
 from ._enums import Filter, OutputFormat, State
 from ._errors import (
     ConfigurationError,
@@ -36,6 +36,7 @@ __all__ = [
     "DiskFullError",
     "DownloadError",
     "DownloadLinkExpiredError",
+    "DownloadOptions",
     "Filter",
     "FilterInfo",
     "InvalidArgumentError",

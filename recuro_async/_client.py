@@ -18,7 +18,8 @@ import httpx
 
 from _clientkit._auth import OriginAuth
 from _clientkit._clock import Clock, SystemClock
-from _clientkit._download import DownloadOptions, download_file
+from _clientkit._download import DownloadOptions as _DownloadOptions
+from _clientkit._download import download_file
 from _clientkit._failures import (
     ClientkitFailure,
     DestinationExistsFailure,
@@ -65,7 +66,16 @@ from ._errors import (
 from ._models import FilterInfo, Media, OutputFormatInfo, Progress, RateLimit
 from ._protocol import Action, Credentials
 
-__all__ = ["RecuroClient"]
+__all__ = ["DownloadOptions", "RecuroClient"]
+
+
+@attrs.frozen
+class DownloadOptions(_DownloadOptions):
+    """How downloads run: `segments` (concurrent ranges, for a per-connection cap), `deadline`, and more.
+
+    The fields and their defaults are those of the shared downloader (see its docstring).
+    """
+
 
 log = logging.getLogger("recuro_async")
 

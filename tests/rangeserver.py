@@ -74,6 +74,7 @@ class RangeServer:
         etag: the full ETag header value (`'"v1"'`, `'W/"v1"'`), or None for no ETag.
         last_modified: a Last-Modified HTTP date, or None.
         accept_ranges: send `Accept-Ranges: bytes` and honour Range; False answers 200 to everything.
+        accept_ranges_on_206: False sends `Accept-Ranges` on 200s only, as nginx and most servers do.
         content_type: the Content-Type header value.
         content_disposition: a Content-Disposition header value, sent verbatim, or None.
         drops: body byte counts after which successive responses cut the connection (one used per
@@ -102,6 +103,7 @@ class RangeServer:
     etag: str | None = '"v1"'
     last_modified: str | None = None
     accept_ranges: bool = True
+    accept_ranges_on_206: bool = True
     content_type: str = "application/octet-stream"
     content_disposition: str | None = None
     drops: list[int | None] = attrs.Factory(list)
@@ -205,6 +207,8 @@ class RangeServer:
             )
             if self.content_encoding_206 is not None:
                 headers.append(("Content-Encoding", self.content_encoding_206))
+            if not self.accept_ranges_on_206:  # as nginx: the header on 200s only
+                headers = [h for h in headers if h[0] != "Accept-Ranges"]
             status, body = 206, memoryview(self.content)[first : last + 1]
         else:
             status, body = 200, memoryview(self.content)

@@ -42,6 +42,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
+from _clientkit._filenames import safe_join
 from mediacrush_async import (
     Album,
     File,
@@ -58,6 +59,7 @@ from mediacrush_async import (
     UnsupportedMediaError,
     content_hash,
 )
+from orchestrator._outputs import derived_name
 from orchestrator._service import (
     ItemError,
     JobSpec,
@@ -260,9 +262,9 @@ class MediaCrushAdapter:
         self._download = download
         self._on_upload_progress = on_upload_progress
         self._objects: dict[str, File] = {}
-        self._uploaded: set[str] = (
-            set()
-        )  # uploaded by this process: a second input of the same bytes
+        # uploaded by this process (a second input of the same bytes), and derived names taken
+        self._uploaded: set[str] = set()
+        self._names: dict[str, tuple[str, str]] = {}  # case-folded name -> (hash, served name)
         self._locks: dict[str, anyio.Lock] = {}
 
     def __repr__(self) -> str:
@@ -334,6 +336,18 @@ class MediaCrushAdapter:
             self._uploaded.add(file_hash)
         return file_hash
 
+    def _claim(self, file_hash: str, served: str, name: str) -> str:
+        """`name` for the file `served` of `file_hash`, numbered if another file took it (ignoring case)."""
+        stem, dot, ext = name.rpartition(".")
+        candidate, n = name, 2
+        while self._names.setdefault(candidate.casefold(), (file_hash, served)) != (
+            file_hash,
+            served,
+        ):
+            candidate = f"{stem}-{n}.{ext}" if dot else f"{name}-{n}"
+            n += 1
+        return candidate
+
     def _lock(self, file_hash: str) -> anyio.Lock:
         return self._locks.setdefault(file_hash, anyio.Lock())
 
@@ -374,6 +388,7 @@ class MediaCrushAdapter:
             listed: list[DerivedFile] = []
             for index, (role, entry) in enumerate(entries):
                 derived, size = await self._fetch(
+                    file_hash,
                     entry,
                     role,
                     dest.parent,
@@ -395,6 +410,7 @@ class MediaCrushAdapter:
 
     async def _fetch(
         self,
+        file_hash: str,
         entry: FileEntry,
         role: str,
         directory: Path,
@@ -404,7 +420,7 @@ class MediaCrushAdapter:
         base: int,
     ) -> tuple[DerivedFile, int]:
         """Download one derived file (or only list it); returns its manifest entry and size."""
-        name = entry.file.rstrip("/").rsplit("/", 1)[-1]
+        name = self._claim(file_hash, entry.file, derived_name(file_hash, entry.file))
         url = entry.url or f"{self._client.base_url}{entry.file}"
         listed = DerivedFile(name=name, role=role, url=url, type=entry.type)
         if not self._download:
@@ -418,7 +434,7 @@ class MediaCrushAdapter:
             # The item's own output directory: the engine owns what is in it (two inputs with the same
             # bytes share one upload and fetch the same derived files), so replacing is intended.
             path = await self._client.download(
-                entry, directory / name, progress=report, overwrite=True
+                entry, safe_join(directory, name), progress=report, overwrite=True
             )
         except NotFoundError as exc:
             if original:

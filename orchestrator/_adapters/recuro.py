@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Final
 
 from orchestrator._service import (
+    BatchFatalError,
     ItemError,
     JobSpec,
     LinkExpiredError,
-    LocalFailureError,
     NotReadyError,
     OutcomeUnknownError,
     Phase,
@@ -227,6 +227,32 @@ class RecuroAdapter:
             return _failure(exc)
         return status_of(progress)
 
+    async def preflight(self) -> list[RemoteMedia]:
+        """ListMedia as the batch's first call: a refusal or an unreachable host stops the batch.
+
+        ListMedia takes nothing but the credentials, so an API refusal of it (whatever its code) means the
+        account refused them; a transport failure after the client's retries means the host is out of reach.
+        """
+        try:
+            return await self.sweep()
+        except (RateLimitedError, ServerError):
+            raise  # the service answered: it is there; the engine goes on
+        except TransportError as exc:
+            raise BatchFatalError(
+                f"cannot reach the Recuro API at {self._client.base_url} ({type(exc).__name__}); "
+                "check --base-url (or RECURO_BASE_URL) and the network"
+            ) from exc
+        except RecuroAPIError as exc:
+            raise BatchFatalError(
+                f"the service refused the credentials ({exc.error_code}: {exc.error_message}); "
+                "check --api-key / --api-secret-file (or RECURO_API_KEY / RECURO_API_SECRET)"
+            ) from exc
+        except RecuroHTTPError as exc:
+            raise BatchFatalError(
+                f"{self._client.base_url} answered {exc.status_code} to ListMedia, not as the Recuro API "
+                "does; check --base-url (or RECURO_BASE_URL)"
+            ) from exc
+
     async def sweep(self) -> list[RemoteMedia]:
         """ListMedia: every media on the account, with its restored file URL if any."""
         media = await self._client.list_media()
@@ -252,7 +278,7 @@ class RecuroAdapter:
         except DownloadLinkExpiredError as exc:
             raise LinkExpiredError(f"the download link answered {exc.status_code}") from exc
         except DiskFullError as exc:
-            raise LocalFailureError(
+            raise BatchFatalError(
                 f"the disk is full writing {exc.path}; free some space and rerun the same command"
             ) from exc
 

@@ -29,6 +29,21 @@ __all__ = ["PlainRenderer", "Renderer", "RichRenderer", "make_renderer", "print_
 
 _MAX_ROWS = 12  # per-item bars shown at once on a terminal
 _MAX_TABLE = 40  # larger batches list only the items that did not finish in the terminal table
+_RATE = 200 / 60  # the documented rate limit, requests per second (the ETA's budget bound)
+_CALLS_PER_ITEM = 3.3  # API requests per item in polling mode (B1)
+_IN_FLIGHT = frozenset(
+    {
+        Stage.STAGED,
+        Stage.UPLOADING,
+        Stage.UPLOADED,
+        Stage.READY,
+        Stage.STARTING,
+        Stage.RUNNING,
+        Stage.RESTORED,
+        Stage.DOWNLOADING,
+        Stage.DOWNLOADED,
+    }
+)
 _LABELS = {
     Stage.QUEUED: "queued",
     Stage.STAGED: "staged",
@@ -154,29 +169,31 @@ class PlainRenderer:
 
 
 class RichRenderer:
-    """An overall bar and one bar per active item (its stage, job progress, download bytes)."""
+    """An overall bar with an ETA, one bar per active item, and a line counting the in-flight items
+    that have no bar of their own (`and 37 more: ...`), so that nothing in flight is invisible.
 
-    def __init__(self, console: Any = None) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TaskID,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    Item bars show what is known: a job's progress in percent, a download's bytes; a pulsing bar until
+    then. The ETA is the larger of two estimates: the observed rate of finished items, and the rate
+    budget (about 3.3 API requests per item at `rate` requests per second).
+    """
+
+    def __init__(self, console: Any = None, *, rate: float = _RATE) -> None:
+        from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
             TextColumn("{task.description}", justify="left"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             transient=False,
             console=console,
         )
-        self._overall: TaskID = self._progress.add_task("batch", total=0)
+        self._rate = rate
+        self._overall: TaskID = self._progress.add_task("batch", total=0, detail="")
+        self._more: TaskID = self._progress.add_task("", total=None, detail="", visible=False)
         self._rows: dict[str, TaskID] = {}
         self._stage: dict[str, Stage] = {}
+        self._first_end: float | None = None
 
     def __enter__(self) -> Self:
         self._progress.__enter__()
@@ -196,7 +213,7 @@ class RichRenderer:
     def _row(self, key: str) -> Any:
         task = self._rows.get(key)
         if task is None and len(self._rows) < _MAX_ROWS:
-            task = self._progress.add_task(self._describe(key), total=None)
+            task = self._progress.add_task(self._describe(key), total=None, detail="")
             self._rows[key] = task
         return task
 
@@ -204,6 +221,41 @@ class RichRenderer:
         task = self._rows.pop(key, None)
         if task is not None:
             self._progress.remove_task(task)
+            hidden = next((k for k in self._in_flight() if k not in self._rows), None)
+            if hidden is not None:  # a bar came free: give it to an item that had none
+                self._row(hidden)
+
+    def _in_flight(self) -> list[str]:
+        return [k for k, stage in self._stage.items() if stage in _IN_FLIGHT]
+
+    def _count_the_rest(self) -> None:
+        """`and N more: 3 uploading, 20 analysing, ...` for in-flight items without a bar."""
+        hidden = [k for k in self._in_flight() if k not in self._rows]
+        if not hidden:
+            self._progress.update(self._more, visible=False)
+            return
+        counts: dict[str, int] = {}
+        for key in hidden:
+            label = _LABELS[self._stage[key]]
+            counts[label] = counts.get(label, 0) + 1
+        parts = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+        self._progress.update(
+            self._more, description=f"and {len(hidden)} more: {parts}", visible=True
+        )
+
+    def _update_eta(self) -> None:
+        overall = self._progress.tasks[0]
+        total, done = overall.total or 0, overall.completed
+        left = total - done
+        if left <= 0 or not total:
+            self._progress.update(self._overall, detail=f"{done:.0f}/{total:.0f}")
+            return
+        budget = left * _CALLS_PER_ITEM / self._rate
+        eta = budget
+        elapsed = overall.elapsed
+        if done and elapsed:
+            eta = max(eta, left * elapsed / done)
+        self._progress.update(self._overall, detail=f"{done:.0f}/{total:.0f}  ETA {_duration(eta)}")
 
     def handle(self, event: Event) -> None:
         """Update the bars."""
@@ -211,24 +263,39 @@ class RichRenderer:
         if isinstance(event, ItemQueued):
             self._stage[event.key] = event.stage
             p.update(self._overall, total=(p.tasks[0].total or 0) + 1)
+            if event.stage in _IN_FLIGHT:
+                self._row(event.key)
         elif isinstance(event, StageChanged):
             self._stage[event.key] = event.new
             if event.new in (Stage.DONE, Stage.FAILED, Stage.PARKED):
                 self._drop(event.key)
-                return
-            task = self._row(event.key)
-            if task is not None:
-                # No progress known yet (budget-aware polling may not ask): a pulsing bar, not "0/100".
-                p.update(task, description=self._describe(event.key), completed=0, total=None)
+            else:
+                task = self._row(event.key)
+                if task is not None:
+                    # No progress known yet (budget-aware polling may not ask): a pulsing bar.
+                    p.update(
+                        task,
+                        description=self._describe(event.key),
+                        completed=0,
+                        total=None,
+                        detail="",
+                    )
         elif isinstance(event, ItemProgress):
             task = self._rows.get(event.key)
             if task is not None:
-                p.update(task, completed=event.progress, total=100)
+                p.update(task, completed=event.progress, total=100, detail=f"{event.progress:.0f}%")
         elif isinstance(event, DownloadProgress):
             task = self._rows.get(event.key)
             if task is not None:
-                p.update(task, completed=event.done, total=event.total)
+                total = _size(event.total) if event.total is not None else "?"
+                p.update(
+                    task,
+                    completed=event.done,
+                    total=event.total,
+                    detail=f"{_size(event.done)} / {total}",
+                )
         elif isinstance(event, ItemDone | ItemFailed):
+            self._stage.pop(event.key, None)
             self._drop(event.key)
             p.advance(self._overall)
             if isinstance(event, ItemFailed):
@@ -242,6 +309,8 @@ class RichRenderer:
             p.update(
                 self._overall, description="batch interrupted" if event.interrupted else "batch"
             )
+        self._count_the_rest()
+        self._update_eta()
 
 
 def make_renderer(*, tty: bool | None = None) -> Renderer:
@@ -304,3 +373,10 @@ def print_summary(
 
 def _failure_word(event: ItemFailed) -> str:
     return "parked" if event.parked else "stopped" if event.resumable else "failed"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -36,11 +36,11 @@ from orchestrator._events import BatchDone
 from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError
 from orchestrator._polling import PollSettings
-from orchestrator._report import build_report
+from orchestrator._report import Report, build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._service import JobSpec
 from orchestrator._staging import LocalFileServer, is_url
-from recuro_async import ConfigurationError, RecuroClient
+from recuro_async import ConfigurationError, DownloadOptions, RecuroClient
 from recuro_async._constants import DEFAULT_TIMEOUT
 from recuro_async.webhooks import Notification, WebhookReceiver
 
@@ -181,6 +181,14 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"API requests the account allows per 60 s window (default: {_RATE_REQUESTS}, "
         "the documented limit); the batch never sends more in any window, across reruns",
     )
+    parser.add_argument(
+        "--segments",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="download each restored file in up to N concurrent ranges (default: 1); helps when the "
+        "server caps each connection's bandwidth. Example: --segments 8",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
     _add_connection_arguments(parser)
 
@@ -316,12 +324,15 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         window = JournaledWindow(
             SlidingWindowLimiter(args.rate_limit, 60.0 * args.time_scale, grace=DEFAULT_TIMEOUT)
         )
+        downloads = DownloadOptions(segments=args.segments)
         if credentials is not None:
-            client = RecuroClient(*credentials, base_url=args.base_url, limiter=window)
+            client = RecuroClient(
+                *credentials, base_url=args.base_url, limiter=window, download_options=downloads
+            )
         else:
             from ._common import client_from_args
 
-            client = client_from_args(args, limiter=window)
+            client = client_from_args(args, limiter=window, download_options=downloads)
     except ConfigurationError as exc:
         problems.append(str(exc))
     if client is not None:
@@ -457,7 +468,23 @@ async def run_restore(
     if interrupted:
         stderr_line("interrupted; rerun the same command to resume")
         return EXIT_INTERRUPTED
+    _say_what_next(report)
     return EXIT_OK if not report.failed else EXIT_FAILED
+
+
+def _say_what_next(report: Report) -> None:
+    """After failures: how to retry them; after items stopped on our side: that a rerun resumes them."""
+    totals = report.totals
+    if totals["pending"]:
+        stderr_line(
+            f"{totals['pending']} item(s) stopped on our side and kept their media; "
+            "rerun the same command to resume them"
+        )
+    if totals["failed"]:
+        stderr_line(
+            f"{totals['failed']} item(s) failed; rerun the same command with --retry-failed "
+            "to try them again"
+        )
 
 
 def _consumer(runner_box: list[Runner], adapter: RecuroAdapter) -> Any:

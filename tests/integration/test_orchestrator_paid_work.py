@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import collections
 import os
+import socket
 import subprocess
 import sys
 
 import anyio
-from test_orchestrator_recuro import emulator, expected, restore, started_jobs
+from test_orchestrator_recuro import emulator, expected, parse, restore, started_jobs
 
 from orchestrator.cli._demo import make_samples
+from orchestrator.cli._restore import run_restore
 from recuro_async.testing import ALTERNATE_ERROR_CODES
 
 
@@ -128,3 +130,79 @@ anyio.run(main)
             first.kill()
     assert second.returncode == 2
     assert f"PID {first.pid}".encode() in second.stderr
+
+
+async def test_refused_credentials_stop_the_batch_at_the_first_call(
+    tmp_path, canary_key, canary_secret, capsys
+):
+    """A wrong key: exit 2 after one refused request, no item failed; with the right key the same
+    command (no --retry-failed) restores everything."""
+    originals = make_samples(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    async with emulator("another-secret", canary_key) as running:
+        code = await restore(running, [*map(str, originals)], out)
+        refused = list(running.emulator.log)
+    assert code == 2
+    assert len(refused) == 1
+    err = capsys.readouterr().err
+    assert "refused the credentials" in err
+    assert "RECURO_API_SECRET" in err
+    async with emulator(canary_secret, canary_key) as running:
+        code = await restore(running, [*map(str, originals)], out)
+    assert code == 0
+    assert all((out / f"{o.stem}.mp4").exists() for o in originals)
+
+
+async def test_an_unreachable_host_stops_the_batch_naming_it(tmp_path, capsys):
+    """Nothing listens at the base URL: exit 2 naming the host, before any item moves."""
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    originals = make_samples(tmp_path / "in", 2)
+    argv = [
+        *map(str, originals),
+        "--format",
+        "Mp4H264",
+        "--out",
+        str(tmp_path / "out"),
+        "--base-url",
+        f"http://127.0.0.1:{port}/api/1.0/",
+        "--time-scale",
+        "0.01",
+    ]
+    with anyio.fail_after(60):
+        code = await run_restore(parse(argv), tty=False)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err
+    assert "cannot reach" in err
+
+
+async def test_a_journal_that_cannot_be_created_is_a_clear_error_with_exit_2(
+    tmp_path, canary_key, canary_secret, capsys
+):
+    """A --journal that cannot be created (its directory is a file) stops before any request, exit 2."""
+    originals = make_samples(tmp_path / "in", 1)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    async with emulator(canary_secret, canary_key) as running:
+        code = await restore(
+            running, [str(originals[0])], tmp_path / "out", "--journal", str(blocker / "j.sqlite")
+        )
+        sent = list(running.emulator.log)
+    assert code == 2
+    assert sent == []
+    assert str(blocker) in capsys.readouterr().err
+
+
+async def test_restore_downloads_in_segments_when_asked(tmp_path, canary_key, canary_secret):
+    """`--segments 4`: a large restored file comes in several concurrent ranges, byte-identical."""
+    originals = make_samples(tmp_path / "in", 1)
+    big = tmp_path / "in" / "long.mov"
+    big.write_bytes(originals[0].read_bytes() + bytes(17 * 1024 * 1024))
+    async with emulator(canary_secret, canary_key) as running:
+        code = await restore(running, [str(big)], tmp_path / "out", "--segments", "4")
+        ranges = [e for e in running.emulator.log if e.action == "download" and e.status == 206]
+    assert code == 0
+    assert (tmp_path / "out" / "long.mp4").read_bytes() == expected(big)
+    assert len(ranges) >= 3, f"{len(ranges)} ranges: the download was not segmented"

@@ -754,3 +754,16 @@ async def test_416_contradicting_the_known_size_is_not_taken_as_complete(tmp_pat
         )
     assert served[:2] == ["-", "bytes=500-"]
     assert path.read_bytes() == content
+
+
+async def test_segments_engage_when_only_the_206_proves_range_support(tmp_path):
+    """Like nginx, the server names `Accept-Ranges` on 200s only: the 206 itself is the proof, and the
+    download still goes out in four concurrent ranges (issue 16: one connection, 0.23x aria2c)."""
+    server = RangeServer(content=BIG, accept_ranges_on_206=False)
+    async with serving(server) as base, httpx.AsyncClient() as client:
+        path = await download_file(
+            client, f"{base}/file", tmp_path / "out", options=options(**SEGMENTED)
+        )
+    assert path.read_bytes() == BIG
+    assert len(ranges(server)) == 5, ranges(server)
+    assert server.bytes_sent == len(BIG)

@@ -122,3 +122,20 @@ async def test_an_ingest_failure_in_the_same_run_is_the_items_own(tmp_path):
     (failed,) = [e for e in events if isinstance(e, ItemFailed)]
     assert failed.error_code == "MediaUploadFailed"
     assert service.calls["upload"] == 1
+
+
+async def test_the_largest_inputs_are_uploaded_first(tmp_path):
+    """The service's processing time grows with size, so the batch starts the longest work first."""
+    clock = FakeClock()
+    service = IngestDiesWithUs(clock)
+    sizes = [10, 5000, 300, 70_000, 1]
+    paths = []
+    for n, size in enumerate(sizes):
+        path = tmp_path / f"in-{n}.mov"
+        path.write_bytes(b"x" * size)
+        paths.append(path)
+    (tmp_path / "out").mkdir()
+    config = RunnerConfig(out_dir=tmp_path / "out", poll=POLL, settle=1.0, backoff=0.1)
+    await _run(service, tmp_path / "j.sqlite", [str(p) for p in paths], config, clock=clock)
+    uploaded = [m.source.rsplit("/", 1)[-1] for m in service.media.values()]
+    assert uploaded == ["in-3.mov", "in-1.mov", "in-2.mov", "in-0.mov", "in-4.mov"]

@@ -10,7 +10,7 @@ import textwrap
 import anyio
 import pytest
 
-from orchestrator._journal import Journal, JournalLockedError, StaleItemError
+from orchestrator._journal import Journal, JournalLockedError, JournalMismatchError, StaleItemError
 from orchestrator._service import JobSpec
 from orchestrator._stages import Item, Stage
 
@@ -131,5 +131,27 @@ async def test_another_process_holding_the_journal_is_named_and_its_death_frees_
             await Journal(path, SPEC).open()
         holder.kill()
         await holder.wait()
+    async with Journal(path, SPEC) as journal:
+        assert await journal.load() == []
+
+
+@pytest.mark.parametrize("directory", ["run #1", "what?", "100%41"])
+async def test_the_spec_check_reads_a_journal_whose_path_needs_escaping(tmp_path, directory):
+    """`Journal.check` opens the journal itself, whatever characters its path holds (found by the
+    mutation-testing work: a raw `file:` URI let '#', '?' or '%' open another file)."""
+    path = tmp_path / directory / "j.sqlite"
+    async with Journal(path, SPEC):
+        pass
+    with pytest.raises(JournalMismatchError):
+        await Journal.check(path, JobSpec("recuro", {"format": "MovProRes4444"}))
+
+
+async def test_a_journal_left_empty_by_a_kill_is_checked_and_opened(tmp_path):
+    """A run killed after creating the journal file, before SQLite wrote its schema, leaves an empty (or
+    cut) file: the rerun's spec check takes it for a new journal, and opening it makes one (found by the
+    seeded random kills: the rerun exited 2 with 'no such table: meta', again and again)."""
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"")
+    await Journal.check(path, SPEC)
     async with Journal(path, SPEC) as journal:
         assert await journal.load() == []

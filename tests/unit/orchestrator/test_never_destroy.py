@@ -6,7 +6,7 @@ from orch_fakes import FakeClock, FakeService
 
 from orchestrator import BatchDone, ItemDone, ItemFailed, Journal, Runner, RunnerConfig, Stage
 from orchestrator._polling import PollSettings
-from orchestrator._service import LocalFailureError
+from orchestrator._service import BatchFatalError
 
 POLL = PollSettings(min_interval=1.0, max_interval=20.0)
 INPUTS = ["https://example.org/media/a.mov", "https://example.org/media/b.mov"]
@@ -56,7 +56,7 @@ async def test_a_download_that_keeps_failing_leaves_the_item_resumable(tmp_path)
 async def test_a_full_disk_stops_the_batch_and_keeps_every_item_resumable(tmp_path):
     """A full disk is no item's failure: the batch stops saying so; nothing is failed or deleted."""
     clock = FakeClock()
-    service = DownloadsBreak(clock, LocalFailureError("the disk is full writing a.mp4.part"))
+    service = DownloadsBreak(clock, BatchFatalError("the disk is full writing a.mp4.part"))
     events, items = await _run(service, tmp_path, clock)
     done = events[-1]
     assert isinstance(done, BatchDone)

@@ -62,12 +62,59 @@ def test_rich_bars_follow_the_batch():
     with renderer:
         for event in _events()[:5]:
             renderer.handle(event)
-        assert len(renderer._rows) == 1
+        assert len(renderer._rows) == 2  # the resumed item in flight has its bar too
         for event in _events()[5:]:
             renderer.handle(event)
     overall = renderer._progress.tasks[0]
     assert (overall.completed, overall.total) == (2, 2)
     assert renderer._rows == {}
+
+
+def _rendered(renderer) -> str:
+    return "\n".join(
+        f"{task.description} {task.fields.get('detail', '')}"
+        for task in renderer._progress.tasks
+        if task.visible
+    )
+
+
+def test_every_item_in_flight_is_shown_or_counted():
+    """Past the bars a terminal can show, the rest in flight are counted by stage; none is hidden."""
+    from rich.console import Console
+
+    renderer = RichRenderer(Console(file=io.StringIO(), force_terminal=True, width=120))
+    with renderer:
+        for n in range(20):
+            renderer.handle(ItemQueued(key=f"/in/{n}.mov", input=f"{n}.mov", stage=Stage.QUEUED))
+        for n in range(20):
+            stage = Stage.UPLOADED if n % 2 else Stage.RUNNING
+            renderer.handle(StageChanged(key=f"/in/{n}.mov", old=Stage.QUEUED, new=stage))
+        text = _rendered(renderer)
+        assert len(renderer._rows) == 12
+        assert "and 8 more: 4 analysing, 4 restoring" in text
+        renderer.handle(ItemDone(key="/in/0.mov", output_path="/out/0.mp4", size=1, sha256=""))
+        assert "and 7 more" in _rendered(renderer), "a freed bar goes to an item that had none"
+        assert len(renderer._rows) == 12
+
+
+def test_transfers_show_bytes_and_the_batch_an_eta():
+    """A download bar shows bytes, a job bar percent, and the overall bar an ETA."""
+    from rich.console import Console
+
+    renderer = RichRenderer(Console(file=io.StringIO(), force_terminal=True, width=120), rate=1.0)
+    with renderer:
+        for n in range(3):
+            renderer.handle(ItemQueued(key=f"/in/{n}.mov", input=f"{n}.mov", stage=Stage.QUEUED))
+        renderer.handle(StageChanged(key="/in/0.mov", old=Stage.RESTORED, new=Stage.DOWNLOADING))
+        renderer.handle(
+            DownloadProgress(key="/in/0.mov", done=3 * 1024 * 1024, total=8 * 1024 * 1024)
+        )
+        renderer.handle(StageChanged(key="/in/1.mov", old=Stage.READY, new=Stage.RUNNING))
+        renderer.handle(ItemProgress(key="/in/1.mov", state="JobRunning", progress=42.0))
+        text = _rendered(renderer)
+    assert "3.0 MiB / 8.0 MiB" in text
+    assert "42%" in text
+    assert "0/3  ETA 0m09s" in text  # 3 items x 3.3 requests at 1 request/s
 
 
 def _items() -> list[Item]:
