@@ -531,11 +531,6 @@ async def test_check_of_a_file_that_is_not_a_journal(tmp_path):
     assert str(info.value).startswith(f"{path} is not a usable journal: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="journal bug for the lead: Journal.check and _holder build `file:{path}?mode=ro` without "
-    "escaping, so a path holding '#', '?' or '%' opens another file (fix: Path.as_uri())",
-)
 @pytest.mark.parametrize("directory", ["run #1", "what?", "100%41"])
 async def test_check_of_a_journal_whose_path_needs_escaping(tmp_path, directory):
     path = tmp_path / directory / "j.sqlite"
