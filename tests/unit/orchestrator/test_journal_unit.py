@@ -829,3 +829,23 @@ async def test_timings_are_stored_as_canonical_json(tmp_path):
     stored = _rows(path)[item.key]["timings"]
     assert list(json.loads(stored)) == ["staged", "uploaded", "uploading"]
     assert stored == json.dumps(item.timings, sort_keys=True)
+
+
+async def test_check_of_an_empty_file_is_a_new_journal(tmp_path):
+    """A run killed between creating the file and writing the schema leaves it empty: not an error."""
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"")
+    await Journal.check(path, SPEC)
+    async with Journal(path, SPEC) as journal:
+        assert await journal.get_meta("spec") == SPEC.to_json()
+
+
+async def test_check_of_a_journal_without_a_spec_row_passes(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with Journal(path, SPEC):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM meta WHERE key = 'spec'")
+    conn.commit()
+    conn.close()
+    await Journal.check(path, JobSpec("recuro", {"format": "MovProRes4444"}))
