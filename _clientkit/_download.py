@@ -1008,7 +1008,9 @@ def _choose_name(
 
 async def _excerpt(response: httpx.Response, secrets: tuple[str, ...]) -> str:
     """The first bytes of an error body as printable text, `secrets` masked before any cut."""
-    if response.is_stream_consumed:  # already read (a mock transport, an event hook): use what was read
+    if (
+        response.is_stream_consumed
+    ):  # already read (a mock transport, an event hook): use what was read
         try:
             return _printable(response.content, secrets)
         except httpx.ResponseNotRead:
