@@ -73,10 +73,13 @@ class OriginAuth(httpx.Auth):
         For a `user:secret` style value the part after the first colon is masked on its own too: a
         server may quote the secret without the key.
         """
+        return redact_text(text, self.secrets())
+
+    def secrets(self) -> tuple[str, ...]:
+        """What `redact` masks: the header value, and for `user:secret` the part after the colon."""
         value = self._value.reveal()
         _, colon, secret = value.partition(":")
-        parts = [value, secret.strip()] if colon and secret.strip() else [value]
-        return redact_text(text, parts)
+        return (value, secret.strip()) if colon and secret.strip() else (value,)
 
     def __repr__(self) -> str:
         scheme, host, port = self.origin

@@ -119,6 +119,7 @@ from ._ranges import (
     unsatisfied_total,
     validator_conflict,
 )
+from ._redact import redact_excerpt
 from ._retry import RetryPolicy, parse_retry_after
 from ._transport import NEVER_SENT
 
@@ -925,9 +926,8 @@ class _Download:
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         status = response.status_code
-        excerpt = await _excerpt(response)
-        if isinstance(self._auth, OriginAuth):
-            excerpt = self._auth.redact(excerpt)
+        secrets = self._auth.secrets() if isinstance(self._auth, OriginAuth) else ()
+        excerpt = await _excerpt(response, secrets)
         if status in _EXPIRED_STATUSES:
             # A signed link that expired (or access withdrawn): asking the same URL again cannot help.
             raise LinkExpiredFailure(status, excerpt, part_path=self._part_text())
@@ -1006,13 +1006,13 @@ def _choose_name(
     return name
 
 
-async def _excerpt(response: httpx.Response) -> str:
-    """The first bytes of an error body as printable text (never the whole body)."""
+async def _excerpt(response: httpx.Response, secrets: tuple[str, ...]) -> str:
+    """The first bytes of an error body as printable text, `secrets` masked before any cut."""
     if (
         response.is_stream_consumed
     ):  # already read (a mock transport, an event hook): use what was read
         try:
-            return _printable(response.content[:_EXCERPT_BYTES])
+            return _printable(response.content, secrets)
         except httpx.ResponseNotRead:
             return ""
     body = b""
@@ -1029,12 +1029,12 @@ async def _excerpt(response: httpx.Response) -> str:
         if aclose is not None:
             with anyio.CancelScope(shield=True):
                 await aclose()
-    return _printable(body[:_EXCERPT_BYTES])
+    return _printable(body, secrets)
 
 
-def _printable(body: bytes) -> str:
-    text = body.decode("utf-8", errors="replace")
-    return "".join(c if c.isprintable() else " " for c in text).strip()[:200]
+def _printable(body: bytes, secrets: tuple[str, ...]) -> str:
+    head = body[:_EXCERPT_BYTES]
+    return redact_excerpt(head, secrets, limit=200, cut=len(body) >= _EXCERPT_BYTES)
 
 
 async def download_file(

@@ -6,6 +6,7 @@ Everything here is blocking (it runs in a worker thread, or on the loop where me
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -34,6 +35,11 @@ __all__ = [
 
 SIDECAR_VERSION: Final = 1
 MAX_IOV: Final = 512
+# flags that exist on some platforms only (0 elsewhere): binary mode (Windows), never through a symlink
+_BINARY: Final = getattr(os, "O_BINARY", 0)
+_NO_FOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+# what ends a path that names a directory
+_SEPARATORS: Final = tuple({"/", os.sep})
 _seek_lock = threading.Lock()  # only for platforms without os.pwrite (positional writes)
 
 
@@ -79,15 +85,23 @@ class PartState:
 
     @classmethod
     def from_json(cls, raw: bytes, url: str) -> PartState | None:
-        """The state in `raw`, or None if it is for another URL, another version, or malformed."""
+        """The state in `raw` for a download of `url`, or None: the `.part` is then not resumed.
+
+        None for another URL (see `resumable_state` for a re-issued link), another sidecar version, a
+        malformed sidecar (an empty validator included), or segments that do not tile `[0, total)`.
+        """
         try:
             data = json.loads(raw)
-            if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
+            if not isinstance(data, dict) or type(data.get("version")) is not int:
+                return None
+            if data["version"] != SIDECAR_VERSION:
                 return None
             name, validator, total = data["name"], data["validator"], data["total"]
-            if data["url"] != url or not isinstance(name, str) or not name:
+            if not isinstance(name, str) or not name:
                 return None
-            if validator is not None and not isinstance(validator, str):
+            if validator is not None and (not isinstance(validator, str) or not validator):
+                return None
+            if data["url"] != url:
                 return None
             if total is not None and (type(total) is not int or total < 0):
                 return None
@@ -95,12 +109,19 @@ class PartState:
             if data["segments"] is not None:
                 if total is None:
                     return None
-                segments = [Segment(int(a), int(b), int(d)) for a, b, d in data["segments"]]
+                segments = [_segment(item) for item in data["segments"]]
                 if not tiles(segments, total):
                     return None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return None
         return cls(url=url, name=name, validator=validator, total=total, segments=segments)
+
+
+def _segment(item: object) -> Segment:
+    """`[start, end, done]` as a Segment; TypeError for anything but three JSON integers."""
+    if not isinstance(item, list) or len(item) != 3 or any(type(v) is not int for v in item):
+        raise TypeError  # caught by from_json: the sidecar is not resumed
+    return Segment(*item)
 
 
 def resumable_state(raw: bytes, url: str, *, reissue_of: str | None = None) -> PartState | None:
@@ -122,6 +143,7 @@ def resumable_state(raw: bytes, url: str, *, reissue_of: str | None = None) -> P
 
 
 def tiles(segments: Sequence[Segment], total: int) -> bool:
+    """True when `segments` are non-empty, in order, and cover `[0, total)` exactly, each `done` in range."""
     at = 0
     for s in segments:
         if s.start != at or s.end <= s.start or not 0 <= s.done <= s.end - s.start:
@@ -145,18 +167,29 @@ class Layout:
         return self.directory / name
 
 
-def part_layout(dest: pathlib.Path, url: str) -> Layout:
-    """Blocking: decide directory or file mode for `dest` (runs in a worker thread)."""
+def part_layout(dest: str | os.PathLike[str], url: str) -> Layout:
+    """Blocking: decide directory or file mode for `dest` (runs in a worker thread).
+
+    `dest` is taken as given: `pathlib.Path` drops a trailing slash, which says "a directory".
+    """
+    text = os.fspath(dest)
+    dest = pathlib.Path(text)
     if dest.is_dir():
         directory = dest.resolve()
         key = hashlib.sha256(url.encode()).hexdigest()[:32]
         return Layout(directory, None, directory / f".{key}.part.json")
-    if str(dest).endswith(("/", os.sep)):
+    if text.endswith(_SEPARATORS):
         raise ValueError(f"dest: directory {str(dest)!r} does not exist")
     directory = dest.parent.resolve()
     if not directory.is_dir():
         raise ValueError(f"dest: the parent directory {str(dest.parent)!r} does not exist")
     return Layout(directory, dest.name, directory / f"{dest.name}.part.json")
+
+
+def _progress(written: int) -> int:
+    if written <= 0:  # a regular file never does this; looping on it would never end
+        raise OSError(errno.EIO, "a write to the .part made no progress")
+    return written
 
 
 def pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
@@ -165,7 +198,7 @@ def pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
     if hasattr(os, "pwritev"):
         while views:
             batch = views[:MAX_IOV]
-            written = os.pwritev(fd, batch, offset)
+            written = _progress(os.pwritev(fd, batch, offset))
             offset += written
             while views and written >= len(views[0]):
                 written -= len(views[0])
@@ -177,30 +210,45 @@ def pwrite_all(fd: int, buffers: Sequence[bytes], offset: int) -> None:
         rest = view
         while rest:
             if hasattr(os, "pwrite"):
-                written = os.pwrite(fd, rest, offset)
+                written = _progress(os.pwrite(fd, rest, offset))
             else:  # Windows: no positional write; serialise seek+write
                 with _seek_lock:
                     os.lseek(fd, offset, os.SEEK_SET)
-                    written = os.write(fd, rest)
+                    written = _progress(os.write(fd, rest))
             offset += written
             rest = rest[written:]
 
 
 def open_part(path: pathlib.Path, *, truncate: bool) -> int:
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    """Open (create) the `.part` for positional writes; never through a symlink (O_NOFOLLOW)."""
+    flags = os.O_RDWR | os.O_CREAT | _BINARY | _NO_FOLLOW
     if truncate:
         flags |= os.O_TRUNC
     return os.open(path, flags, 0o644)
 
 
 def write_sidecar(path: pathlib.Path, data: bytes, fsync: bool) -> None:
+    """Replace the sidecar atomically: a new file beside it, fsynced if asked, renamed over it.
+
+    A crash leaves the old sidecar or the new one, never a torn one. The temporary file is created
+    afresh (O_EXCL, O_NOFOLLOW: a symlink planted under its name is not followed) and removed on failure.
+    """
     tmp = path.with_name(f"{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        if fsync:
-            handle.flush()
-            os.fsync(handle.fileno())
-    tmp.replace(path)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY | _NO_FOLLOW, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_sidecar(path: pathlib.Path) -> bytes | None:

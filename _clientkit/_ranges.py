@@ -1,8 +1,15 @@
-"""HTTP range and validator headers, parsed (pure; RFC 9110 sections 8.8, 13.1.5 and 14)."""
+"""HTTP range and validator headers, parsed strictly (pure; RFC 9110 sections 8.6, 8.8, 13.1.5, 14.4).
+
+Numbers are ASCII digits only (`str.isdigit` and `int` also take `³` or `٣`, which no server means), and
+a value that does not follow the grammar is None: the caller then treats the response as unusable for a
+resume rather than guessing.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import re
+from typing import Final
 
 import httpx
 
@@ -14,24 +21,34 @@ __all__ = [
     "validator_conflict",
 ]
 
+_STRONG_ETAG: Final = re.compile(r'"[\x21\x23-\x7e\x80-\xff]*"')
+# `bytes first-last/complete` or `bytes first-last/*`; the unit is case-insensitive (RFC 9110 14.1)
+_CONTENT_RANGE: Final = re.compile(r"(?i:bytes) ([0-9]+)-([0-9]+)/([0-9]+|\*)")
+_UNSATISFIED: Final = re.compile(r"(?i:bytes) \*/([0-9]+)")
+_DIGITS: Final = re.compile(r"[0-9]+")
+
 
 def strong_validator(headers: httpx.Headers) -> str | None:
-    """A validator fit for If-Range: a strong ETag, else a Last-Modified at least 1 s before Date."""
+    """A validator fit for If-Range (RFC 9110 13.1.5), or None.
+
+    A strong ETag; else a Last-Modified at least one second before the response's Date. Without a
+    Date, or within the same second, the date is weak (8.8.2.2): the file may have changed twice within
+    that second. A weak or malformed ETag is never sent; the date is still used beside a weak ETag
+    (13.1.5 says a client with an entity tag should not send a date, but the date is the only
+    protection against a splice that such a server offers, and it evaluates an If-Range date exactly).
+    """
     etag: str | None = headers.get("etag")
-    if etag is not None:
-        etag = etag.strip()
-        if etag.startswith('"') and etag.endswith('"') and len(etag) >= 2:
-            return etag
+    if etag is not None and _STRONG_ETAG.fullmatch(etag.strip()):
+        return etag.strip()
     modified: str | None = headers.get("last-modified")
-    if modified is None:
+    date_header: str | None = headers.get("date")
+    if modified is None or date_header is None:
         return None
     try:
         when = email.utils.parsedate_to_datetime(modified)
-        date_header = headers.get("date")
-        if date_header is not None:
-            served = email.utils.parsedate_to_datetime(date_header)
-            if (served - when).total_seconds() < 1:
-                return None  # weak by RFC 9110 8.8.2.2: it may change within the same second
+        served = email.utils.parsedate_to_datetime(date_header)
+        if (served - when).total_seconds() < 1:
+            return None
     except (TypeError, ValueError, IndexError):
         return None
     return modified.strip()
@@ -61,41 +78,39 @@ def validator_conflict(sent: str, headers: httpx.Headers) -> str | None:
 
 
 def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
-    """`bytes first-last/total` as (first, last, total or None for `*`); None if malformed."""
+    """`bytes first-last/total` as (first, last, total or None for `*`); None if malformed.
+
+    Malformed also means `last < first` or `last >= total`: such a range describes no bytes of the file.
+    """
     if value is None:
         return None
-    unit, _, rest = value.strip().partition(" ")
-    span, _, total_text = rest.strip().partition("/")
-    first_text, _, last_text = span.partition("-")
-    try:
-        first, last = int(first_text), int(last_text)
-        total = None if total_text.strip() == "*" else int(total_text)
-    except ValueError:
+    match = _CONTENT_RANGE.fullmatch(value.strip())
+    if match is None:
         return None
-    if (
-        unit.lower() != "bytes"
-        or first < 0
-        or last < first
-        or (total is not None and last >= total)
-    ):
+    first, last = int(match[1]), int(match[2])
+    total = None if match[3] == "*" else int(match[3])
+    if last < first or (total is not None and last >= total):
         return None
     return first, last, total
 
 
 def unsatisfied_total(value: str | None) -> int | None:
-    """The complete length in a 416's `bytes */total`, or None."""
+    """The complete length in a 416's `bytes */total`, or None (a 416 may also carry no length)."""
     if value is None:
         return None
-    unit, _, rest = value.strip().partition(" ")
-    star, _, total = rest.strip().partition("/")
-    if unit.lower() != "bytes" or star.strip() != "*" or not total.strip().isdigit():
-        return None
-    return int(total)
+    match = _UNSATISFIED.fullmatch(value.strip())
+    return int(match[1]) if match is not None else None
 
 
 def content_length(headers: httpx.Headers) -> int | None:
+    """The body's length from Content-Length, or None when unknown.
+
+    None when any Transfer-Encoding is present: the length then comes from the chunked framing and a
+    Content-Length must be ignored (RFC 9112 6.3); reading that many raw bytes would write chunk framing
+    into the file.
+    """
     value = headers.get("content-length")
     if value is None or "transfer-encoding" in headers:
         return None
     value = value.strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if _DIGITS.fullmatch(value) else None

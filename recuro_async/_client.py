@@ -211,6 +211,11 @@ class RecuroClient(HTTPClientLifecycle):
         """The limiter every API call of this client goes through (share it with other clients)."""
         return self._limiter
 
+    @property
+    def _secrets(self) -> tuple[str, str]:
+        """What must never come back in an error: the Authorization value and the secret alone."""
+        return (self._credentials.header_value(), self._credentials.secret.reveal())
+
     # ------------------------------------------------------------------ the five steps
 
     async def _call(self, action: Action, params: Mapping[str, Any] | None = None) -> Any:
@@ -239,19 +244,21 @@ class RecuroClient(HTTPClientLifecycle):
             ) from exc
         except ResponseTooLargeFailure as exc:
             raise ResponseFormatError(str(exc), action=action.value) from exc
-        return _protocol.parse_response(action, parts, secrets=(self._credentials.secret.reveal(),))
+        return _protocol.parse_response(action, parts, secrets=self._secrets)
 
     # ------------------------------------------------------------------ actions
 
     async def list_media(self) -> list[Media]:
         """All media uploaded to the account (ListMedia)."""
         data = await self._call(Action.LIST_MEDIA)
-        return _protocol.structure_as(data, list[Media], Action.LIST_MEDIA)
+        return _protocol.structure_as(data, list[Media], Action.LIST_MEDIA, secrets=self._secrets)
 
     async def list_filters(self) -> list[FilterInfo]:
         """The filters the service offers (ListFilters); later validation accepts exactly these."""
         data = await self._call(Action.LIST_FILTERS)
-        infos = _protocol.structure_as(data, list[FilterInfo], Action.LIST_FILTERS)
+        infos = _protocol.structure_as(
+            data, list[FilterInfo], Action.LIST_FILTERS, secrets=self._secrets
+        )
         if infos:
             self._known_filters = tuple(info.name for info in infos)
         return infos
@@ -259,7 +266,9 @@ class RecuroClient(HTTPClientLifecycle):
     async def list_output_formats(self) -> list[OutputFormatInfo]:
         """The output formats the service offers (ListOutputFormats); validation then accepts these."""
         data = await self._call(Action.LIST_OUTPUT_FORMATS)
-        infos = _protocol.structure_as(data, list[OutputFormatInfo], Action.LIST_OUTPUT_FORMATS)
+        infos = _protocol.structure_as(
+            data, list[OutputFormatInfo], Action.LIST_OUTPUT_FORMATS, secrets=self._secrets
+        )
         if infos:
             self._known_formats = tuple(info.name for info in infos)
         return infos
@@ -318,7 +327,7 @@ class RecuroClient(HTTPClientLifecycle):
     async def get_progress(self, file_id: str) -> Progress:
         """The state of a media file and its progress within that state (GetProgress)."""
         data = await self._call(Action.GET_PROGRESS, {"file_id": _validate.file_id(file_id)})
-        return _protocol.structure_as(data, Progress, Action.GET_PROGRESS)
+        return _protocol.structure_as(data, Progress, Action.GET_PROGRESS, secrets=self._secrets)
 
     async def delete_media(self, file_id: str, *, missing_ok: bool = True) -> None:
         """Delete a media file and everything derived from it (DeleteMedia); safe to repeat.

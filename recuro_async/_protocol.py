@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 import cattrs
 import httpx
 
-from _clientkit._redact import Secret, redact_text
+from _clientkit._redact import Secret, contains_secret, redact_excerpt, redact_text
 from _clientkit._retry import parse_retry_after
 from _clientkit._transport import ResponseParts, Retry
 
@@ -153,10 +153,17 @@ def classify(parts: ResponseParts) -> Retry | None:
     return None
 
 
+# how much of a body is read to make an excerpt: secrets are masked in all of it before the cut
+_EXCERPT_SOURCE_BYTES: Final = 64 * 1024
+
+
 def _excerpt(content: bytes, secrets: Iterable[str]) -> str:
-    text = content[: BODY_EXCERPT_CHARS * 4].decode("utf-8", "replace")
-    text = " ".join(text.split())[:BODY_EXCERPT_CHARS]
-    return redact_text(text, secrets)
+    return redact_excerpt(
+        content[:_EXCERPT_SOURCE_BYTES],
+        secrets,
+        limit=BODY_EXCERPT_CHARS,
+        cut=len(content) > _EXCERPT_SOURCE_BYTES,
+    )
 
 
 def parse_response(action: Action, parts: ResponseParts, *, secrets: Iterable[str] = ()) -> Any:
@@ -169,11 +176,31 @@ def parse_response(action: Action, parts: ResponseParts, *, secrets: Iterable[st
             return None
         raise ResponseFormatError("the response body is empty", action=action.value)
     try:
-        return decode(parts.content)
-    except (ValueError, RecursionError) as exc:
+        data = decode(parts.content)
+    except (ValueError, RecursionError):
+        data = _NOT_JSON
+    if data is _NOT_JSON:  # raised here, without the decoder's error: it holds the whole body
         raise ResponseFormatError(
             f"the response is not JSON: {_excerpt(parts.content, secrets)!r}", action=action.value
-        ) from exc
+        )
+    if secrets and contains_secret(parts.content.decode("utf-8", "replace"), secrets):
+        # a hostile answer quoting the credential (in a state, a URL, a key): masked before any value
+        # of it can be stored, shown or raised
+        data = _masked(data, secrets)
+    return data
+
+
+_NOT_JSON: Final = object()
+
+
+def _masked(data: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(data, str):
+        return redact_text(data, secrets)
+    if isinstance(data, list):
+        return [_masked(value, secrets) for value in data]
+    if isinstance(data, dict):
+        return {_masked(k, secrets): _masked(v, secrets) for k, v in data.items()}
+    return data
 
 
 def _error_for(action: Action, parts: ResponseParts, secrets: tuple[str, ...]) -> Exception:
@@ -192,10 +219,13 @@ def _error_for(action: Action, parts: ResponseParts, secrets: tuple[str, ...]) -
             body_excerpt=_excerpt(parts.content, secrets),
             action=action.value,
         )
-    code, message = body
+    raw_code, message = body
+    # both strings came from the server and may echo the Authorization header: mask them before they
+    # reach an exception (and from there a log, the journal or a report); classify on the raw code
+    code = redact_text(raw_code, secrets)
     message = redact_text(message, secrets)
     status = parts.status_code
-    if is_rate_limit_refusal(status, code):
+    if is_rate_limit_refusal(status, raw_code):
         return RateLimitedError(
             status_code=status,
             error_code=code,
@@ -203,7 +233,7 @@ def _error_for(action: Action, parts: ResponseParts, secrets: tuple[str, ...]) -
             action=action.value,
             retry_after=parse_retry_after(parts.headers),
         )
-    lowered = code.lower()
+    lowered = raw_code.lower()
     cls: type[RecuroAPIError] = RecuroAPIError
     if lowered in _NOT_FOUND_CODES or "notfound" in lowered or status == 404:
         cls = MediaNotFoundError
@@ -212,16 +242,18 @@ def _error_for(action: Action, parts: ResponseParts, secrets: tuple[str, ...]) -
     return cls(status_code=status, error_code=code, error_message=message, action=action.value)
 
 
-def structure_as(data: Any, cls: type[_T], action: Action) -> _T:
+def structure_as(data: Any, cls: type[_T], action: Action, *, secrets: Iterable[str] = ()) -> _T:
     """Structure decoded JSON into `cls`; a mismatch is a ResponseFormatError naming the JSON paths."""
+    # The error names JSON paths and expected types, never the server's values, and is raised outside
+    # the `except` with no cause: cattrs' exceptions quote the values (a hostile server may put the
+    # Authorization header in one), and a cause or context would carry them into tracebacks and logs.
     try:
         return structure(data, cls)
     except cattrs.BaseValidationError as exc:
-        paths = cattrs.transform_error(exc)
-        raise ResponseFormatError(
-            "the response does not match the document", path_errors=paths, action=action.value
-        ) from exc
+        # the paths hold the server's keys, and some messages its extra keys: masked like any echo
+        paths = [redact_text(path, secrets) for path in cattrs.transform_error(exc)]
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ResponseFormatError(
-            "the response does not match the document", path_errors=[str(exc)], action=action.value
-        ) from exc
+        paths = [f"{type(exc).__name__} while structuring the response @ $"]
+    raise ResponseFormatError(
+        "the response does not match the document", path_errors=paths, action=action.value
+    )
