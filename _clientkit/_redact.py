@@ -45,6 +45,10 @@ _JSON_SHORT: Final = {
 }
 _HTML_NAMED: Final = {'"': "&quot;", "&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;"}
 _SPACES: Final = re.compile(r"\s+")
+# anything that can start an escaped character in the forms `_char_pattern` knows (JSON, percent, HTML)
+_ESCAPES: Final = re.compile(r"\\|%[0-9A-Fa-f]{2}|&#|&[A-Za-z]+;")
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+_MAX_PATTERNS: Final = 16
 
 
 @final
@@ -115,8 +119,19 @@ def _char_pattern(char: str) -> str:
 
 
 def _pattern(secret: str) -> re.Pattern[str]:
-    # not cached here (a cache would keep secrets alive); `re` caches the compiled pattern
-    return re.compile("".join(_char_pattern(c) for c in secret))
+    # built once per secret: `re` caches compiled patterns by their source, which holds the secret anyway
+    pattern = _PATTERNS.get(secret)
+    if pattern is None:
+        if len(_PATTERNS) >= _MAX_PATTERNS:
+            _PATTERNS.clear()
+        pattern = _PATTERNS[secret] = re.compile("".join(_char_pattern(c) for c in secret))
+    return pattern
+
+
+def _plain_only(text: str, secret: str) -> bool:
+    """True when no escaped form of `secret` can be in `text` (no escape of any kind appears in it),
+    so that a plain substring test decides: the common case, and far cheaper than the full pattern."""
+    return _ESCAPES.search(text) is None and (" " not in secret or "+" not in text)
 
 
 def _start_pattern(secret: str) -> re.Pattern[str]:
@@ -143,7 +158,11 @@ def _cut_point(text: str, secrets: Iterable[str]) -> int:
 
 def contains_secret(text: str, secrets: Iterable[str]) -> bool:
     """True when `text` holds any non-empty secret, plain or escaped (one scan per secret)."""
-    return any(_pattern(secret).search(text) for secret in secrets if secret)
+    return any(
+        secret in text if _plain_only(text, secret) else _pattern(secret).search(text)
+        for secret in secrets
+        if secret
+    )
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
@@ -152,7 +171,10 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     Longer secrets are masked first, so a secret that contains another is masked whole.
     """
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = _pattern(secret).sub(MASK, text)
+        if _plain_only(text, secret):
+            text = text.replace(secret, MASK)
+        else:
+            text = _pattern(secret).sub(MASK, text)
     return text
 
 
