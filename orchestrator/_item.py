@@ -7,7 +7,7 @@ crash anywhere leaves the item in a stage whose step, run again, is safe:
 | --- | --- | --- |
 | QUEUED, STAGED | stages the input, writes the upload intent, sends UploadMedia | nothing was sent yet |
 | UPLOADING | reconciles: one ListMedia after the settle interval | new media not in the baseline and not owned (adopted); a fetch in the staging log without media parks the item |
-| UPLOADED | waits for the media (polls, callbacks) | GetProgress; an ingest failure of media uploaded by an earlier process of ours (its staging server died with it) is our crash's fault: the media goes to the trash and the item uploads again |
+| UPLOADED | waits for the media (polls, callbacks) | GetProgress; an ingest failure of a staged local input may be ours (an earlier process's staging server died with it, or ours cut the fetch): the media goes to the trash and the item uploads again, at most three times in all |
 | READY | writes the start intent, sends StartJob | nothing was sent yet |
 | STARTING | reconciles: one GetProgress after the settle interval | a job state or a restored file proves the job started; media still ready proves it did not |
 | RUNNING | waits for the job | GetProgress / ListMedia |
@@ -23,7 +23,6 @@ transient and the step is retried after a backoff, a bounded number of times.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -65,8 +64,8 @@ __all__ = ["ItemMachine"]
 
 log = logging.getLogger("orchestrator")
 
-# an ingest failure blamed on our own crash is retried this many times at most (attempts so far)
-_CRASH_RETRIES: Final = 3
+# an input whose ingest fails on what may be our side is uploaded at most this many times in all
+_CRASH_UPLOADS: Final = 3
 # a StartJob refused while the media is ready fails its item on this refusal (a real refusal of the job)
 _START_REFUSALS: Final = 3
 
@@ -98,7 +97,6 @@ class ItemMachine:
         self._not_ready_codes: set[str] = set()  # learned: refusal codes that meant "not ready"
         self._refusals: dict[str, int] = {}  # refused starts of ready media, per item
         self._transfer = Transfer(adapter, gate, clock)
-        self._started = time.time()  # wall clock: intents older than this are an earlier process's
 
     # ------------------------------------------------------------------ policy
 
@@ -386,26 +384,27 @@ class ItemMachine:
             raise_for(status)
 
     async def _ingest_lost(self, item: Item) -> bool:
-        """True when the media's ingest may have failed because of our own crash, not the input.
+        """True when the media's ingest may have failed on our side, not because of the input.
 
-        The service fetches a local input from our staging server, which dies with our process: media
-        uploaded by an earlier process (or adopted after one) whose ingest failed most likely lost its fetch.
+        The service fetches a local input from our own staging server: from a killed process's server
+        (media uploaded by an earlier process, or adopted after one) the fetch is lost for certain, and in
+        this run a fetch cut by our server (a connection it closed) looks the same to the service. So an
+        ingest failure of a staged local input is uploaded again, a bounded number of times
+        (`_CRASH_UPLOADS` uploads in all); then it is the item's own failure.
         """
-        if item.attempts >= _CRASH_RETRIES:
+        if item.attempts + 1 >= _CRASH_UPLOADS:  # (attempts: the uploads made before this one)
             return False
         if item.key in self._adopted:
             return True
+        if item.is_local and self._stager is not None:
+            return True
         uploads = [i for i in await self._gate.intents(item.key) if i.kind == "upload"]
-        if not uploads:
-            return False
-        last = uploads[-1]
-        earlier = last.created_at < self._started and item.is_local and self._stager is not None
-        return last.outcome == "adopted" or earlier
+        return bool(uploads) and uploads[-1].outcome == "adopted"
 
     async def _upload_again(self, item: Item, status: RemoteStatus) -> None:
         """Let the failed media go (to the trash, deleted below) and upload the input again."""
         log.warning(
-            "the media's ingest failed after our own crash; uploading it again",
+            "the media's ingest failed, maybe on our side (our staging server); uploading it again",
             extra={"item": item.key, "error_code": status.error_code},
         )
         remote_id = item.remote_id

@@ -1,8 +1,8 @@
 """Failures our own crash caused are never the item's failure (issue 10, case 1).
 
-The service fetches a local input from our staging server, which dies with our process. Media uploaded by a
-killed run whose ingest then failed ("could not fetch original_file_url") is uploaded again by the rerun,
-with or without `--keep-remote`, instead of failing the item.
+The service fetches a local input from our staging server, which dies with our process (or, in the same
+run, may cut a fetch). Media whose ingest then failed ("could not fetch original_file_url") is uploaded
+again, with or without `--keep-remote`, a bounded number of times, instead of failing the item.
 """
 
 from __future__ import annotations
@@ -110,8 +110,9 @@ async def test_an_ingest_lost_to_our_crash_is_uploaded_again(tmp_path, keep_remo
     assert service.media[lost].starts == 0, "no job is ever started on the lost media"
 
 
-async def test_an_ingest_failure_in_the_same_run_is_the_items_own(tmp_path):
-    """Media uploaded by this very run whose ingest fails is a real failure (the input is bad)."""
+async def test_an_ingest_that_keeps_failing_is_the_items_own_after_three_uploads(tmp_path):
+    """A staged input whose ingest fails every time (the input itself is bad) is uploaded three times in
+    all, its failed media deleted each time, then the item fails with the service's reason."""
     clock = FakeClock()
     service = IngestDiesWithUs(clock)
     service.alive = False  # no crash: the service simply cannot ingest it
@@ -121,7 +122,8 @@ async def test_an_ingest_failure_in_the_same_run_is_the_items_own(tmp_path):
     events = await _run(service, tmp_path / "j.sqlite", [str(source)], config, clock=clock)
     (failed,) = [e for e in events if isinstance(e, ItemFailed)]
     assert failed.error_code == "MediaUploadFailed"
-    assert service.calls["upload"] == 1
+    assert service.calls["upload"] == 3
+    assert service.live() == []
 
 
 async def test_the_largest_inputs_are_uploaded_first(tmp_path):
