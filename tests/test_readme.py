@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from typing import Any, Final
 import anyio
 import attrs
 import pytest
+from redisserver import redis_server_binary
 
 from mediacrush_async.testing import EmulatorConfig as MediaCrushConfig
 from mediacrush_async.testing import run_emulator as run_mediacrush
@@ -145,9 +145,7 @@ def _free_port() -> int:
 @asynccontextmanager
 async def _redis() -> AsyncIterator[dict[str, str]]:
     """A throw-away redis-server on a free loopback port, ready when it says so on stdout."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("needs-redis: no redis-server on PATH")
+    server = redis_server_binary()  # fails when missing, unless skipped on purpose (one policy)
     port = _free_port()
     command = [
         server,
