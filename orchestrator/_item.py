@@ -6,7 +6,7 @@ crash anywhere leaves the item in a stage whose step, run again, is safe:
 | stage | a rerun does | how it recognises an effect that already happened |
 | --- | --- | --- |
 | QUEUED, STAGED | stages the input, writes the upload intent, sends UploadMedia | nothing was sent yet |
-| UPLOADING | reconciles: one ListMedia after the settle interval | new media not in the baseline and not owned (adopted); a fetch in the staging log without media parks the item |
+| UPLOADING | reconciles: a callback to the item's own upload URL, else ListMedia after the settle interval | the media the callback names (adopted); else new media not in the baseline and not owned, when no other upload is open (adopted); a fetch in the staging log without media parks the item |
 | UPLOADED | waits for the media (polls, callbacks) | GetProgress; an ingest failure of a staged local input may be ours (an earlier process's staging server died with it, or ours cut the fetch): the media goes to the trash and the item uploads again, at most three times in all |
 | READY | writes the start intent, sends StartJob | nothing was sent yet |
 | STARTING | reconciles: one GetProgress after the settle interval | a job state or a restored file proves the job started; media still ready proves it did not |
