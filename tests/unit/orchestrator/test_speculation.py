@@ -14,8 +14,8 @@ import attrs
 from orch_fakes import FakeMedia, FakeService, VirtualClock
 
 from orchestrator import Journal, Phase, RemoteStatus, Runner, RunnerConfig
-from orchestrator._service import StartRefusedError
 from orchestrator._polling import PollSettings
+from orchestrator._service import StartRefusedError
 
 POLL = PollSettings()  # the defaults: contacts 2-60 s apart
 N = 40
