@@ -31,7 +31,6 @@ import attrs
 from aiolimiter import AsyncLimiter
 
 from _clientkit._clock import Clock, SystemClock
-from _clientkit._validators import finite_number, integer
 
 __all__ = [
     "DEFAULT_BURST",
@@ -115,8 +114,20 @@ class Pacing:
     limit whatever the bucket does. Build the usual one with `Pacing.even(max_requests, period)`.
     """
 
-    rate: float = attrs.field(validator=finite_number(gt=0))  # requests per second
-    burst: int = attrs.field(validator=integer(ge=1))
+    rate: float = attrs.field()
+    burst: int = attrs.field()
+
+    @rate.validator
+    def _check_rate(self, _: object, value: float) -> None:
+        if not _is_number(value) or not 0 < value < math.inf:
+            raise ValueError(
+                f"rate must be a finite number of requests per second > 0, got {value!r}"
+            )
+
+    @burst.validator
+    def _check_burst(self, _: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"burst must be an int >= 1, got {value!r}")
 
     @classmethod
     def even(cls, max_requests: int, period: float, *, burst: int = DEFAULT_BURST) -> Pacing:

@@ -3,7 +3,7 @@
 The check before the bounds refuses what `attrs.validators.instance_of(int)` lets through (a bool is an
 int) and raises `ValueError`, as the hand-written validators these replace did, so `except ValueError`
 around a settings class keeps working. Every message names the field and what it allows, e.g.
-`'period' must be > 0: -1` or `'burst' must be an int, not a bool: True`.
+`'period' must be > 0: -1` or `'max_retries' must be an int, not a bool: True`.
 """
 
 from __future__ import annotations
