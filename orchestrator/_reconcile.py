@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._scheduler import Priority
-from ._service import Phase, RemoteMedia, RemoteStatus, ServiceAdapter
+from ._service import Phase, RemoteMedia, RemoteStatus, ServiceAdapter, list_media
 from ._stages import Item
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class Reconciler:
         """Verdicts for unanswered uploads from one listing; also returns that listing."""
         if settle:
             await self._wait_settled(items)
-        media = await self._gate.call(Priority.FINISH, self._adapter.sweep)
+        media = await self._gate.call(Priority.FINISH, list_media(self._adapter))
         ignore = set(await self._gate.get_meta("baseline") or ())
         candidates = upload_candidates(media, owned=self._owned(), ignore=ignore)
         fetched = {}
@@ -180,7 +180,7 @@ class Reconciler:
         """
         if media is None:
             try:
-                media = await self._gate.call(Priority.FINISH, self._adapter.sweep)
+                media = await self._gate.call(Priority.FINISH, list_media(self._adapter))
             except Exception as exc:
                 log.warning("could not list the account's media: %s", type(exc).__name__)
                 return

@@ -7,9 +7,9 @@ and all responses should also be considered to be case insensitive", seed: Overv
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self, TypeVar
+from typing import Final, Literal, Self, TypeVar
 
-__all__ = ["Filter", "OutputFormat", "State"]
+__all__ = ["INPUT_CONTAINERS", "Filter", "OutputFormat", "State"]
 
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -133,3 +133,14 @@ class OutputFormat(StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> Self | None:
         return _casefold_lookup(cls, value)
+
+    @property
+    def extension(self) -> str:
+        """The file extension of a result in this format (`.mxf`, `.mov` or `.mp4`)."""
+        return "." + self.value[:3].lower()
+
+
+INPUT_CONTAINERS: Final = frozenset(
+    {".mkv", ".mov", ".mp3", ".mp4", ".mpg", ".mpeg", ".mxf", ".wav"}
+)
+"""The containers UploadMedia accepts (seed: UploadMedia, original_file_url), by file extension."""

@@ -48,7 +48,6 @@ from mediacrush_async._constants import BASE_URL_ENV, DEFAULT_BASE_URL
 from orchestrator._adapters.mediacrush import (
     Manifest,
     MediaCrushAdapter,
-    PushStager,
     read_manifest,
 )
 from orchestrator._effects import CrashPoint
@@ -68,6 +67,7 @@ from orchestrator._polling import PollSettings
 from orchestrator._report import build_report
 from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._stages import Item, Stage
+from orchestrator._staging import PushStager
 from orchestrator.cli._shared import ExamplesFormatter, positive_float, positive_int, print_rows
 
 __all__ = [

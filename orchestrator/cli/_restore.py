@@ -30,7 +30,7 @@ import anyio.to_thread
 import attrs
 
 from _clientkit._limiter import Pacing, SlidingWindowLimiter
-from orchestrator._adapters.recuro import SUPPORTED_CONTAINERS, RecuroAdapter
+from orchestrator._adapters.recuro import RecuroAdapter, status_from_notification
 from orchestrator._budget import JournaledWindow
 from orchestrator._effects import CrashPoint
 from orchestrator._events import BatchDone
@@ -42,6 +42,7 @@ from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._service import JobSpec
 from orchestrator._staging import LocalFileServer, is_url
 from recuro_async import (
+    INPUT_CONTAINERS,
     ConfigurationError,
     DownloadOptions,
     RateLimit,
@@ -259,8 +260,8 @@ def _check_input(text: str) -> str | None:
         return f"{text}: no such file"
     if not path.is_file():
         return f"{text}: not a regular file"
-    if path.suffix.lower() not in SUPPORTED_CONTAINERS:
-        allowed = ", ".join(sorted(e.lstrip(".").upper() for e in SUPPORTED_CONTAINERS))
+    if path.suffix.lower() not in INPUT_CONTAINERS:
+        allowed = ", ".join(sorted(e.lstrip(".").upper() for e in INPUT_CONTAINERS))
         return f"{text}: unsupported container {path.suffix or '(no extension)'!r}; supported: {allowed}"
     try:
         with path.open("rb") as handle:
@@ -519,7 +520,7 @@ def _consumer(runner_box: list[Runner], adapter: RecuroAdapter) -> Any:
     async def consume(notification: Notification) -> None:
         if runner_box:
             runner_box[0].notify(
-                notification.file_id, adapter.status_from_notification(notification)
+                notification.file_id, status_from_notification(notification)
             )
         await anyio.lowlevel.checkpoint()
 

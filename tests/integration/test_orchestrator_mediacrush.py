@@ -26,7 +26,8 @@ from orchestrator import (
     RunnerConfig,
     Stage,
 )
-from orchestrator._adapters.mediacrush import MediaCrushAdapter, PushStager, read_manifest
+from orchestrator._adapters.mediacrush import MediaCrushAdapter, read_manifest
+from orchestrator._staging import PushStager
 from orchestrator._runner import input_key
 
 TIME_SCALE = 0.01
