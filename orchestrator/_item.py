@@ -460,7 +460,10 @@ class ItemMachine:
                 await gate.save(item, Stage.STARTING)
                 try:
                     await gate.call(
-                        None, starter(self._adapter).start, remote_id, notify_url=self.config.notify_url
+                        None,
+                        starter(self._adapter).start,
+                        remote_id,
+                        notify_url=self.config.notify_url,
                     )
                 except NotReadyError:  # not ready (yet, or after all): wait for the media again
                     await gate.save(item, Stage.UPLOADED, outcome="not-ready")

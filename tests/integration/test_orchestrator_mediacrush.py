@@ -27,8 +27,8 @@ from orchestrator import (
     Stage,
 )
 from orchestrator._adapters.mediacrush import MediaCrushAdapter, read_manifest
-from orchestrator._staging import PushStager
 from orchestrator._runner import input_key
+from orchestrator._staging import PushStager
 
 TIME_SCALE = 0.01
 UPLOAD = "POST /api/upload/file"
