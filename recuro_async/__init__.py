@@ -13,7 +13,7 @@ from _clientkit._limiter import Pacing
 from _clientkit._redis_limiter import LimiterUnavailableError, RedisLimiter
 
 from ._client import DownloadOptions, RecuroClient
-from ._enums import INPUT_CONTAINERS, Filter, OutputFormat, State
+from ._enums import Filter, InputContainer, OutputFormat, State
 from ._errors import (
     ConfigurationError,
     DestinationExistsError,
@@ -34,7 +34,6 @@ from ._errors import (
 from ._models import FilterInfo, Media, OutputFormatInfo, Progress, RateLimit
 
 __all__ = [
-    "INPUT_CONTAINERS",
     "ConfigurationError",
     "DestinationExistsError",
     "DiskFullError",
@@ -43,6 +42,7 @@ __all__ = [
     "DownloadOptions",
     "Filter",
     "FilterInfo",
+    "InputContainer",
     "InvalidArgumentError",
     "LimiterUnavailableError",
     "Media",

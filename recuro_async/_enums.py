@@ -7,9 +7,9 @@ and all responses should also be considered to be case insensitive", seed: Overv
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final, Literal, Self, TypeVar
+from typing import Literal, Self, TypeVar
 
-__all__ = ["INPUT_CONTAINERS", "Filter", "OutputFormat", "State"]
+__all__ = ["Filter", "InputContainer", "OutputFormat", "State"]
 
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -140,7 +140,18 @@ class OutputFormat(StrEnum):
         return "." + self.value[:3].lower()
 
 
-INPUT_CONTAINERS: Final = frozenset(
-    {".mkv", ".mov", ".mp3", ".mp4", ".mpg", ".mpeg", ".mxf", ".wav"}
-)
-"""The containers UploadMedia accepts (seed: UploadMedia, original_file_url), by file extension."""
+class InputContainer(StrEnum):
+    """The containers UploadMedia accepts (seed: UploadMedia, original_file_url), as file extensions."""
+
+    MKV = ".mkv"
+    MOV = ".mov"
+    MP3 = ".mp3"
+    MP4 = ".mp4"
+    MPG = ".mpg"
+    MPEG = ".mpeg"
+    MXF = ".mxf"
+    WAV = ".wav"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Self | None:
+        return _casefold_lookup(cls, value)

@@ -12,7 +12,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +24,7 @@ import attrs
 from orchestrator._batch import Batch
 from orchestrator._config import RunnerConfig
 from orchestrator._events import BatchDone, ItemDone, ItemQueued
+from orchestrator._inputs import empty_input_problem
 from orchestrator._polling import PollSettings
 from orchestrator._report import Report
 from orchestrator._stages import Item
@@ -41,6 +43,8 @@ __all__ = [
     "configure_logging",
     "dispatch",
     "exit_code",
+    "local_file_problem",
+    "out_dir_problem",
     "positive_float",
     "positive_int",
     "print_rows",
@@ -163,6 +167,44 @@ async def watch_interrupts(
                 abort()
 
 
+# ---------------------------------------------------------------------- checks before any request
+
+
+def local_file_problem(text: str, *, suffixes: Collection[str] | None = None) -> str | None:
+    """What is wrong with a local input (missing, not a file, a container not in `suffixes`, unreadable,
+    empty), or None (blocking)."""
+    path = Path(text).expanduser()
+    try:
+        if not path.exists():
+            return f"{text}: no such file"
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "is special"
+            return f"{text}: {what}, not a regular file"
+        if suffixes is not None and path.suffix.lower() not in suffixes:
+            allowed = ", ".join(sorted(e.lstrip(".").upper() for e in suffixes))
+            found = path.suffix or "(no extension)"
+            return f"{text}: unsupported container {found!r}; supported: {allowed}"
+        with path.open("rb") as handle:
+            handle.read(1)
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"{text}: cannot read the file ({exc.strerror or exc})"
+    return empty_input_problem(text, size)
+
+
+def out_dir_problem(out: Path) -> str | None:
+    """What is wrong with an output directory (made if missing), or None (blocking)."""
+    if out.exists() and not out.is_dir():
+        return f"--out {str(out)!r}: not a directory"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        return f"--out {str(out)!r}: not a writable directory ({exc.strerror or exc})"
+    return None
+
+
 # ---------------------------------------------------------------------- the batch
 
 
@@ -240,15 +282,20 @@ async def run_batch(
             tg.start_soon(lambda: watch_interrupts(runner.stop, runner.abort, say=voice.say))
         with renderer:
             async for event in batch.run(inputs):
+                item: Item | None = None
                 if isinstance(event, BatchDone):
                     last = event
-                elif isinstance(event, ItemQueued) or event.key not in items:
-                    items = {i.key: i for i in runner.items}
+                elif not isinstance(event, ItemQueued):
+                    item = items.get(event.key)
+                    if (
+                        item is None
+                    ):  # items admitted since the last look: one snapshot for them all
+                        items = {i.key: i for i in runner.items}
+                        item = items.get(event.key)
                 details: Sequence[str] = ()
                 if isinstance(event, ItemDone) and describe is not None:
                     details = await describe(event)
-                key = getattr(event, "key", None)
-                renderer.handle(event, items.get(key) if key else None, details)
+                renderer.handle(event, item, details)
         tg.cancel_scope.cancel()
         stopped = runner.stopping
     fatal = last.error if last is not None else None

@@ -47,7 +47,6 @@ from orchestrator._batch import journal_path, open_batch
 from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
 from orchestrator._events import ItemDone
-from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError, JournalMismatchError
 from orchestrator._stages import Item, Stage
 from orchestrator._staging import PushStager
@@ -61,6 +60,8 @@ from ._main import (
     Voice,
     configure_logging,
     exit_code,
+    local_file_problem,
+    out_dir_problem,
     positive_float,
     positive_int,
     print_rows,
@@ -266,41 +267,14 @@ class UploadOutcome:
     manifests: Mapping[str, Manifest]
 
 
-def _problem_with(text: str) -> str | None:
-    path = Path(text)
-    try:
-        if not path.exists():
-            return f"{text}: no such file"
-        if path.is_dir():
-            return f"{text}: is a directory, not a file"
-        if not path.is_file():
-            return f"{text}: not a regular file"
-        with path.open("rb") as handle:
-            handle.read(1)
-        size = path.stat().st_size
-    except OSError as exc:
-        return f"{text}: cannot read it: {exc.strerror or exc}"
-    return empty_input_problem(text, size)
-
-
 def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = None) -> list[str]:
     """Every problem with the files, the output directory and the report path, one line each (blocking)."""
     problems = [] if files else ["no files to upload"]
     if report is not None and not report.parent.is_dir():
         problems.append(f"--report {str(report)!r}: no directory {str(report.parent)!r}")
-    problems += [p for p in (_problem_with(f) for f in files) if p is not None]
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            problems.append(f"--out {str(out)!r}: not a directory")
-        else:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                problems.append(f"--out {str(out)!r}: cannot create it: {exc.strerror or exc}")
-            else:
-                if not os.access(out, os.W_OK | os.X_OK):
-                    problems.append(f"--out {str(out)!r}: not writable")
-    return problems
+    problems += [p for p in map(local_file_problem, files) if p is not None]
+    out_problem = out_dir_problem(out) if out is not None else None
+    return problems if out_problem is None else [*problems, out_problem]
 
 
 # ---------------------------------------------------------------------- upload: the batch

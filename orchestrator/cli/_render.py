@@ -217,7 +217,7 @@ class PlainRenderer:
             )
 
 
-class TabRenderer:
+class TabRenderer(PlainRenderer):
     """Tab-separated lines for scripts: the input, its state (each once), and details.
 
     States: `uploading` only when bytes go out (a file the service already had is `already uploaded`),
@@ -226,23 +226,17 @@ class TabRenderer:
     """
 
     def __init__(self, stream: IO[str] | None = None, *, wording: Wording | None = None) -> None:
-        self._stream = stream or sys.stdout
         wording = wording or Wording()
+        super().__init__(stream, wording=wording)
         self._labels = {s: wording.labels[s] for s in wording.tab_stages}
         self._last: dict[str, str] = {}
         self._items: dict[str, Item] = {}
         self._sent: set[str] = set()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stream.flush()
-
     def _state(self, item: Item, state: str, *fields: str) -> None:
         if self._last.get(item.key) != state:
             self._last[item.key] = state
-            print("\t".join((item.input, state, *fields)), file=self._stream, flush=True)
+            self._line("\t".join((item.input, state, *fields)), now=state in ("done", "failed"))
 
     def upload_progress(self, key: str, sent: int, total: int | None) -> None:  # noqa: ARG002
         """The first bytes of an upload say `uploading`; the lines show no byte counts."""

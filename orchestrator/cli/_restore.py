@@ -16,7 +16,6 @@ import contextlib
 import ipaddress
 import os
 import sys
-import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,13 +31,12 @@ from orchestrator._batch import LOCAL_NOTIFY, journal_path, open_batch
 from orchestrator._budget import JournaledWindow
 from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
-from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError
 from orchestrator._staging import LocalFileServer, is_url
 from recuro_async import (
-    INPUT_CONTAINERS,
     ConfigurationError,
     DownloadOptions,
+    InputContainer,
     RateLimit,
     RecuroClient,
     RedisLimiter,
@@ -53,6 +51,8 @@ from ._main import (
     Voice,
     configure_logging,
     exit_code,
+    local_file_problem,
+    out_dir_problem,
     positive_float,
     positive_int,
     run_async,
@@ -244,31 +244,7 @@ def _check_input(text: str) -> str | None:
         return None if parts.netloc else f"{text}: not a valid URL"
     if "://" in text:
         return f"{text}: only http(s) URLs or local files can be restored"
-    path = Path(text).expanduser()
-    if not path.exists():
-        return f"{text}: no such file"
-    if not path.is_file():
-        return f"{text}: not a regular file"
-    if path.suffix.lower() not in INPUT_CONTAINERS:
-        allowed = ", ".join(sorted(e.lstrip(".").upper() for e in INPUT_CONTAINERS))
-        return f"{text}: unsupported container {path.suffix or '(no extension)'!r}; supported: {allowed}"
-    try:
-        with path.open("rb") as handle:
-            handle.read(1)
-        size = path.stat().st_size
-    except OSError as exc:
-        return f"{text}: cannot read the file ({exc.strerror})"
-    return empty_input_problem(text, size)
-
-
-def _check_out_dir(out: Path) -> str | None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".recuro-write-test-"):
-            pass
-    except OSError as exc:
-        return f"--out {out}: not a writable directory ({exc.strerror or exc})"
-    return None
+    return local_file_problem(text, suffixes={c.value for c in InputContainer})
 
 
 def _parse_bind(text: str | None) -> tuple[str, int]:
@@ -292,7 +268,7 @@ def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     if not inputs and not problems:
         problems.append("no inputs: name media files or URLs, or use --from-file")
     problems.extend(p for p in map(_check_input, inputs) if p is not None)
-    out_problem = _check_out_dir(args.out)
+    out_problem = out_dir_problem(args.out)
     if out_problem:
         problems.append(out_problem)
     return inputs, problems

@@ -280,7 +280,7 @@ async def test_rm_from_another_address_is_refused():
     [
         (["upload", "{tmp}/missing.gif"], "{tmp}/missing.gif: no such file"),
         (["upload", "{tmp}/cat.gif", "{tmp}/missing.gif"], "{tmp}/missing.gif: no such file"),
-        (["upload", "{tmp}"], "{tmp}: is a directory, not a file"),
+        (["upload", "{tmp}"], "{tmp}: is a directory, not a regular file"),
         (["upload", "{tmp}/cat.gif", "--out", "{tmp}/cat.gif"], "'{tmp}/cat.gif': not a directory"),
         (["upload"], "the following arguments are required: FILE"),
         (["info", "not a hash"], "hash: must be a 12-character MediaCrush hash"),
