@@ -314,7 +314,7 @@ async def test_unreadable_file_exits_2_before_any_request(tmp_path):
         result = await mediacrush("upload", str(source), base_url=running.base_url)
         log = running.emulator.log
     assert result.returncode == 2
-    assert f"{source}: cannot read it".encode() in result.stderr
+    assert f"{source}: cannot read the file".encode() in result.stderr
     assert log == []
 
 
