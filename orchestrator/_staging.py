@@ -7,7 +7,8 @@ Last-Modified, and every request is written to an access log per token. The log 
 service did (or did not) fetch an item's file, which reconciliation uses after an ambiguous UploadMedia.
 
 `Stager` is the protocol: an S3-style stager that uploads and presigns plugs in the same way (it would
-answer `fetches()` with None: it cannot tell).
+answer `fetches()` with None: it cannot tell). `PushStager` is the stager of a service that takes the bytes
+(MediaCrush): it checks a file is readable and hands the adapter its `Path`.
 """
 
 from __future__ import annotations

@@ -214,8 +214,10 @@ class MediaCrushAdapter:
         self._download = download
         self._on_upload_progress = on_upload_progress
         self._objects: dict[str, File] = {}
-        # uploaded by this process (a second input of the same bytes), and derived names taken
-        self._uploaded: set[str] = set()
+        # hashes this process sent, so that a second input of the same bytes is not sent again (a cache
+        # only: which remote files are the batch's own to delete is the journal's, across restarts)
+        self._sent: set[str] = set()
+        # derived names taken
         self._names: dict[str, tuple[str, str]] = {}  # case-folded name -> (hash, served name)
         self._locks: dict[str, anyio.Lock] = {}
 
@@ -272,7 +274,7 @@ class MediaCrushAdapter:
         except InvalidArgumentError as exc:
             raise ItemError("InputUnreadable", str(exc)) from exc
         async with self._lock(file_hash):  # two inputs with the same bytes: one upload
-            if file_hash in self._uploaded:
+            if file_hash in self._sent:
                 return file_hash
             hook = self._on_upload_progress
             result = await self._client.upload_file(
@@ -285,7 +287,7 @@ class MediaCrushAdapter:
                     "HashMismatch",
                     f"the server stored {result.hash}, the file's hash is {file_hash}",
                 )
-            self._uploaded.add(file_hash)
+            self._sent.add(file_hash)
         return file_hash
 
     def _claim(self, file_hash: str, served: str, name: str) -> str:
@@ -400,4 +402,4 @@ class MediaCrushAdapter:
             log.info(
                 "delete refused: not the owner, or processing failed", extra={"hash": remote_id}
             )
-        self._uploaded.discard(remote_id)
+        self._sent.discard(remote_id)

@@ -320,7 +320,8 @@ async def run_upload(
     `ConfigurationError` (a bad base URL) before any request.
     """
     started = time.monotonic()
-    renderer = make_renderer(tty=tty, wording=wording(downloads=options.out is not None))
+    words = wording(downloads=options.out is not None)
+    renderer = make_renderer(tty=tty, wording=words)
     manifests: dict[str, Manifest] = {}
 
     async def describe(event: ItemDone) -> list[str]:
@@ -362,7 +363,7 @@ async def run_upload(
             except JournalError as exc:  # another run holds the journal
                 raise UsageError([str(exc)]) from exc
     if tty if tty is not None else sys.stdout.isatty():
-        print_summary(ended.report, tty=True, title="upload summary")
+        print_summary(ended.report, tty=True, title=words.title)
     if (last := ended.last) is not None:
         VOICE.say(
             f"{last.done} done, {last.failed} failed"

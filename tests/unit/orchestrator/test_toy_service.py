@@ -154,3 +154,12 @@ async def test_a_toy_batch_runs_through_the_commands_shared_stack(tmp_path, inpu
         watch_signals=False,
     )
     assert exit_code(clean, Voice("copy")) == EXIT_OK
+
+
+async def test_callbacks_for_a_service_without_them_are_refused_before_the_journal(tmp_path):
+    """`notify=` for a service that is no `Notifier` is a `ValueError` naming it; no journal is made."""
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="copy service sends no callbacks"):
+        async with open_batch(CopyService(), out, stager=PushStager(), notify="local"):
+            pass
+    assert not out.exists()
