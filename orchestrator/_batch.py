@@ -20,6 +20,7 @@ from typing import Final
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from ._attribution import UploadCallbacks
 from ._budget import JournaledWindow
 from ._config import RunnerConfig
 from ._effects import CrashPoint
@@ -79,6 +80,7 @@ async def open_batch(
     config: RunnerConfig | None = None,
     window: JournaledWindow | None = None,
     crash_at: CrashPoint | None = None,
+    callbacks: UploadCallbacks | None = None,
 ) -> AsyncIterator[Batch]:
     """Open the journal (taking its run lock), start `stager`, wire callbacks, and run a `Runner` inside.
 
@@ -93,6 +95,7 @@ async def open_batch(
         config: the engine's knobs (default: `RunnerConfig`'s).
         window: the client's limiter wrapped to keep its window in the journal (`JournaledWindow`).
         crash_at: a test hook that ends the process at the n-th effect.
+        callbacks: per-input upload callbacks (`_attribution.py`), so several uploads share the wire.
 
     Raises `JournalError` when the journal belongs to another job or another run holds it, and
     `ValueError` when `notify` is given to a service without callbacks or without a `LocalFileServer`.
@@ -125,7 +128,13 @@ async def open_batch(
             public = mounted if notify == LOCAL_NOTIFY else notify.rstrip("/") + "/hooks"
             config = attrs.evolve(config, notify_url=webhook.notify_url(public))
         runner = Runner(
-            adapter, opened, config=config, stager=stager, crash_at=crash_at, window=window
+            adapter,
+            opened,
+            config=config,
+            stager=stager,
+            crash_at=crash_at,
+            window=window,
+            callbacks=callbacks,
         )
         if isinstance(stager, LocalFileServer):
             stager.set_fetch_hook(runner.record_fetch)
