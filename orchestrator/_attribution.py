@@ -12,12 +12,15 @@ Uploads that no callback can attribute (a URL input, a service without callbacks
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
 
-from ._service import RemoteStatus
+from ._service import Notifier, RemoteStatus
 
-__all__ = ["CallbackHook", "UploadCallbacks"]
+__all__ = ["CallbackHook", "StagedCallbacks", "UploadCallbacks"]
+
+_App = Callable[[Any, Any, Any], Awaitable[None]]
 
 CallbackHook = Callable[[str, str, RemoteStatus], None]
 """`hook(token, remote_id, status)`: a callback for the upload of the input staged under `token`."""
@@ -34,3 +37,47 @@ class UploadCallbacks(Protocol):
     def set_hook(self, hook: CallbackHook | None) -> None:
         """Call `hook(token, remote_id, status)` for each callback that arrives."""
         ...
+
+
+class Mounting(Protocol):
+    """A running server that serves an ASGI app under a path prefix (the staging server)."""
+
+    def mount(self, prefix: str, app: _App) -> str:
+        """Serve `app` under `/prefix/`; returns the public URL of that prefix."""
+        ...
+
+
+class StagedCallbacks:
+    """Upload callbacks served by the staging server under `/u/<token>/`, read by the service's `Notifier`.
+
+    The URL of a token is the same in every process serving at the same address, so a rerun that binds
+    the killed run's port receives the callbacks meant for it.
+    """
+
+    def __init__(self, server: Mounting, notifier: Notifier) -> None:
+        self._notifier = notifier
+        self._hook: CallbackHook | None = None
+        self._base = server.mount("u", self._route)
+
+    def __repr__(self) -> str:
+        return f"<StagedCallbacks {self._base}/...>"
+
+    def url_for(self, token: str) -> str:
+        """The `notify_url` for the upload of the input staged under `token`."""
+        return f"{self._base}/{token}/"
+
+    def set_hook(self, hook: CallbackHook | None) -> None:
+        """Call `hook(token, remote_id, status)` for each callback that arrives."""
+        self._hook = hook
+
+    async def _route(self, scope: Any, receive: Any, send: Any) -> None:
+        token = (
+            str(scope.get("path", "")).strip("/").split("/")[0] if scope["type"] == "http" else ""
+        )
+        deliver = functools.partial(self._deliver, token)
+        # a receiver whose secret path is the token: any other path is answered 404 by it
+        await self._notifier.webhook(deliver, token=token or None)(scope, receive, send)
+
+    def _deliver(self, token: str, remote_id: str, status: RemoteStatus) -> None:
+        if self._hook is not None:
+            self._hook(token, remote_id, status)

@@ -20,7 +20,7 @@ from typing import Final
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._attribution import UploadCallbacks
+from ._attribution import StagedCallbacks, UploadCallbacks
 from ._budget import JournaledWindow
 from ._config import RunnerConfig
 from ._effects import CrashPoint
@@ -36,6 +36,7 @@ __all__ = ["LOCAL_NOTIFY", "Batch", "journal_path", "open_batch"]
 
 LOCAL_NOTIFY: Final = "local"
 """`notify=LOCAL_NOTIFY`: callbacks go to the staging server's own address (a service on loopback)."""
+_STAGING_PORT: Final = "staging_port"  # journal meta: where the last run's staging server listened
 
 
 def journal_path(adapter: ServiceAdapter, out: Path, journal: Path | None = None) -> Path:
@@ -80,7 +81,7 @@ async def open_batch(
     config: RunnerConfig | None = None,
     window: JournaledWindow | None = None,
     crash_at: CrashPoint | None = None,
-    callbacks: UploadCallbacks | None = None,
+    callbacks: UploadCallbacks | bool = True,
 ) -> AsyncIterator[Batch]:
     """Open the journal (taking its run lock), start `stager`, wire callbacks, and run a `Runner` inside.
 
@@ -95,7 +96,10 @@ async def open_batch(
         config: the engine's knobs (default: `RunnerConfig`'s).
         window: the client's limiter wrapped to keep its window in the journal (`JournaledWindow`).
         crash_at: a test hook that ends the process at the n-th effect.
-        callbacks: per-input upload callbacks (`_attribution.py`), so several uploads share the wire.
+        callbacks: per-input upload callbacks (`_attribution.py`), so several uploads share the wire:
+            True (default) serves them on `stager` for a `Notifier` service (`StagedCallbacks`), and the
+            staging server listens on the same port as the journal's last run when it can, so a rerun
+            receives what was meant for a killed run; False: none (uploads one at a time).
 
     Raises `JournalError` when the journal belongs to another job or another run holds it, and
     `ValueError` when `notify` is given to a service without callbacks or without a `LocalFileServer`.
@@ -112,7 +116,15 @@ async def open_batch(
     await opened.open()  # the run's lock first: a second run on this journal stops here
     async with contextlib.aclosing(opened), contextlib.AsyncExitStack() as stack:
         if isinstance(stager, LocalFileServer):
+            stager.prefer_port(await opened.get_meta(_STAGING_PORT))
             await stack.enter_async_context(stager)
+            await opened.set_meta(_STAGING_PORT, stager.port)
+        attributing: UploadCallbacks | None = None
+        if callbacks is True:
+            if isinstance(adapter, Notifier) and isinstance(stager, LocalFileServer):
+                attributing = StagedCallbacks(stager, adapter)
+        elif callbacks is not False:
+            attributing = callbacks
         runner: Runner | None = None
 
         def deliver(remote_id: str, status: RemoteStatus) -> None:
@@ -134,7 +146,7 @@ async def open_batch(
             stager=stager,
             crash_at=crash_at,
             window=window,
-            callbacks=callbacks,
+            callbacks=attributing,
         )
         if isinstance(stager, LocalFileServer):
             stager.set_fetch_hook(runner.record_fetch)

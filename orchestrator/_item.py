@@ -138,6 +138,9 @@ class ItemMachine:
 
     def _upload_callback(self, token: str, remote_id: str, status: RemoteStatus) -> None:
         """The service called back about the upload staged under `token`: it created `remote_id`."""
+        if token not in self._tokens:
+            log.info("a callback for no input of this batch; ignored")
+            return
         known = self._attributed.get(token)
         if known is not None and known != remote_id:
             log.warning("two media named for one upload; keeping the first", extra={"token": token})
@@ -352,8 +355,16 @@ class ItemMachine:
         )
         self._watcher.bind(item, upload.remote_id)
 
+    async def _restage(self, item: Item) -> None:
+        """Serve a resumed item's input at its old URL again: the service may still fetch it (a rerun
+        listening at the killed run's address), and then its media need not fail."""
+        if item.is_local and item.stage_token is not None and item.key not in self._urls:
+            with contextlib.suppress(ItemError):  # gone or unreadable: its ingest will tell
+                await self._stage_local(item)
+
     async def _step_uploading(self, item: Item) -> None:
         # only reached for an intent left open; live ones are reconciled in _step_staged
+        await self._restage(item)
         async with self._gate.lanes.uploads:
             await self._reconcile_uploads([item], wait=True)
 
@@ -436,6 +447,7 @@ class ItemMachine:
     # ------------------------------------------------------------------ analysis and job
 
     async def _step_uploaded(self, item: Item) -> None:
+        await self._restage(item)
         speculative = starts_on_prediction(self._adapter)
         try:
             status = await self._watcher.wait_for(

@@ -42,6 +42,13 @@ from ._service import Phase, RemoteStatus
 __all__ = ["Plan", "PollPlanner", "PollSettings"]
 
 _WAITING = frozenset({Phase.PROCESSING, Phase.RUNNING})
+# what ends each waited-for phase; news of an earlier phase is stale
+_ENDS = {
+    Phase.PROCESSING: frozenset(
+        {Phase.READY, Phase.RUNNING, Phase.RESTORED, Phase.FAILED, Phase.GONE}
+    ),
+    Phase.RUNNING: frozenset({Phase.RESTORED, Phase.FAILED, Phase.GONE}),
+}
 _HISTORY = 64  # durations kept per phase for the model
 _SCORED = 16  # contacts at a prediction whose outcome decides whether to speculate
 _WINDOW_CAP = 64  # speculative contacts unanswered at once, at most
@@ -212,6 +219,8 @@ class PollPlanner:
         waiting = self._items.get(key)
         if waiting is None:
             return
+        if status.phase not in _ENDS[waiting.phase] | {waiting.phase, Phase.UNKNOWN}:
+            return  # stale news of an earlier phase (a late callback): the item still waits
         if waiting.contacted and status.phase is not Phase.UNKNOWN:
             hit = status.phase is not waiting.phase
             self._scores.append(hit)

@@ -303,8 +303,12 @@ class Webhook(Protocol):
 class Notifier(Protocol):
     """An optional capability: the service calls back when an item moves (Recuro's notify_url)."""
 
-    def webhook(self, deliver: NotificationSink) -> Webhook:
-        """An app that parses the service's callbacks and hands each to `deliver` as a `RemoteStatus`."""
+    def webhook(self, deliver: NotificationSink, *, token: str | None = None) -> Webhook:
+        """An app that parses the service's callbacks and hands each to `deliver` as a `RemoteStatus`.
+
+        `token` is the secret first segment of its path (a new random one when None): given, the same
+        URL is served again by a later process (a rerun receiving callbacks meant for the killed run).
+        """
         ...
 
 

@@ -236,6 +236,8 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         self._mounts: dict[str, Callable[..., Awaitable[None]]] = {}
         self._server: _QuietServer | None = None
         self._url: str | None = None
+        self._preferred: int | None = None
+        self.port: int | None = None  # the port it listens on, once running
 
     def __repr__(self) -> str:
         return f"<LocalFileServer url={self._url!r} files={len(self._files)}>"
@@ -246,6 +248,11 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         if self._url is None:
             raise RuntimeError("the file server is not running")
         return self._url
+
+    def prefer_port(self, port: int | None) -> None:
+        """Listen on `port` if it is free (when `bind` asks for any port): a rerun at the killed run's
+        address serves the URLs and receives the callbacks the service still has for it."""
+        self._preferred = port
 
     def set_fetch_hook(self, hook: Callable[[str], Awaitable[None]] | None) -> None:
         """Await `hook(token)` whenever the service starts a GET of a staged file."""
@@ -279,10 +286,15 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
+            try:
+                sock.bind((host, self._preferred if port == 0 and self._preferred else port))
+            except OSError:
+                if not (port == 0 and self._preferred):
+                    raise
+                sock.bind((host, 0))  # taken: any free port (callbacks for the old one are lost)
             sock.listen(128)
             sock.settimeout(0.0)
-            bound_port = sock.getsockname()[1]
+            bound_port = self.port = sock.getsockname()[1]
             self._server = quiet = _QuietServer(self._app, read_timeout=self._read_timeout)
             shown = f"[{host}]" if family == socket.AF_INET6 else host
             # the socket listens: connections queue until uvicorn accepts them, so we are ready now

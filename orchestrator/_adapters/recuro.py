@@ -285,14 +285,14 @@ class RecuroAdapter:
 
     # ------------------------------------------------------------------ callbacks
 
-    def webhook(self, deliver: NotificationSink) -> WebhookReceiver:
+    def webhook(self, deliver: NotificationSink, *, token: str | None = None) -> WebhookReceiver:
         """Notifier: a receiver for notify_url callbacks, each handed to `deliver` as a `RemoteStatus`."""
 
         async def consume(notification: Notification) -> None:
             deliver(notification.file_id, status_from_notification(notification))
             await anyio.lowlevel.checkpoint()
 
-        return WebhookReceiver(consume)
+        return WebhookReceiver(consume, token=token)
 
 
 def status_from_notification(notification: Notification) -> RemoteStatus:

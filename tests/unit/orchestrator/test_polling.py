@@ -323,3 +323,12 @@ def test_the_oldest_swept_item_is_probed_when_overdue_and_passes_the_role_on():
     assert planner.plan(11.0).probes == ()  # b waits: a sweep or the oldest item will tell
     planner.observe("a", RemoteStatus(Phase.FAILED), 12.0)
     assert planner.plan(12.0).probes == ("b",)
+
+
+def test_stale_news_of_an_earlier_phase_does_not_end_the_wait():
+    """A late "media ready" (an upload callback) for an item whose job runs leaves it watched."""
+    planner = _planner(max_interval=10.0)
+    planner.track("a", Phase.RUNNING, 0.0)
+    planner.observe("a", READY, 1.0)
+    assert "a" in planner
+    assert planner.plan(10.0).probes == ("a",)  # still probed when overdue
