@@ -82,7 +82,11 @@ def upload_candidates(
 def judge_uploads(
     items: Sequence[Item], candidates: Sequence[str], *, fetched: dict[str, bool]
 ) -> dict[str, Resolution]:
-    """The verdict for each item with an open upload intent, given the candidates and fetch evidence."""
+    """The verdict for each item with an open upload intent, given the candidates and fetch evidence.
+
+    `fetched` says, by item key, whether the service was seen fetching the staged file; an item missing
+    from it (an input never staged) counts as not fetched.
+    """
     if not items:
         return {}
     if not candidates:
