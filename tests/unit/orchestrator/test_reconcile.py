@@ -57,6 +57,11 @@ def test_ambiguous_uploads_are_parked():
     assert "f1, f2" in verdicts["x"].reason
     verdicts = judge_uploads([_item("x"), _item("y")], ["f1", "f2"], fetched={})
     assert {v.verdict for v in verdicts.values()} == {Verdict.PARKED}
+    # two open uploads and one new media: either could be its owner, so neither adopts it
+    verdicts = judge_uploads([_item("x"), _item("y")], ["f1"], fetched={})
+    assert verdicts.keys() == {"x", "y"}
+    assert {v.verdict for v in verdicts.values()} == {Verdict.PARKED}
+    assert all(v.remote_id is None for v in verdicts.values())
     assert judge_uploads([], ["f1"], fetched={}) == {}
 
 
