@@ -365,3 +365,47 @@ async def test_a_failed_listing_keeps_the_old_baseline_and_logs_only_the_error_t
     assert "could not list" in message
     assert "RuntimeError" in message
     assert "hunter2" not in message
+
+
+async def test_the_callback_of_the_items_own_upload_names_its_media():
+    """An upload whose callback (found by the item's staging token) named media adopts that media,
+    whatever else is new on the account; the verdict says the callback decided."""
+    item = _open("x", stage_token="t1")
+    adapter = _Adapter(media=["m1", "m2"])
+    verdicts, _ = await _reconciler(adapter, _Gate(), [item]).uploads(
+        [item], settle=False, attributed={"t1": "m2"}
+    )
+    assert (verdicts["x"].verdict, verdicts["x"].remote_id) == (Verdict.ADOPT, "m2")
+    assert "callback" in verdicts["x"].reason
+
+
+async def test_media_another_uploads_callback_named_is_not_a_candidate():
+    """Media a callback attributed to another upload is that upload's: the one left is this item's."""
+    item = _open("x", stage_token="t1")
+    adapter = _Adapter(media=["m1", "m9"])
+    verdicts, _ = await _reconciler(adapter, _Gate(), [item]).uploads(
+        [item], settle=False, attributed={"t9": "m9"}
+    )
+    assert (verdicts["x"].verdict, verdicts["x"].remote_id) == (Verdict.ADOPT, "m1")
+
+
+async def test_one_candidate_waits_while_another_item_is_uploading():
+    """Another item's upload still open (not among those judged) may own the one new media: wait."""
+    item, other = _open("x", stage_token="t1"), _open("y", stage_token="t2")
+    adapter = _Adapter(media=["m1"])
+    verdicts, _ = await _reconciler(adapter, _Gate(), [item, other]).uploads([item], settle=False)
+    assert verdicts["x"].verdict is Verdict.WAIT
+    other.stage = Stage.UPLOADED  # its answer landed: the candidate is this item's
+    other.remote_id = "m0"
+    verdicts, _ = await _reconciler(adapter, _Gate(), [item, other]).uploads([item], settle=False)
+    assert (verdicts["x"].verdict, verdicts["x"].remote_id) == (Verdict.ADOPT, "m1")
+
+
+async def test_ambiguous_uploads_wait_only_while_callbacks_are_expected():
+    items = [_open("x", stage_token="t1"), _open("y", stage_token="t2")]
+    adapter = _Adapter(media=["m1", "m2"])
+    reconciler = _reconciler(adapter, _Gate(), items)
+    waiting, _ = await reconciler.uploads(items, settle=False, callbacks_expected=True)
+    parked, _ = await reconciler.uploads(items, settle=False)
+    assert {v.verdict for v in waiting.values()} == {Verdict.WAIT}
+    assert {v.verdict for v in parked.values()} == {Verdict.PARKED}
