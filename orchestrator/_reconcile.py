@@ -95,9 +95,11 @@ def judge_uploads(
 ) -> dict[str, Resolution]:
     """The verdict for each item with an open upload intent, given the candidates and the evidence.
 
-    `attributed` maps an item's key to the media its own upload callback named; `open_elsewhere` says an
-    upload of another item is still open (its media may be among the candidates); `callbacks_expected`
-    that the items' uploads carried callback URLs, so waiting can still attribute the candidates.
+    `fetched` says, by item key, whether the service was seen fetching the staged file; an item missing
+    from it (an input never staged) counts as not fetched. `attributed` maps an item's key to the media
+    its own upload callback named; `open_elsewhere` says an upload of another item is still open (its
+    media may be among the candidates); `callbacks_expected` that the items' uploads carried callback
+    URLs, so waiting can still attribute the candidates.
     """
     if not items:
         return {}

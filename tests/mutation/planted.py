@@ -26,6 +26,7 @@ RANGES = (f"{CK}test_ranges_unit.py", f"{CK}test_download_wire_edges.py")
 PARTFILE = (f"{CK}test_partfile_unit.py",)
 STAGES = (f"{OR}test_stages.py", f"{OR}test_stage_table.py")
 JOURNAL = (f"{OR}test_journal.py", f"{OR}test_journal_guards.py", f"{OR}test_journal_unit.py")
+RECONCILE = (f"{OR}test_reconcile.py",)
 
 # (what the bug is, file, text replaced, replacement, tests that must catch it)
 BUGS: list[tuple[str, str, str, str, tuple[str, ...]]] = [
@@ -182,6 +183,13 @@ BUGS: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         "_S.DOWNLOADED: frozenset({_S.DONE}),",
         "_S.DOWNLOADED: frozenset({_S.DONE, _S.QUEUED}),",
         STAGES,
+    ),
+    (
+        "media adopted when two uploads are open and one candidate appears",
+        "orchestrator/_reconcile.py",
+        "    if len(items) == 1 and len(candidates) == 1:\n",
+        "    if len(candidates) == 1:\n",
+        RECONCILE,
     ),
 ]
 

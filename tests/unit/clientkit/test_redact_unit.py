@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _clientkit import _redact
 from _clientkit._redact import (
     HEADER_MASK,
     MASK,
@@ -27,6 +28,14 @@ from _clientkit._redact import (
     redact_headers,
     redact_text,
 )
+
+
+@pytest.fixture(autouse=True)
+def _cold_pattern_cache():
+    """Each test builds the escaped-forms patterns it uses: the module keeps them per secret, and a test
+    that found one built by an earlier test would not exercise the building at all."""
+    _redact._PATTERNS.clear()
+
 
 SECRET = 's3cr/et"Zq+=9'
 # secrets as they come: token alphabets, and anything printable
@@ -173,6 +182,27 @@ def test_every_secret_of_several_is_masked_and_empty_ones_ignored():
 def test_a_secret_containing_another_is_masked_whole():
     """`key:secret` and `secret` both given: the longer one first, so no `key:` is left behind."""
     assert redact_text("auth=key:secretvalue!", ["secretvalue", "key:secretvalue"]) == "auth=***!"
+
+
+def test_a_form_encoded_echo_in_an_otherwise_plain_text_is_masked():
+    """A secret with a space comes back form-encoded as `+`, with no other escape in the text: the
+    plain-substring shortcut must not decide that case."""
+    secret = "open sesame now"
+    assert redact_text("q=open+sesame+now&x=1", [secret]) == "q=***&x=1"
+    assert contains_secret("q=open+sesame+now", [secret])
+    assert redact_text("1+1 and open sesame now", [secret]) == "1+1 and ***"
+
+
+def test_the_patterns_kept_are_bounded():
+    """Patterns are built once per secret and kept, but never more than a few (each one holds a
+    secret): a process that sees many secrets does not keep them all."""
+    for n in range(3 * _redact._MAX_PATTERNS):
+        secret = f"secret/{n:03d}"
+        echo = secret.replace(
+            "/", "\\/"
+        )  # as JSON may send it: the pattern decides, not a substring
+        assert redact_text(f"x {echo} y", [secret]) == f"x {MASK} y"
+        assert 0 < len(_redact._PATTERNS) <= _redact._MAX_PATTERNS
 
 
 def test_text_without_the_secret_is_unchanged():
