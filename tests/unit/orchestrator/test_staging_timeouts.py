@@ -169,7 +169,7 @@ async def _ignore(_notification: object) -> None:
     await anyio.lowlevel.checkpoint()
 
 
-async def test_a_kept_alive_connection_idle_past_the_read_deadline_serves_the_next_request(tmp_path):
+async def test_a_connection_idle_past_the_read_deadline_serves_its_next_request(tmp_path):
     """The read deadline covers sending a request, not the idle time between two on one connection.
 
     The service's fetcher reuses a pooled connection while its own pool keeps it (httpx: 5 s); a server
@@ -189,8 +189,11 @@ async def test_a_kept_alive_connection_idle_past_the_read_deadline_serves_the_ne
             with anyio.fail_after(5):
                 while not first.endswith(b"x" * 100):
                     first += await stream.receive()
-            await anyio.sleep(SHORT * 3)  # idle on the kept-alive connection, past the read deadline
-            await stream.send(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            # idle on the kept-alive connection, past the read deadline
+            await anyio.sleep(SHORT * 3)
+            await stream.send(
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
             with anyio.fail_after(5):
                 second = await read_until_closed(stream)
     assert first.startswith(b"HTTP/1.1 200")
