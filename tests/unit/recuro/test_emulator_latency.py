@@ -77,9 +77,7 @@ async def test_each_api_response_waits_its_drawn_delay():
     config = EmulatorConfig(latency_min=0.02, latency=0.05, seed=5)
     async with (
         RecuroEmulator(config) as emulator,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=emulator.app), headers=AUTH
-        ) as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator.app), headers=AUTH) as client,
     ):
         took = []
         for _ in range(4):
