@@ -93,7 +93,8 @@ class RecuroClient(HTTPClientLifecycle):
     every sliding window of `rate_limit.period` seconds at or below `rate_limit.max_requests` requests,
     retries included, and paces them (the limit spread evenly over the period, at most 10 at once);
     pass `limiter=` to share one account's budget between clients, e.g. a `RedisLimiter` shared by
-    several processes (or set RECURO_REDIS_URL, and optionally RECURO_REDIS_KEY).
+    several processes (or pass `redis_url=`, else set RECURO_REDIS_URL, and optionally RECURO_REDIS_KEY:
+    the client then opens and closes that limiter itself).
 
     Timeouts: `timeout` bounds each network operation (connect at most 10 s, each read, each write);
     `call_deadline` bounds each attempt of an API call as a whole (connect, send and the whole
@@ -121,6 +122,7 @@ class RecuroClient(HTTPClientLifecycle):
         download_options: DownloadOptions | None = None,
         count_downloads: bool = False,
         call_deadline: float | None = None,
+        redis_url: str | None = None,
     ) -> None:
         key, secret = _validate.credentials(api_key, api_secret)
         timeout = _validate.positive_seconds(timeout, "timeout")
@@ -136,11 +138,12 @@ class RecuroClient(HTTPClientLifecycle):
         self._policy = RetryPolicy(max_retries=max_retries)
         self._rate_limit = rate_limit
         self._owned_limiter: RedisLimiter | None = None
-        if limiter is None and rate_limit is not None and os.environ.get(REDIS_URL_ENV):
+        redis_url = redis_url or os.environ.get(REDIS_URL_ENV)
+        if limiter is None and rate_limit is not None and redis_url:
             # A service's workers share one account's budget through Redis (README: "Several
             # processes, one account"); this client opened the connection, so it closes it.
             limiter = self._owned_limiter = RedisLimiter.from_url(
-                os.environ[REDIS_URL_ENV],
+                redis_url,
                 key=os.environ.get(REDIS_KEY_ENV) or f"recuro:{key}",
                 max_requests=rate_limit.max_requests,
                 period=rate_limit.period,

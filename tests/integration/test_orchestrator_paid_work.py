@@ -103,7 +103,7 @@ async def main():
     parser = argparse.ArgumentParser(); add_restore_arguments(parser)
     args = parser.parse_args(sys.argv[1:])
     setup = await _setup(args, None)
-    async with setup.client, Journal(setup.journal, setup.spec):
+    async with setup.client, Journal(setup.journal, setup.adapter.job_spec()):
         print("held", flush=True)
         await anyio.to_thread.run_sync(sys.stdin.readline)
 anyio.run(main)

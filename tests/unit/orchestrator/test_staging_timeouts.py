@@ -81,7 +81,7 @@ async def test_an_idle_kept_alive_connection_is_closed_after_a_response(tmp_path
         staged = await server.stage(media)
         stream = await connect(server.url)
         async with stream:
-            path = urlsplit(staged.url).path
+            path = urlsplit(staged.source).path
             await stream.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             with anyio.fail_after(5):
                 answer = await read_until_closed(stream)
@@ -98,7 +98,7 @@ async def test_a_slow_reader_of_a_long_response_is_not_cut(tmp_path):
         staged = await server.stage(media)
         stream = await connect(server.url)
         async with stream:
-            path = urlsplit(staged.url).path
+            path = urlsplit(staged.source).path
             await stream.send(
                 f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
             )
@@ -181,7 +181,7 @@ async def test_a_connection_idle_past_the_read_deadline_serves_its_next_request(
     media.write_bytes(b"x" * 100)
     async with LocalFileServer(read_timeout=SHORT) as server:
         staged = await server.stage(media)
-        path = urlsplit(staged.url).path
+        path = urlsplit(str(staged.source)).path
         stream = await connect(server.url)
         async with stream:
             await stream.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
