@@ -13,43 +13,39 @@ answer `fetches()` with None: it cannot tell). `PushStager` is the stager of a s
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import errno
 import logging
 import mimetypes
 import os
-import re
 import secrets
 import socket
 import stat
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Literal, Protocol, Self
+from typing import Final, Protocol, Self
 
 import anyio
 import anyio.abc
 import anyio.to_thread
 import attrs
 
+from _servekit._files import Source, select, send_file
+from _servekit._http import Receive, Scope, Send, header_map, send_bytes
+from _servekit._serve import KEEP_ALIVE, bind_socket, serve
+
 __all__ = ["AccessRecord", "LocalFileServer", "PushStager", "StagedSource", "Stager", "is_url"]
 
 log = logging.getLogger("orchestrator")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-CHUNK: Final = 256 * 1024
 READ_TIMEOUT: Final = 10.0
-"""Seconds a client has to send a whole request (headers and body) before its connection is closed."""
-KEEP_ALIVE_TIMEOUT: Final = 5
-"""Seconds an idle kept-alive connection stays open."""
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+"""Seconds a client has to send a whole request (headers and body) once it connects or starts one."""
+KEEP_ALIVE_TIMEOUT: Final = KEEP_ALIVE
+"""Seconds an idle kept-alive connection stays open: longer than clients pool an idle connection (httpx
+5 s), so the service's fetcher never reuses a connection we are closing (see `_servekit._serve`)."""
 
 
 def is_url(text: str) -> bool:
@@ -129,78 +125,6 @@ class PushStager:
         """Nothing to stop serving."""
 
 
-class _QuietServer:
-    """A uvicorn server that leaves signal handling to the application and bounds slow clients.
-
-    uvicorn closes idle kept-alive connections (`timeout_keep_alive`) but has no limit on how long a
-    client may take to send a request: a connection that sends nothing, or trickles its headers or
-    body, is held for ever (900 such connections held the server's sockets in the issue-11 test). The
-    protocol class below closes any connection whose current request is not fully received within
-    `read_timeout` seconds of the connection opening (or of the previous response ending).
-    """
-
-    def __init__(self, app: ASGIApp, *, read_timeout: float = READ_TIMEOUT) -> None:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            def capture_signals(self) -> Any:
-                return nullcontext()
-
-        config = uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-            http=_read_deadline_protocol(read_timeout),
-            ws="none",
-            interface="asgi3",
-        )
-        self.server = Server(config)
-
-
-def _read_deadline_protocol(read_timeout: float) -> type[Any]:
-    """uvicorn's h11 protocol, closing a connection whose request is not received within `read_timeout`."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    waiting = (h11.IDLE, h11.SEND_BODY)  # the client's side: no request yet, or its body unfinished
-
-    class ReadDeadlineProtocol(H11Protocol):
-        _read_deadline: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm()  # the next request on this kept-alive connection
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            self._disarm()
-            if not self.transport.is_closing():
-                self._read_deadline = self.loop.call_later(read_timeout, self._deadline_passed)
-
-        def _disarm(self) -> None:
-            if self._read_deadline is not None:
-                self._read_deadline.cancel()
-                self._read_deadline = None
-
-        def _deadline_passed(self) -> None:
-            self._read_deadline = None
-            if self.conn.their_state in waiting and not self.transport.is_closing():
-                log.debug("closing a connection that did not send its request in time")
-                self.transport.close()
-
-    return ReadDeadlineProtocol
-
-
 class LocalFileServer(anyio.AsyncContextManagerMixin):
     """Serves staged local files (and any mounted ASGI app) over HTTP; an async context manager.
 
@@ -209,8 +133,9 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
     later with `set_fetch_hook`) is awaited with the token when a GET of a staged file arrives, before any
     byte is served: the place to make fetch evidence durable (the runner writes it to the journal).
     `read_timeout`: a client that has not sent a whole request (headers and body) this many seconds
-    after connecting, or after its previous response, is disconnected; idle kept-alive connections
-    close after `KEEP_ALIVE_TIMEOUT` seconds.
+    after connecting, or after starting its next request, is disconnected; idle kept-alive connections
+    close after `keep_alive` seconds (`KEEP_ALIVE_TIMEOUT`). A 206 carries no `Accept-Ranges`, as
+    from nginx (`accept_ranges_on_206` sends it).
     """
 
     def __init__(
@@ -221,12 +146,15 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         on_access: Callable[[AccessRecord], object] | None = None,
         on_fetch: Callable[[str], Awaitable[None]] | None = None,
         read_timeout: float = READ_TIMEOUT,
+        keep_alive: float = KEEP_ALIVE_TIMEOUT,
+        accept_ranges_on_206: bool = False,
     ) -> None:
-        if not (isinstance(read_timeout, int | float) and 0 < read_timeout < float("inf")):
-            raise ValueError(
-                f"read_timeout must be a finite number of seconds > 0, got {read_timeout!r}"
-            )
+        for name, value in (("read_timeout", read_timeout), ("keep_alive", keep_alive)):
+            if not (isinstance(value, int | float) and 0 < value < float("inf")):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
         self._read_timeout = float(read_timeout)
+        self._keep_alive = float(keep_alive)
+        self._accept_ranges_on_206 = accept_ranges_on_206
         self._bind = bind
         self._public_url = public_url.rstrip("/") if public_url else None
         self._on_access = on_access
@@ -234,7 +162,6 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         self._files: dict[str, Path] = {}
         self._log: dict[str, list[AccessRecord]] = {}
         self._mounts: dict[str, Callable[..., Awaitable[None]]] = {}
-        self._server: _QuietServer | None = None
         self._url: str | None = None
         self._preferred: int | None = None
         self.port: int | None = None  # the port it listens on, once running
@@ -272,41 +199,32 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[Self]:
+        host, port = self._bind
+        if port == 0 and self._preferred:
+            try:
+                sock = bind_socket(host, self._preferred)
+            except OSError:  # taken: any free port (callbacks meant for the old one are lost)
+                sock = bind_socket(host, 0)
+        else:
+            sock = bind_socket(host, port)  # a busy port raises OSError here, not in the task group
+        self.port = sock.getsockname()[1]
         async with anyio.create_task_group() as tg:
-            self._url = await tg.start(self._serve)
+            origin = await tg.start(self._serve, sock)
+            self._url = self._public_url or origin
             try:
                 yield self
             finally:
-                if self._server is not None:
-                    self._server.server.should_exit = True
+                tg.cancel_scope.cancel()
 
-    async def _serve(self, *, task_status: anyio.abc.TaskStatus[str]) -> None:
-        host, port = self._bind
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, self._preferred if port == 0 and self._preferred else port))
-            except OSError:
-                if not (port == 0 and self._preferred):
-                    raise
-                sock.bind((host, 0))  # taken: any free port (callbacks for the old one are lost)
-            sock.listen(128)
-            sock.settimeout(0.0)
-            bound_port = self.port = sock.getsockname()[1]
-            self._server = quiet = _QuietServer(self._app, read_timeout=self._read_timeout)
-            shown = f"[{host}]" if family == socket.AF_INET6 else host
-            # the socket listens: connections queue until uvicorn accepts them, so we are ready now
-            task_status.started(self._public_url or f"http://{shown}:{bound_port}")
-            try:
-                await quiet.server.serve(sockets=[sock])
-            except anyio.get_cancelled_exc_class():
-                with anyio.move_on_after(3, shield=True):
-                    await quiet.server.shutdown(sockets=[sock])
-                raise
-        finally:
-            sock.close()
+    async def _serve(self, sock: socket.socket, *, task_status: anyio.abc.TaskStatus[str]) -> None:
+        await serve(
+            self._app,
+            sock=sock,
+            keep_alive=self._keep_alive,
+            read_timeout=self._read_timeout,
+            graceful_shutdown=2.0,
+            task_status=task_status,
+        )
 
     # ------------------------------------------------------------------ the Stager protocol
 
@@ -354,7 +272,7 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
     async def _serve_file(self, scope: Scope, send: Send, token: str) -> None:
         method = scope.get("method", "GET")
         file = self._files.get(token)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = header_map(scope)
         client = scope.get("client")
         record = _Recorder(
             token=token,
@@ -390,80 +308,30 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         *,
         head: bool,
     ) -> None:
-        size = stat.st_size
         etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
-        common = [
-            (b"accept-ranges", b"bytes"),
-            (b"etag", etag.encode()),
-            (b"last-modified", email.utils.formatdate(stat.st_mtime, usegmt=True).encode()),
-            (
-                b"content-type",
-                (mimetypes.guess_type(file.name)[0] or "application/octet-stream").encode(),
-            ),
-        ]
-        start, end = 0, size - 1
-        status = 200
-        wanted = headers.get("range")
-        if_range = headers.get("if-range")
-        if wanted and (if_range is None or if_range.strip() == etag):
-            parsed = _parse_range(wanted, size)
-            if parsed is None:
-                status = 416
-            elif parsed != "whole":
-                start, end = parsed
-                status = 206
-        if status == 416:
-            record.status = 416
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 416,
-                    "headers": [
-                        *common,
-                        (b"content-range", f"bytes */{size}".encode()),
-                        (b"content-length", b"0"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": b""})
-            return
-        length = max(end - start + 1, 0)
-        out = [*common, (b"content-length", str(length).encode())]
-        if status == 206:
-            out.append((b"content-range", f"bytes {start}-{end}/{size}".encode()))
-        record.status = status
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        if head or length == 0:
-            await send({"type": "http.response.body", "body": b""})
-            return
-        # open, seek and the first read in one thread hop (a small file is served in that one hop)
-        handle, chunk = await anyio.to_thread.run_sync(_open_at, file, start, min(CHUNK, length))
+        modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
+        selection = select(
+            stat.st_size,
+            headers.get("range"),
+            headers.get("if-range"),
+            etag=etag,
+            last_modified=modified,
+        )
+        record.status = selection.status
+        ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        common = [("etag", etag), ("last-modified", modified), ("content-type", ctype)]
         try:
-            remaining = length
-            try:
-                while remaining > 0:
-                    if handle is not None and len(chunk) == 0:
-                        chunk = await anyio.to_thread.run_sync(handle.read, min(CHUNK, remaining))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-                    body, chunk = chunk, b""
-                    await send(
-                        {"type": "http.response.body", "body": body, "more_body": remaining > 0}
-                    )
-                    record.bytes_sent += len(body)
-                if (
-                    remaining > 0
-                ):  # the file shrank under us: end it; the size check fails the fetch
-                    await send({"type": "http.response.body", "body": b""})
-            except OSError:  # the client went away mid-body
-                log.debug(
-                    "staged file fetch ended by the client", extra={"sent": record.bytes_sent}
-                )
-        finally:
-            if handle is not None:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(handle.close)
+            await send_file(
+                send,
+                Source(path=file),
+                selection,
+                common,
+                head=head,
+                accept_ranges_on_206=self._accept_ranges_on_206,
+                on_sent=record.count,
+            )
+        except OSError:  # the client went away mid-body (or the file went away under us)
+            log.debug("staged file fetch ended early", extra={"sent": record.bytes_sent})
 
     def _remember(self, recorder: _Recorder) -> None:
         record = AccessRecord(
@@ -493,24 +361,6 @@ def _resolve_file(path: Path) -> Path:
     return resolved
 
 
-def _open_at(file: Path, start: int, size: int) -> tuple[BinaryIO | None, bytes]:
-    """Up to `size` bytes of `file` from `start`, and the open file if more may follow (runs in a thread).
-
-    A read shorter than asked (end of the range or of the file) closes the file: nothing follows.
-    """
-    handle = file.open("rb")
-    try:
-        handle.seek(start)
-        chunk = handle.read(size)
-    except BaseException:
-        handle.close()
-        raise
-    if len(chunk) < size or size < CHUNK:
-        handle.close()
-        return None, chunk
-    return handle, chunk
-
-
 @attrs.define
 class _Recorder:
     token: str
@@ -520,41 +370,10 @@ class _Recorder:
     status: int = 0
     bytes_sent: int = 0
 
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | Literal["whole"] | None:
-    """The single byte range `header` asks for, clipped to the file; None when unsatisfiable.
-
-    A header we do not understand (several ranges, other units) gets the whole file ("whole"), as RFC 9110
-    allows a server to ignore Range.
-    """
-    match = _RANGE.match(header)
-    if match is None:
-        return "whole"
-    first, last = match.group(1), match.group(2)
-    if not first and not last:
-        return "whole"
-    if not first:  # suffix: the last N bytes
-        n = int(last)
-        if n == 0 or size == 0:
-            return None
-        return (max(size - n, 0), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
-    if start >= size or end < start:
-        return None
-    return (start, min(end, size - 1))
+    def count(self, sent: int) -> None:
+        self.bytes_sent += sent
 
 
 async def _plain(send: Send, status: int, body: bytes) -> int:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_bytes(send, status, body, (("content-type", "text/plain"),))
     return status

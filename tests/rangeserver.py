@@ -6,7 +6,8 @@ after N body bytes, ignore Range (200), shift or lie in Content-Range, answer 41
 to a 206, answer a status (503, 429 ...) first, redirect elsewhere, cap the bandwidth per connection, or
 change the file between requests. Every request's headers are recorded.
 
-It is written on raw anyio sockets rather than as an ASGI app because a downloader test needs exact
+Range and If-Range are read by the serving kit's one reading (`_servekit._files`). It is written on
+raw anyio sockets rather than as an ASGI app because a downloader test needs exact
 control of the bytes on the wire: a connection cut mid-body after exactly N bytes, headers no ASGI
 server would let through, and no server-side buffering in between.
 
@@ -29,6 +30,8 @@ from typing import Final
 import anyio
 import attrs
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+
+from _servekit._files import if_range_matches, parse_range
 
 __all__ = ["RangeServer", "RecordedRequest", "serving"]
 
@@ -186,7 +189,7 @@ class RangeServer:
         if self.content_disposition is not None:
             headers.append(("Content-Disposition", self.content_disposition))
 
-        wanted = _parse_range(request.headers.get("range"), size) if self.accept_ranges else None
+        wanted = parse_range(request.headers.get("range"), size) if self.accept_ranges else None
         if (
             wanted is not None
             and not self.ignore_if_range
@@ -245,14 +248,9 @@ class RangeServer:
                 await anyio.sleep(len(piece) / self.bytes_per_second)
 
     def _if_range_holds(self, if_range: str | None) -> bool:
-        if if_range is None:
-            return True
-        if if_range.startswith('"'):
-            # Strong comparison only (RFC 9110 13.1.5): a weak ETag never matches.
-            return (
-                self.etag is not None and not self.etag.startswith("W/") and if_range == self.etag
-            )
-        return self.last_modified is not None and if_range == self.last_modified
+        return if_range is None or if_range_matches(
+            if_range, etag=self.etag, last_modified=self.last_modified
+        )
 
 
 @contextlib.asynccontextmanager
@@ -286,24 +284,6 @@ def _parse_head(head: bytes) -> RecordedRequest:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return RecordedRequest(method=method, target=target, headers=headers)
-
-
-def _parse_range(value: str | None, size: int) -> tuple[int, int] | str | None:
-    """`(first, last)` for a single satisfiable byte range, "unsatisfiable", or None (no/odd Range)."""
-    if value is None or not value.startswith("bytes=") or "," in value:
-        return None
-    first_text, _, last_text = value.removeprefix("bytes=").partition("-")
-    try:
-        if not first_text:  # suffix range: the last N bytes
-            count = int(last_text)
-            return (max(0, size - count), size - 1) if count > 0 and size else "unsatisfiable"
-        first = int(first_text)
-        last = int(last_text) if last_text else size - 1
-    except ValueError:
-        return None
-    if first >= size:
-        return "unsatisfiable"
-    return first, min(last, size - 1)
 
 
 def _status_head(status: int, headers: list[tuple[str, str]]) -> bytes:

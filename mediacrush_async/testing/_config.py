@@ -103,6 +103,8 @@ class EmulatorConfig:
         latency: Seconds added to every request.
         latency_jitter: Up to this many extra seconds, drawn from the seeded generator.
         bandwidth: Bytes per second each response body is paced to; None = unlimited.
+        accept_ranges_on_206: Also name `Accept-Ranges: bytes` on 206 answers. Off by default, as
+            nginx (which served the files) names it on 200s only: the 206 itself proves range support.
         failure_rate: Share of processings that fail (status drawn from `failure_statuses`).
         failure_statuses: Failure statuses the seeded processing failures choose from.
         non_media_status: How an upload that is not media ends: `unrecognised` (the documented
@@ -153,6 +155,7 @@ class EmulatorConfig:
     latency: float = attrs.field(default=0.0, validator=_non_negative)
     latency_jitter: float = attrs.field(default=0.0, validator=_non_negative)
     bandwidth: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    accept_ranges_on_206: bool = attrs.field(default=False, validator=_bool)
     failure_rate: float = attrs.field(default=0.0, validator=_rate)
     failure_statuses: tuple[str, ...] = attrs.field(
         default=("error", "timeout", "internal_error"), converter=tuple, validator=_failure_statuses

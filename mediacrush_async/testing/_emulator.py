@@ -1,27 +1,30 @@
-"""`MediaCrushEmulator`: owns the app's state, its background tasks, its temp dir, and serving it."""
+"""`MediaCrushEmulator`: the object tests hold. It opens the service (gives it a runtime: background tasks,
+a temp dir, a fetch client), serves its app on loopback, and lets tests observe and steer it."""
 
 from __future__ import annotations
 
 import contextlib
 import enum
 import shutil
-import socket
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import anyio
 import anyio.abc
 import attrs
 import httpx
 
-from ._app import App, Runtime
+from _servekit._serve import bind_socket, origin_of
+from _servekit._serve import serve as serve_app
+
+from ._app import App
 from ._config import FAILURE_STATUSES, EmulatorConfig
 from ._lifecycle import Pipeline
 from ._log import LogEntry
+from ._service import MediaCrushService, Runtime
 
 #: The processing stages in order (MEDIACRUSH.md section 4).
 _STAGES = ("pending", "processing", "ready", "done")
@@ -54,7 +57,8 @@ class MediaCrushEmulator:
         url_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config if config is not None else EmulatorConfig()
-        self._app = App(self.config)
+        self._service = MediaCrushService(self.config)
+        self._app = App(self._service)
         self._url_transport = url_transport
         self._state = _State.NEW
         self._exit: contextlib.AsyncExitStack | None = None
@@ -81,7 +85,8 @@ class MediaCrushEmulator:
     @property
     def spool_dir(self) -> Path | None:
         """The temporary directory holding big media while open."""
-        return self._app.runtime.spool_dir if self._app.runtime is not None else None
+        runtime = self._service.runtime
+        return runtime.spool_dir if runtime is not None else None
 
     def force_failure(self, file_hash: str, status: str, *, count: int = 1) -> None:
         """Make the next `count` processings of `file_hash` end in `status` (a failure status)."""
@@ -89,7 +94,7 @@ class MediaCrushEmulator:
             raise ValueError(f"status must be one of {', '.join(FAILURE_STATUSES)}; got {status!r}")
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count!r}")
-        self._app.force_failure(file_hash, status, count=count)
+        self._service.force_failure(file_hash, status, count=count)
 
     async def wait_for_status(self, file_hash: str, status: str = "done") -> str:
         """Wait until `file_hash` reaches `status` or a later stage, or fails; return what it reached.
@@ -101,7 +106,7 @@ class MediaCrushEmulator:
         """
         if status not in _STAGES:
             raise ValueError(f"status must be one of {', '.join(_STAGES)}; got {status!r}")
-        store = self._app.store
+        store = self._service.store
         while True:
             record = store.files.get(file_hash)
             failed = store.failed.get(file_hash)
@@ -116,11 +121,11 @@ class MediaCrushEmulator:
 
     def bytes_counted(self, client: str) -> int:
         """Bytes counted against `client`'s upload limit in its current window."""
-        return self._app.upload_budget.used(client)
+        return self._service.upload_budget.used(client)
 
     def stored_names(self) -> list[str]:
         """Names of the files currently served (`<hash>.<ext>`), sorted."""
-        return sorted(self._app.store.stored)
+        return sorted(self._service.store.stored)
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -143,9 +148,9 @@ class MediaCrushEmulator:
             )
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            stack.callback(self._app.store.clear)
-            self._app.runtime = Runtime(
-                pipeline=Pipeline(self.config, self._app.store, spool, tg),
+            stack.callback(self._service.store.clear)
+            self._service.runtime = Runtime(
+                pipeline=Pipeline(self.config, self._service.store, spool, tg),
                 spool_dir=spool,
                 http=http,
                 task_group=tg,
@@ -167,7 +172,7 @@ class MediaCrushEmulator:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        self._app.runtime = None
+        self._service.runtime = None
         if self._exit is not None:
             stack, self._exit = self._exit, None
             await stack.aclose()
@@ -191,70 +196,21 @@ class MediaCrushEmulator:
         `base_url = await task_group.start(emu.serve)` needs no sleeping or polling. Opens the
         emulator for the duration if it is not open yet. Needs the asyncio backend.
         """
-        import uvicorn
-
         async with contextlib.AsyncExitStack() as stack:
             if self._state is _State.NEW:
                 await stack.enter_async_context(self)
             elif self._state is _State.CLOSED:
                 raise RuntimeError("this MediaCrushEmulator is closed")
-            sock = _listen(host, port)
-            stack.callback(sock.close)
-            bound_host, bound_port = sock.getsockname()[:2]
-            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-            base_url = f"http://{shown}:{bound_port}"
-            config = uvicorn.Config(
-                self._app,
-                lifespan="off",
-                log_config=None,
-                access_log=False,
-                server_header=False,
-                date_header=False,  # the app sends its own Date, as it does in-process
-                proxy_headers=False,  # the client address rule is the server's own (X-Real-IP)
-                timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
-            )
-            server = _make_server(config)
-            self._base_url = base_url
+            sock = bind_socket(host, port)
+            self._base_url = origin_of(sock)
             stack.callback(setattr, self, "_base_url", None)
-            async with anyio.create_task_group() as tg:
-
-                async def run_server() -> None:
-                    with anyio.CancelScope(shield=True):
-                        await server.serve(sockets=[sock])
-
-                tg.start_soon(run_server)
-                task_status.started(base_url)
-                try:
-                    await anyio.sleep_forever()
-                finally:
-                    server.should_exit = True
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(256)
-        sock.settimeout(0.0)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _make_server(config: Any) -> Any:
-    import uvicorn
-
-    class QuietServer(uvicorn.Server):
-        """A uvicorn server that leaves signal handling to the caller."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return QuietServer(config)
+            await serve_app(
+                self._app,
+                sock=sock,
+                date_header=False,  # the app sends its own Date, as it does in-process
+                graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+                task_status=task_status,
+            )
 
 
 @attrs.frozen

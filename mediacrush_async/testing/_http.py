@@ -1,25 +1,24 @@
-"""Raw ASGI plumbing: requests, form bodies, responses (JSON as Flask 0.10 wrote it, HTML pages), ranges."""
+"""The server's HTTP shapes: requests, form bodies, responses (JSON as Flask 0.10 wrote it, HTML pages).
+
+Range answers and body streaming are the serving kit's (`_servekit`); this module says what Flask,
+Werkzeug and nginx sent."""
 
 from __future__ import annotations
 
 import email.utils
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio
 import attrs
 
-from ._blobs import CHUNK, Blob, SpoolWriter
+from _servekit._files import Source, stream
+from _servekit._http import Body, ClientDisconnectedError, Receive, Scope, Send, encode_headers
+
+from ._blobs import Blob, SpoolWriter
 from ._faults import NO_FAULT, FaultDecision, InjectedDrop
 from ._multipart import MultipartError, MultipartParser, PartInfo, boundary_of
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 #: Non-file form fields are kept in memory up to this many bytes in total.
 FORM_MEMORY_LIMIT = 16 * 1024 * 1024
@@ -156,8 +155,8 @@ def dumps(obj: Any, *, pretty: bool) -> str:
 # ----------------------------------------------------------------------------------------- request
 
 
-class ClientGone(Exception):
-    """The client disconnected before sending its whole body."""
+ClientGone = ClientDisconnectedError
+"""The client disconnected before sending its whole body."""
 
 
 class Request:
@@ -180,9 +179,7 @@ class Request:
         self.peer: str = str(client[0]) if client else ""
         server = scope.get("server")
         self._server = (str(server[0]), server[1]) if server else ("localhost", None)
-        self._receive = receive
-        self._done = False
-        self._received = 0
+        self._body = Body(receive)
 
     @property
     def client_ip(self) -> str:
@@ -207,36 +204,23 @@ class Request:
         value = self.headers.get("content-length", "")
         return int(value) if value.isdigit() else None
 
-    async def _next(self) -> bytes | None:
-        if self._done:
-            return None
-        message = await self._receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        if not message.get("more_body", False):
-            self._done = True
-        return bytes(message.get("body", b""))
-
     async def read_chunk(self, limit: int | None = None) -> bytes | None:
         """The next chunk of the body (None at its end); past `limit` bytes, nginx's HTML 413.
 
         Before refusing, the rest of the body is read and dropped (as nginx's lingering close
         does), so the client gets to read the 413 instead of a reset connection.
         """
-        chunk = await self._next()
+        chunk = await self._body.chunk()
         if chunk is None:
             return None
-        self._received += len(chunk)
-        if limit is not None and self._received > limit:
+        if limit is not None and self._body.received > limit:
             await self.drain()
             raise HTTPError(nginx_page(413))
         return chunk
 
     async def drain(self, cap: int = DRAIN_CAP) -> None:
         """Read and drop what is left of the body, up to `cap` bytes."""
-        dropped = 0
-        while dropped <= cap and (chunk := await self._next()) is not None:
-            dropped += len(chunk)
+        await self._body.drain(cap)
 
 
 @attrs.define
@@ -386,56 +370,12 @@ async def read_form(
     return form
 
 
-# ------------------------------------------------------------------------------------------ ranges
-
-
-class RangeNotSatisfiable(Exception):
-    """The Range header asks for bytes beyond the end."""
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """Return the (start, end inclusive) of a single `bytes=` range, or None to send everything.
-
-    Multiple ranges and malformed headers are ignored (a 200 with the whole body is allowed).
-    """
-    if not header:
-        return None
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
-        return None
-    if not first:
-        if not last:
-            return None
-        suffix = int(last)
-        if suffix == 0:
-            raise RangeNotSatisfiable
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
-        return None
-    if start >= size:
-        raise RangeNotSatisfiable
-    return start, min(end, size - 1)
-
-
 def http_date(timestamp: float) -> str:
     """An RFC 7231 date."""
     return email.utils.formatdate(timestamp, usegmt=True)
 
 
 # ------------------------------------------------------------------------------------------ sending
-
-
-async def _pace(started: float, sent: int, bandwidth: int | None) -> None:
-    if bandwidth:
-        delay = started + sent / bandwidth - anyio.current_time()
-        if delay > 0:
-            await anyio.sleep(delay)
 
 
 async def send_response(
@@ -446,74 +386,25 @@ async def send_response(
     fault: FaultDecision = NO_FAULT,
     bandwidth: int | None = None,
 ) -> None:
-    """Send `response`, applying the drop, truncation and bandwidth faults."""
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    total = response.length if response.blob is not None else len(response.body)
+    """Send `response`, applying the drop, truncation and bandwidth faults (the serving kit's hooks)."""
+    headers = encode_headers(response.headers)
+    blob = response.blob
+    total = response.length if blob is not None else len(response.body)
     if not any(k == b"content-length" for k, _ in headers):
         headers.append((b"content-length", str(total).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
     if head_only:
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
-    if response.blob is not None and response.blob.path is not None:
-        async with await anyio.open_file(response.blob.path, "rb") as fh:
-            await fh.seek(response.start)
-            await send(
-                {"type": "http.response.start", "status": response.status, "headers": headers}
-            )
-            await _send_body(send, response, total=total, fault=fault, bandwidth=bandwidth, fh=fh)
-        return
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await _send_body(send, response, total=total, fault=fault, bandwidth=bandwidth, fh=None)
-
-
-async def _send_body(
-    send: Send,
-    response: Response,
-    *,
-    total: int,
-    fault: FaultDecision,
-    bandwidth: int | None,
-    fh: anyio.AsyncFile[bytes] | None,
-) -> None:
     cut: int | None = None
     if fault.drop:
         cut = total // 2
-    elif fault.truncate_at is not None and response.blob is not None:
+    elif fault.truncate_at is not None and blob is not None:
         cut = int(total * fault.truncate_at)
-    limit = total if cut is None else cut
-    step = CHUNK if not bandwidth else max(1024, min(CHUNK, bandwidth // 20))
-    started = anyio.current_time()
-    sent = 0
-    if response.blob is None:
-        while sent < limit:
-            piece = response.body[sent : min(limit, sent + step)]
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-            sent += len(piece)
-            await _pace(started, sent, bandwidth)
+    if blob is None:
+        source, start = Source(data=response.body), 0
     else:
-        blob = response.blob
-        if blob.data is not None:
-            while sent < limit:
-                n = min(step, limit - sent)
-                pos = response.start + sent
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": blob.data[pos : pos + n],
-                        "more_body": True,
-                    }
-                )
-                sent += n
-                await _pace(started, sent, bandwidth)
-        elif fh is not None:
-            while sent < limit:
-                piece = await fh.read(min(step, limit - sent))
-                if not piece:
-                    break
-                await send({"type": "http.response.body", "body": piece, "more_body": True})
-                sent += len(piece)
-                await _pace(started, sent, bandwidth)
+        source, start = Source(data=blob.data, path=blob.path), response.start
+    await stream(send, source, start, total, cut=cut, bandwidth=bandwidth)
     if cut is not None:
         raise InjectedDrop("connection dropped by the emulator's fault plan")
-    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import contextlib
 
+from recuro_async.testing._callbacks import CallbackAttempt
 from recuro_async.testing._catalog import ACTIONS, CONTAINERS, FILTERS, OUTPUT_FORMATS, STATES
 from recuro_async.testing._cli import main as emulator_main
 from recuro_async.testing._config import (
@@ -80,7 +81,6 @@ from recuro_async.testing._config import (
     EmulatorConfig,
 )
 from recuro_async.testing._emulator import (
-    CallbackAttempt,
     RecuroEmulator,
     RunningEmulator,
     bind_socket,

@@ -57,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
         "--max-concurrent-jobs", type=int, default=8, help="jobs running at once (default 8)"
     )
     parser.add_argument(
+        "--latency",
+        type=_latency,
+        default=(0.0, 0.0),
+        metavar="MIN-MAX",
+        help="extra delay of each API response in seconds, uniform in MIN-MAX and seeded by --seed "
+        "(one number: 0 to it). Example: --latency 0.02-0.4",
+    )
+    parser.add_argument(
         "--bandwidth", type=float, default=None, help="download cap in bytes/s per connection"
     )
     parser.add_argument(
@@ -75,6 +83,20 @@ def _parser() -> argparse.ArgumentParser:
         "another plausible set, to check that a client decides nothing by them",
     )
     return parser
+
+
+def _latency(text: str) -> tuple[float, float]:
+    """`MIN-MAX` (or `MAX`, meaning 0-MAX) seconds, as argparse's type for --latency."""
+    low, dash, high = text.partition("-")
+    try:
+        bounds = (float(low), float(high)) if dash else (0.0, float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--latency takes seconds as MIN-MAX or MAX (e.g. 0.02-0.4), got {text!r}"
+        ) from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"--latency needs 0 <= MIN <= MAX seconds, got {text!r}")
+    return bounds
 
 
 def export_lines(base_url: str, api_key: str, api_secret: str) -> str:
@@ -98,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             refusal=args.refusal,
             max_concurrent_jobs=args.max_concurrent_jobs,
             bandwidth=args.bandwidth,
+            latency_min=args.latency[0],
+            latency=args.latency[1],
             restored_url_ttl=args.restored_url_ttl,
             error_codes=ALTERNATE_ERROR_CODES if args.error_codes == "alternate" else {},
         )

@@ -110,8 +110,14 @@ class EmulatorConfig:
         drop_rate: share of API responses cut off mid-body after the action took effect.
         truncate_rate: share of downloads cut off mid-body.
         job_failure_rate: share of jobs that fail (JobFailed on GetProgress and in the callback).
-        latency: extra delay of each API response, uniform in [0, latency] seconds.
+        latency: extra delay of each API response, uniform in [latency_min, latency] seconds (seeded
+            by `seed`; real time, like bandwidth). 0 (default): no delay.
+        latency_min: the smallest such delay (default 0): `latency_min=0.02, latency=0.4` draws each
+            response's delay from 20-400 ms. At most `latency`.
         bandwidth: bytes per second per download response (per connection), or None for no cap.
+        accept_ranges_on_206: also name `Accept-Ranges: bytes` on 206 answers of download.php. Off by
+            default: like nginx and most servers, it is named on 200s only (the 206 itself proves
+            range support), so clients are tested against what they meet.
         max_body_bytes: largest accepted request body; larger ones get RequestTooLarge.
         disk_threshold: media (originals and restored files) larger than this live in `media_dir`.
         max_media_bytes: largest original accepted (None: no limit).
@@ -156,7 +162,9 @@ class EmulatorConfig:
     truncate_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     job_failure_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     latency: float = attrs.field(default=0.0, converter=float, validator=_non_negative)
+    latency_min: float = attrs.field(default=0.0, converter=float, validator=_non_negative)
     bandwidth: float | None = attrs.field(default=None, validator=_optional_positive)
+    accept_ranges_on_206: bool = False
     max_body_bytes: int = attrs.field(default=MIB, validator=_at_least_one)
     disk_threshold: int = attrs.field(default=4 * MIB, validator=_non_negative)
     max_media_bytes: int | None = attrs.field(default=None, validator=_optional_positive)
@@ -169,6 +177,13 @@ class EmulatorConfig:
     public_url: str | None = attrs.field(default=None, validator=_public_url)
     restored_url_ttl: float | None = attrs.field(default=None, validator=_optional_positive)
     error_codes: Mapping[str, str] = attrs.field(factory=dict, converter=_codes)
+
+    def __attrs_post_init__(self) -> None:
+        if self.latency_min > self.latency:
+            raise ValueError(
+                f"latency_min must be at most latency, got latency_min={self.latency_min!r} and "
+                f"latency={self.latency!r}"
+            )
 
     @property
     def rate_window(self) -> float:

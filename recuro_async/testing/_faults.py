@@ -41,12 +41,14 @@ class FaultPlan:
         truncate_rate: float,
         job_failure_rate: float,
         latency: float,
+        latency_min: float = 0.0,
     ) -> None:
         self.error_rate = error_rate
         self.drop_rate = drop_rate
         self.truncate_rate = truncate_rate
         self.job_failure_rate = job_failure_rate
         self.latency = latency
+        self.latency_min = latency_min
         self._rng = {
             kind: random.Random(f"recuro-emulator:{seed}:{kind}")
             for kind in ("error500", "drop", "truncate", "latency", "job_failure")
@@ -89,10 +91,11 @@ class FaultPlan:
         return cut
 
     def delay(self, action: str, file_id: str | None) -> float:
-        """Return the extra latency of this API response in seconds (uniform up to `latency`)."""
+        """Return the extra latency of this API response in seconds, uniform in [latency_min, latency]."""
         if self.latency <= 0:
             return 0.0
-        seconds = self._rng["latency"].random() * self.latency
+        span = self.latency - self.latency_min
+        seconds = self.latency_min + self._rng["latency"].random() * span
         self.record.append(FaultRecord("latency", action, file_id, seconds))
         return seconds
 

@@ -3,7 +3,7 @@
 A media file's states after its fetch, and a job's states once started, are a timeline of segments fixed
 when the timeline begins; GetProgress locates `now` on it, so answering costs nothing per item and no task
 ticks. Only what must happen at a moment (fetching the original, making the restored file, POSTing a
-callback) runs as a task, in the emulator.
+callback) runs as a task, in the service (`_service.py`).
 
 Queueing: jobs share `max_concurrent_jobs` slots, first come first served. A job's slot is chosen when it is
 started (the earliest slot to free up), so its JobQueued wait is known at once; a deleted or failed job keeps

@@ -375,6 +375,20 @@ async def test_ranges_and_conditional_requests():
         assert (await c.get(url, headers={"If-None-Match": etag})).status_code == 304
 
 
+@pytest.mark.parametrize("switch", [False, True])
+async def test_a_206_names_accept_ranges_only_when_switched_on(switch):
+    """As nginx served the files, a 206 carries no Accept-Ranges (the 200 does), unless switched on."""
+    gif = sample_media("gif", seed=14)
+    async with served(accept_ranges_on_206=switch) as (_, c):
+        h = (await upload(c, gif)).json()["hash"]
+        await wait_status(c, h)
+        part = await c.get(f"/{h}.gif", headers={"Range": "bytes=0-9"})
+        whole = await c.get(f"/{h}.gif")
+    assert (part.status_code, part.content) == (206, gif[:10])
+    assert ("accept-ranges" in part.headers) is switch
+    assert whole.headers["accept-ranges"] == "bytes"
+
+
 async def test_dropped_connection_fault():
     """With `drop_rate=1` the connection dies mid-body after the request took effect."""
     gif = sample_media("gif", seed=12)

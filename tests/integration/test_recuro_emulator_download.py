@@ -147,6 +147,19 @@ async def test_ranges_answer_206_with_content_range(range_header, start, end):
     assert response.headers["content-range"] == f"bytes {first}-{first + len(want) - 1}/{len(body)}"
 
 
+async def test_a_206_names_accept_ranges_only_when_switched_on():
+    """Like nginx, a 206 carries no Accept-Ranges (the 200 does); `accept_ranges_on_206` adds it."""
+    for switch in (False, True):
+        config = attrs.evolve(FAST, accept_ranges_on_206=switch)
+        async with restored(config, sample(30_000)) as r:
+            part = await r.client.get(r.url, headers={"Range": "bytes=0-99"})
+            whole = await r.client.get(r.url)
+        assert part.status_code == 206
+        assert part.content == r.body[:100]
+        assert ("accept-ranges" in part.headers) is switch
+        assert whole.headers["accept-ranges"] == "bytes"
+
+
 async def test_if_range_honours_strong_validators_only():
     """If-Range with our ETag or Last-Modified gives 206; another or weak ETag gives the whole file."""
     async with restored(FAST, sample(20_000)) as r:

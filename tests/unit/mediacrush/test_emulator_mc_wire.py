@@ -9,7 +9,7 @@ import pytest
 
 from mediacrush_async.testing import EmulatorConfig
 from mediacrush_async.testing._faults import FaultDecision, FaultPlan
-from mediacrush_async.testing._http import RangeNotSatisfiable, dumps, parse_range
+from mediacrush_async.testing._http import dumps
 from mediacrush_async.testing._multipart import (
     MultipartError,
     MultipartParser,
@@ -86,32 +86,6 @@ def test_boundary_of_reads_quoted_and_plain_values():
     assert boundary_of("multipart/form-data; boundary=----x") == b"----x"
     assert boundary_of("application/x-www-form-urlencoded") is None
     assert boundary_of("multipart/form-data") is None
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        (None, None),
-        ("bytes=0-9", (0, 9)),
-        ("bytes=10-", (10, 99)),
-        ("bytes=-5", (95, 99)),
-        ("bytes=90-200", (90, 99)),
-        ("bytes=0-1,5-6", None),
-        ("items=0-1", None),
-        ("bytes=5-2", None),
-        ("bytes=abc", None),
-    ],
-)
-def test_parse_range(header, expected):
-    """Single byte ranges are honoured; multiple, foreign or malformed ranges mean the whole body."""
-    assert parse_range(header, 100) == expected
-
-
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=200-300", "bytes=-0"])
-def test_parse_range_unsatisfiable(header):
-    """A range that starts past the end is unsatisfiable (416)."""
-    with pytest.raises(RangeNotSatisfiable):
-        parse_range(header, 100)
 
 
 def test_pretty_json_has_python2_trailing_spaces():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from orchestrator._staging import LocalFileServer, _parse_range, is_url
+from orchestrator._staging import LocalFileServer, is_url
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
 
@@ -121,25 +121,6 @@ async def test_staging_a_missing_file_fails_clearly(tmp_path):
     async with LocalFileServer() as server:
         with pytest.raises(FileNotFoundError, match=r"absent\.mov"):
             await server.stage(tmp_path / "absent.mov")
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("bytes=0-9", (0, 9)),
-        ("bytes=5-", (5, 99)),
-        ("bytes=-5", (95, 99)),
-        ("bytes=90-200", (90, 99)),
-        ("bytes=100-", None),
-        ("bytes=9-3", None),
-        ("bytes=-0", None),
-        ("bytes=0-1,5-6", "whole"),
-        ("items=0-1", "whole"),
-    ],
-)
-def test_range_parsing(header, expected):
-    """Single ranges are clipped, unsatisfiable ones refused, anything else is the whole file."""
-    assert _parse_range(header, 100) == expected
 
 
 def test_urls_pass_through():

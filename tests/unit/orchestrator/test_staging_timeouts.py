@@ -73,10 +73,11 @@ async def test_trickled_headers_do_not_hold_the_connection(tmp_path):
 
 
 async def test_an_idle_kept_alive_connection_is_closed_after_a_response(tmp_path):
-    """After one complete request and response, a connection that sends nothing more is closed."""
+    """After one complete request and response, a connection that sends nothing more is closed (after
+    the keep-alive timeout: idle time between requests is not the read deadline's)."""
     media = tmp_path / "a.bin"
     media.write_bytes(b"x" * 100)
-    async with LocalFileServer(read_timeout=SHORT) as server:
+    async with LocalFileServer(read_timeout=30, keep_alive=SHORT) as server:
         staged = await server.stage(media)
         stream = await connect(server.url)
         async with stream:
@@ -158,9 +159,53 @@ def test_read_timeouts_are_validated(bad):
     """Timeouts must be positive finite numbers; the error names the field."""
     with pytest.raises(ValueError, match="read_timeout"):
         LocalFileServer(read_timeout=bad)
+    with pytest.raises(ValueError, match="keep_alive"):
+        LocalFileServer(keep_alive=bad)
     with pytest.raises(ValueError, match="body_timeout"):
         WebhookReceiver(_ignore, body_timeout=bad)
 
 
 async def _ignore(_notification: object) -> None:
     await anyio.lowlevel.checkpoint()
+
+
+async def test_a_connection_idle_past_the_read_deadline_serves_its_next_request(tmp_path):
+    """The read deadline covers sending a request, not the idle time between two on one connection.
+
+    The service's fetcher reuses a pooled connection while its own pool keeps it (httpx: 5 s); a server
+    that closes an idle connection first races that reuse, and the fetch fails with "Server disconnected
+    without sending a response" (a same-run cut in the random-kill trials). The idle time here is what
+    is tested, not a race being waited out.
+    """
+    media = tmp_path / "a.bin"
+    media.write_bytes(b"x" * 100)
+    async with LocalFileServer(read_timeout=SHORT) as server:
+        staged = await server.stage(media)
+        path = urlsplit(str(staged.source)).path
+        stream = await connect(server.url)
+        async with stream:
+            await stream.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            first = b""
+            with anyio.fail_after(5):
+                while not first.endswith(b"x" * 100):
+                    first += await stream.receive()
+            # idle on the kept-alive connection, past the read deadline
+            await anyio.sleep(SHORT * 3)
+            await stream.send(
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
+            with anyio.fail_after(5):
+                second = await read_until_closed(stream)
+    assert first.startswith(b"HTTP/1.1 200")
+    assert second.startswith(b"HTTP/1.1 200")
+    assert second.endswith(b"x" * 100)
+
+
+def test_idle_connections_outlive_the_clients_pool_expiry():
+    """Kept-alive connections stay open longer than an httpx pool keeps an idle one (5 s by default),
+    so the client always gives up a connection first and never sends a request into a closing one."""
+    import httpx
+
+    from orchestrator import _staging
+
+    assert httpx.Limits().keepalive_expiry + 1 < _staging.KEEP_ALIVE_TIMEOUT  # type: ignore[operator]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recuro_async.testing import EmulatorConfig, LogEntry
-from recuro_async.testing._app import _encode, _if_range_matches, _parse_range
+from recuro_async.testing._app import _encode
 from recuro_async.testing._catalog import ApiError
 from recuro_async.testing._faults import FaultPlan
 from recuro_async.testing._lifecycle import JobSlots, Segment, locate, timeline
@@ -106,38 +106,6 @@ def test_job_slots_queue_first_come_first_served():
     start, end, _ = slots.reserve(1.0, 5.0, None)
     assert (start, end) == (10.0, 15.0)
     assert slots.queued(11.0) == 1
-
-
-@pytest.mark.parametrize(
-    ("header", "size", "expected"),
-    [
-        ("bytes=0-9", 100, (0, 9)),
-        ("bytes=90-200", 100, (90, 99)),
-        ("bytes=10-", 100, (10, 99)),
-        ("bytes=-10", 100, (90, 99)),
-        ("bytes=-500", 100, (0, 99)),
-        ("bytes=100-", 100, (-1, -1)),
-        ("bytes=-0", 100, (-1, -1)),
-        ("bytes=9-3", 100, None),
-        ("bytes=0-1,4-5", 100, None),
-        ("items=0-1", 100, None),
-        ("bytes=-", 100, None),
-    ],
-)
-def test_parse_range(header, size, expected):
-    """Single ranges parse; past-the-end ones are unsatisfiable (-1, -1); others are ignored (None)."""
-    assert _parse_range(header, size) == expected
-
-
-def test_if_range_matching():
-    """If-Range matches our strong ETag or our exact Last-Modified date; never a weak tag."""
-    etag, date = '"abc"', "Wed, 21 Oct 2015 07:28:00 GMT"
-    assert _if_range_matches('"abc"', etag, date)
-    assert not _if_range_matches('W/"abc"', etag, date)
-    assert not _if_range_matches('"abd"', etag, date)
-    assert _if_range_matches(date, etag, date)
-    assert not _if_range_matches("Wed, 21 Oct 2015 07:28:01 GMT", etag, date)
-    assert not _if_range_matches("not a date", etag, date)
 
 
 def test_quirks_encoding():
