@@ -138,6 +138,8 @@ class _Gate:
 class _Adapter:
     """ListMedia and GetProgress answers; `fail` makes the listing raise it."""
 
+    sweep_phases = frozenset({Phase.RESTORED})  # a Sweeper: its listing is ListMedia
+
     def __init__(self, media: Sequence[str] = (), status: RemoteStatus | None = None) -> None:
         self.media = [RemoteMedia(m, None) for m in media]
         self.answer = status or RemoteStatus(Phase.RUNNING)
