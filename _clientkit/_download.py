@@ -20,34 +20,30 @@ Resume rules
     `*/total` equals N: done; else start over. A `.part` without a sidecar is not trusted (no validator):
     start over. Every request says `Accept-Encoding: identity` and the raw bytes are written.
 
-Retries
+Retries (`_request`)
     Connect failures (never sent), read failures and cut connections, 408, 429 and 5xx are retried with
     full-jitter backoff (Retry-After honoured); a cut connection resumes from the bytes on disk. The count
-    is of consecutive attempts without progress, where progress means bytes on disk past the furthest
-    point any earlier attempt reached (a server that ignores Range and cuts at byte 500 every time is
-    not progressing); it is cleared by real progress and when the remote file changes (at most
-    `_MAX_RESTARTS` times). When it runs out: `TransportFailure(request_sent=...)` or
-    `HTTPStatusFailure`. 401/403/410 raise `LinkExpiredFailure` at once (the same URL cannot work
-    again); other statuses raise `HTTPStatusFailure` at once. `DownloadOptions.deadline` bounds the
-    whole call (`TransportFailure`). ENOSPC/EDQUOT raise `DiskFullFailure`. Redirects are followed
-    by httpx (`max_redirects` hops at most): `auth` runs on the first request, and httpx drops
-    `Authorization` from a hop to another origin (it keeps it only for an http -> https upgrade of the
-    same host on the default ports), so an `OriginAuth` credential never reaches another origin.
+    is of consecutive attempts without progress (past the furthest point any earlier attempt reached),
+    cleared by real progress and when the remote file changes (at most `_MAX_RESTARTS` times); then
+    `TransportFailure(request_sent=...)` or `HTTPStatusFailure`. 401/403/410: `LinkExpiredFailure` at
+    once; other statuses: `HTTPStatusFailure` at once. `DownloadOptions.deadline` bounds the whole call
+    (`TransportFailure`). ENOSPC/EDQUOT: `DiskFullFailure`. httpx follows redirects and drops
+    `Authorization` on a hop to another origin, so an `OriginAuth` credential stays on its origin.
 
-Segments
+Segments (`_segments`)
     With `segments > 1` a fresh download first asks for `bytes=0-<min_segment_size - 1>`; if the answer
     is a 206 (itself the proof of range support: most servers name `Accept-Ranges` on 200s only), with a
-    strong validator and a total of at least `2 * min_segment_size`, the `.part` is preallocated and
-    up to `segments` ranges are fetched concurrently (the first response starts the first range), each checked (206, exact start, known total) and written with positional
-    writes; otherwise the download goes on sequentially from where the first answer ended. The
-    sidecar records each segment's progress (checkpointed every `_CHECKPOINT_BYTES` and on exit), so a
-    resume fetches only what is missing. A 200 to a segment means the file changed: start over.
+    strong validator and a total of at least `2 * min_segment_size`, the `.part` is preallocated and up
+    to `segments` checked ranges are fetched concurrently (the first response starts the first one);
+    otherwise the download goes on sequentially. The sidecar records each segment's progress
+    (every `_CHECKPOINT_BYTES` and on exit), so a resume fetches only what is missing. A 200 to a
+    segment means the file changed: start over.
 
 Parts
-    This module is the transfer (resume preparation, the sequential fetch, the commit); `_segments`
-    fetches concurrent ranges, `_body.BodyWriter` reads bodies (straight from the socket where it can)
-    and writes them, `_ranges.check_partial` checks each 206, `_retry.Attempts` counts attempts. The
-    figures behind the read and write policy: benchmarks/RESULTS.md, "The downloader's design figures".
+    This module is the transfer: resume, the sequential fetch, the commit. `_resume` finds what an
+    earlier call left, `_request` sends and classifies, `_segments` runs ranges, `_body.BodyWriter` reads
+    (from the socket where it can) and writes, `_ranges.check_partial` checks each 206. The figures
+    behind the read and write policy: B2's notes in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -406,6 +402,7 @@ class _Download:
 
     async def save(self) -> None:
         """Record every segment's progress (`RangeSource`)."""
+        self._since_checkpoint = 0
         await self._save_state()
 
     # -- the body and its accounting

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
@@ -13,12 +12,17 @@ __all__ = ["DownloadOptions"]
 _MIB: Final = 1024 * 1024
 
 
-def _int_at_least(minimum: int) -> Callable[[object, attrs.Attribute[int], int], None]:
-    def check(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
+def _count(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
-    return check
+
+def _non_negative(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    _count(attribute.name, value, 0)
+
+
+def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    _count(attribute.name, value, 1)
 
 
 def _seconds(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -59,17 +63,17 @@ class DownloadOptions:
             seconds of the download's clock), and on the first bytes; also after every write.
     """
 
-    max_retries: int = attrs.field(default=5, validator=_int_at_least(0))
+    max_retries: int = attrs.field(default=5, validator=_non_negative)
     backoff_base: float = attrs.field(default=0.5, validator=_seconds)
     backoff_cap: float = attrs.field(default=30.0, validator=_seconds)
     max_retry_after: float = attrs.field(default=120.0, validator=_seconds)
-    chunk_size: int = attrs.field(default=_MIB, validator=_int_at_least(1))
-    segments: int = attrs.field(default=1, validator=_int_at_least(1))
-    min_segment_size: int = attrs.field(default=8 * _MIB, validator=_int_at_least(1))
+    chunk_size: int = attrs.field(default=_MIB, validator=_positive)
+    segments: int = attrs.field(default=1, validator=_positive)
+    min_segment_size: int = attrs.field(default=8 * _MIB, validator=_positive)
     timeout: float | None = attrs.field(default=60.0, validator=_timeout)
     fsync: bool = True
     follow_redirects: bool = True
-    max_redirects: int = attrs.field(default=10, validator=_int_at_least(0))
+    max_redirects: int = attrs.field(default=10, validator=_non_negative)
     direct_read: bool = True
     deadline: float | None = attrs.field(default=None, validator=_timeout)
     progress_interval: float = attrs.field(default=1.0, validator=_seconds)

@@ -29,6 +29,13 @@ def partial(first: int, last: int, total: str = "100", **more: str) -> httpx.Hea
     )
 
 
+def refusal(headers: httpx.Headers, start: int, end: int | None = None, **known: object) -> str:
+    """The whole message of the PartialMismatch that `check_partial` must raise."""
+    with pytest.raises(PartialMismatch) as caught:
+        check_partial(headers, start, end, **known)  # type: ignore[arg-type]
+    return str(caught.value)
+
+
 def test_a_fresh_range_is_accepted_with_its_total():
     """bytes=0-9 answered with 0-9/100: first, last and the total come back."""
     assert check_partial(partial(0, 9), 0) == (0, 9, 100)
@@ -54,21 +61,22 @@ def test_a_range_ending_exactly_at_the_requested_end_is_accepted():
 
 def test_a_range_past_the_requested_end_is_refused():
     """A 206 carrying bytes beyond the asked-for end would overwrite the next segment."""
-    with pytest.raises(PartialMismatch, match="ends at byte 20, past the requested 19"):
-        check_partial(partial(10, 20), 10, 19)
+    assert (
+        refusal(partial(10, 20), 10, 19) == "Content-Range ends at byte 20, past the requested 19"
+    )
 
 
 @pytest.mark.parametrize("first", [0, 39, 41])
 def test_a_range_starting_elsewhere_is_refused(first):
     """Only the byte asked for may come first: anything else would be written at the wrong offset."""
-    with pytest.raises(PartialMismatch, match=f"starts at byte {first}, but byte 40"):
-        check_partial(partial(first, 99), 40)
+    expected = f"Content-Range starts at byte {first}, but byte 40 was asked for"
+    assert refusal(partial(first, 99), 40) == expected
 
 
 def test_another_total_than_the_known_one_is_refused():
     """A different complete length is another file."""
-    with pytest.raises(PartialMismatch, match="total 101 disagrees with the known size 100"):
-        check_partial(partial(40, 99, "101"), 40, known=100)
+    expected = "Content-Range total 101 disagrees with the known size 100"
+    assert refusal(partial(40, 99, "101"), 40, known=100) == expected
 
 
 @pytest.mark.parametrize(
@@ -79,15 +87,17 @@ def test_a_missing_or_malformed_content_range_is_refused(value):
     values = {"content_length": "10"}
     if value is not None:
         values["content_range"] = value
-    with pytest.raises(PartialMismatch, match="without a valid single-range Content-Range"):
-        check_partial(headers(**values), 0)
+    assert refusal(headers(**values), 0) == "a 206 without a valid single-range Content-Range"
 
 
 @pytest.mark.parametrize("encoding", ["gzip", " GZIP ", "br"])
 def test_a_content_encoding_is_refused(encoding):
     """Offsets of an encoded body are not file offsets (RFC 9110 14.1.1)."""
-    with pytest.raises(PartialMismatch, match="Content-Encoding"):
-        check_partial(partial(0, 9, content_encoding=encoding), 0)
+    expected = (
+        f"refusing a 206 with Content-Encoding {encoding.strip().lower()!r}: "
+        "its offsets are not file offsets"
+    )
+    assert refusal(partial(0, 9, content_encoding=encoding), 0) == expected
 
 
 @pytest.mark.parametrize("encoding", ["identity", " Identity ", ""])
@@ -99,11 +109,9 @@ def test_identity_encoding_is_accepted(encoding):
 def test_a_content_length_other_than_the_range_is_refused():
     """Content-Length must equal last - first + 1, else the body is padded or cut."""
     bad = headers(content_range="bytes 0-9/100", content_length="11")
-    with pytest.raises(PartialMismatch, match="Content-Length 11 disagrees with Content-Range 0-9"):
-        check_partial(bad, 0)
+    assert refusal(bad, 0) == "Content-Length 11 disagrees with Content-Range 0-9"
     short = headers(content_range="bytes 0-9/100", content_length="9")
-    with pytest.raises(PartialMismatch, match="Content-Length 9"):
-        check_partial(short, 0)
+    assert refusal(short, 0) == "Content-Length 9 disagrees with Content-Range 0-9"
 
 
 def test_no_content_length_is_not_a_refusal():
@@ -114,17 +122,19 @@ def test_no_content_length_is_not_a_refusal():
 
 def test_another_etag_than_the_one_sent_is_refused():
     """A 206 for another version than If-Range named is a splice of two versions."""
-    with pytest.raises(
-        PartialMismatch, match=r'another version of the file \(ETag "v2", If-Range was "v1"\)'
-    ):
-        check_partial(partial(40, 99, etag='"v2"'), 40, sent=ETAG)
+    assert refusal(partial(40, 99, etag='"v2"'), 40, sent=ETAG) == (
+        'a 206 for another version of the file (ETag "v2", If-Range was "v1"); '
+        "refusing to splice it onto the bytes on disk; the .part is kept, "
+        "download again with resume=False to start over"
+    )
 
 
 def test_another_last_modified_than_the_one_sent_is_refused():
     """With a date sent in If-Range, a 206 with another Last-Modified is another version."""
     later = "Tue, 01 Jan 2019 00:00:05 GMT"
-    with pytest.raises(PartialMismatch, match="another version"):
-        check_partial(partial(40, 99, last_modified=later), 40, sent=DATE)
+    assert refusal(partial(40, 99, last_modified=later), 40, sent=DATE).startswith(
+        f"a 206 for another version of the file (Last-Modified {later}, If-Range was {DATE}); "
+    )
     assert check_partial(partial(40, 99, last_modified=DATE), 40, sent=DATE) == (40, 99, 100)
 
 
