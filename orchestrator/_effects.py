@@ -221,6 +221,21 @@ class Gate:
         """The intents recorded for one item, oldest first."""
         return await self._journal.intents(key)
 
+    def since(self, item: Item, stage: Stage) -> float | None:
+        """When `item` last entered `stage`, on the runner's clock (None if it never did), from the journal.
+
+        The journal stamps stages on the wall clock, so this holds across runs: a resumed item's phase
+        began in the run that was killed, not when this run started waiting.
+        """
+        entered = item.timings.get(stage.value)
+        if entered is None:
+            return None
+        return self._clock.monotonic() - max(self._journal.wall() - entered, 0.0)
+
+    def wall(self) -> float:
+        """The journal's wall clock (what stamps the items' timings)."""
+        return self._journal.wall()
+
     @property
     def fingerprint(self) -> str:
         """The job spec's fingerprint (stored on every item)."""

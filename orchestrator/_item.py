@@ -459,11 +459,13 @@ class ItemMachine:
                         None, self._adapter.start, remote_id, notify_url=self.config.notify_url
                     )
                 except NotReadyError:  # not ready (yet, or after all): wait for the media again
+                    self._watcher.refusals_recognised()
                     await gate.save(item, Stage.UPLOADED, outcome="not-ready")
                     return
                 except StartRefusedError as exc:
                     if exc.code in self._not_ready_codes and before is Stage.UPLOADED:
                         # a code this service used before for "not ready", as its state showed
+                        self._watcher.refusals_recognised()
                         await gate.save(item, Stage.UPLOADED, outcome="not-ready")
                         return
                     refused = exc  # judged below from the media's state

@@ -224,11 +224,22 @@ class Journal:
 
     `async with Journal(path, spec) as journal:` creates the file (mode 0600) or reopens it, refusing a
     journal of another spec with `JournalMismatchError`.
+
+    Attributes:
+        wall: the wall clock that stamps the items' `timings` (seconds; `time.time` unless a test runs
+            the engine on virtual time).
     """
 
-    def __init__(self, path: str | os.PathLike[str], spec: JobSpec) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        spec: JobSpec,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._path = Path(path)
         self._spec = spec
+        self.wall = wall
         self._conn: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
         self._lock = anyio.Lock()
@@ -369,7 +380,7 @@ class Journal:
 
     async def add(self, items: Iterable[Item]) -> None:
         """Insert new items; a key already in the journal is left as it is."""
-        now = time.time()
+        now = self.wall()
         rows = [_row(item, now) for item in items]
 
         def op(conn: sqlite3.Connection) -> None:
@@ -401,7 +412,7 @@ class Journal:
             raise JournalError(f"not journal fields: {sorted(unknown)}")
         old = item.stage
         outcome = changes.pop("outcome", None)
-        now = time.time()
+        now = self.wall()
         if stage is not None and stage is not old:
             check_transition(old, stage)
             changes["stage"] = stage
@@ -449,7 +460,7 @@ class Journal:
 
     async def count_fetch(self, item: Item) -> None:
         """The service started fetching the item's staged file: one more piece of upload evidence."""
-        now = time.time()
+        now = self.wall()
 
         def op(conn: sqlite3.Connection) -> None:
             cursor = conn.execute(

@@ -15,10 +15,21 @@ time is (`now`, from an injected clock); `plan(now)` answers what to ask next an
   Predictions lean late (`margin`): a probe too early costs a request, one too late only a little time.
 - **Webhook mode.** Callbacks report completions, so polling becomes a slow reconciliation: a sweep every
   `reconcile_interval` while anything waits, and a probe for an item silent that long (a lost callback).
+- **Earned speculation.** A service whose next step doubles as a probe (Recuro's StartJob on media predicted
+  ready: accepted, it saves the GetProgress; refused, it learned nothing) is asked that way only while the
+  predictions prove right. Every contact made at a prediction (not a backoff) is scored: done by then, or
+  not. With p the hit rate of the last contacts (Laplace-smoothed) and c the requests a refusal costs
+  (1 when the refusal is recognised as "not ready", 2 when the media's state must be read to judge it),
+  speculating costs p + (1 - p)(c + 2) requests against 2 for probing first, so it is used when
+  p > c / (1 + c). Predictions made from one model fail together, so speculation also has a window, as
+  TCP's slow start: at most `window` speculative contacts unanswered at once, one more after each
+  accepted one, back to one after a refusal. A resumed item's phase began when the journal says, not when
+  this run started waiting, so a rerun's predictions are as good as the first run's.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import statistics
 from collections.abc import Iterable
@@ -31,6 +42,8 @@ __all__ = ["Plan", "PollPlanner", "PollSettings"]
 
 _WAITING = frozenset({Phase.PROCESSING, Phase.RUNNING})
 _HISTORY = 64  # durations kept per phase for the model
+_SCORED = 16  # contacts at a prediction whose outcome decides whether to speculate
+_WINDOW_CAP = 64  # speculative contacts unanswered at once, at most
 
 
 @attrs.frozen
@@ -80,6 +93,9 @@ class _Waiting:
     last_probe: float  # the last probe or callback
     contacts: int = 0
     predicted: float | None = None
+    # the contact handed out was due at a prediction (scored when answered), and is the next step itself
+    at_prediction: bool = False
+    speculating: bool = False
 
 
 @attrs.define
@@ -132,6 +148,9 @@ class PollPlanner:
         self._last_sweep: float | None = None
         self._prev_sweep: float | None = None
         self._scouts: dict[Phase, _Waiting] = {}
+        self._scores: collections.deque[bool] = collections.deque(maxlen=_SCORED)
+        self._window = 1
+        self._speculating = 0
 
     @property
     def settings(self) -> PollSettings:
@@ -146,20 +165,37 @@ class PollPlanner:
 
     # ------------------------------------------------------------------ what happened
 
-    def track(self, key: str, phase: Phase, now: float, *, size: int | None = None) -> None:
-        """`key` now waits for the service to finish `phase` (PROCESSING or RUNNING)."""
+    def track(
+        self,
+        key: str,
+        phase: Phase,
+        now: float,
+        *,
+        size: int | None = None,
+        since: float | None = None,
+    ) -> None:
+        """`key` now waits for the service to finish `phase` (PROCESSING or RUNNING).
+
+        `since` is when the phase began, if earlier than `now` (an item resumed from the journal).
+        """
         if phase not in _WAITING:
             raise ValueError(f"only {sorted(_WAITING)} are waited for, not {phase}")
         current = self._items.get(key)
         if current is not None and current.phase is phase:
             return
+        entered = now if since is None else min(since, now)
         self._items[key] = _Waiting(
-            phase=phase, entered=now, size=size, last_contact=now, last_probe=now
+            phase=phase, entered=entered, size=size, last_contact=now, last_probe=now
         )
 
     def untrack(self, key: str) -> None:
         """`key` no longer waits (finished, failed, or left the batch)."""
-        self._items.pop(key, None)
+        self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        waiting = self._items.pop(key, None)
+        if waiting is not None and waiting.speculating:
+            self._speculating -= 1
 
     def expected_duration(self, key: str) -> float | None:
         """How long the item's current phase is expected to take in total (None if nothing is known)."""
@@ -173,6 +209,14 @@ class PollPlanner:
         waiting = self._items.get(key)
         if waiting is None:
             return
+        if waiting.at_prediction and status.phase is not Phase.UNKNOWN:
+            hit = status.phase is not waiting.phase
+            self._scores.append(hit)
+            waiting.at_prediction = False
+            if waiting.speculating:
+                waiting.speculating = False
+                self._speculating -= 1
+                self._window = min(self._window + 1, _WINDOW_CAP) if hit else 1
         if status.phase in (waiting.phase, Phase.UNKNOWN):
             waiting.contacts += 1
             waiting.last_contact = waiting.last_probe = now
@@ -187,7 +231,7 @@ class PollPlanner:
         if status.phase in (Phase.READY, Phase.RUNNING, Phase.RESTORED):
             # the phase is over: learn how long it took
             self._models[waiting.phase].add(waiting.size, now - waiting.entered)
-        del self._items[key]
+        self._forget(key)
 
     def observe_sweep(self, now: float, restored: Iterable[str]) -> None:
         """A sweep at `now` showed the keys in `restored` done; the other swept items are not."""
@@ -204,12 +248,26 @@ class PollPlanner:
                 if previous is not None and previous > waiting.entered:
                     finished = (previous + now) / 2
                 self._models[waiting.phase].add(waiting.size, finished - waiting.entered)
-                del self._items[key]
+                self._forget(key)
                 continue
-            if self._target(waiting) <= now:
+            if self._target(waiting)[0] <= now:
                 waiting.contacts += 1  # due but not done: back off from here
                 waiting.predicted = None
             waiting.last_contact = max(waiting.last_contact, now)
+
+    def speculate(self, key: str, *, refusal_cost: int) -> bool:
+        """Whether the contact just handed out for `key` may be the next step itself (see the docstring)."""
+        waiting = self._items.get(key)
+        if waiting is not None and waiting.speculating:
+            return True  # the step is still to be taken (not answered yet)
+        if waiting is None or not waiting.at_prediction or self._speculating >= self._window:
+            return False
+        hit_rate = (sum(self._scores) + 1) / (len(self._scores) + 2)
+        if hit_rate <= refusal_cost / (1 + refusal_cost):
+            return False
+        waiting.speculating = True
+        self._speculating += 1
+        return True
 
     # ------------------------------------------------------------------ what to do
 
@@ -231,10 +289,13 @@ class PollPlanner:
             scout = self._scouts.get(waiting.phase)
             if scout is None or waiting.entered < scout.entered:
                 self._scouts[waiting.phase] = waiting
+        predicted: set[str] = set()
         for key, waiting in self._items.items():
-            at = self._probe_due(waiting)
+            at, at_prediction = self._probe_due(waiting)
             if at <= now:
                 due.append((at, key))
+                if at_prediction:
+                    predicted.add(key)
             else:
                 wake = min(wake, at)
         due.sort()
@@ -242,6 +303,7 @@ class PollPlanner:
         for key in probes:
             waiting = self._items[key]
             waiting.last_contact = waiting.last_probe = now
+            waiting.at_prediction = waiting.speculating or key in predicted
         if len(due) > len(probes):
             wake = min(wake, due[len(probes)][0])
         if sweep:
@@ -260,7 +322,7 @@ class PollPlanner:
         )
         if s.webhook:
             return (last if last is not None else first) + s.reconcile_interval
-        earliest = min(self._target(w) for w in swept)
+        earliest = min(self._target(w)[0] for w in swept)
         base = last if last is not None else first
         # a sweep serves the whole batch: space sweeps by a fraction of the typical duration, so
         # completions are collected several at a time instead of one sweep per item
@@ -273,10 +335,11 @@ class PollPlanner:
             gap = min(max(gap, s.min_interval), s.max_interval)
         return min(max(earliest, base + gap), base + s.max_interval)
 
-    def _probe_due(self, waiting: _Waiting) -> float:
+    def _probe_due(self, waiting: _Waiting) -> tuple[float, bool]:
+        """When to contact the item next, and whether that time is a prediction (not a backoff)."""
         s = self._settings
         if s.webhook:
-            return waiting.last_probe + s.reconcile_interval
+            return waiting.last_probe + s.reconcile_interval, False
         if waiting.phase not in self._sweep_phases:
             if (
                 waiting.predicted is None
@@ -285,12 +348,11 @@ class PollPlanner:
             ):
                 # nothing known about this phase yet: only its oldest item probes (backing off);
                 # the first completion teaches the model, and the others are predicted from it
-                return waiting.last_contact + s.max_interval
-            at = self._target(waiting)
-            return min(
-                max(at, waiting.last_contact + s.min_interval),
-                waiting.last_contact + s.max_interval,
-            )
+                return waiting.last_contact + s.max_interval, False
+            at, predicted = self._target(waiting)
+            latest = waiting.last_contact + s.max_interval
+            due = min(max(at, waiting.last_contact + s.min_interval), latest)
+            return due, predicted and at <= latest
         # a swept phase: probe only when overdue (a failure never shows in a sweep)
         expected = self._expected(waiting)
         overdue = (
@@ -298,20 +360,23 @@ class PollPlanner:
             if expected is not None
             else waiting.last_probe + s.max_interval
         )
-        return max(overdue, waiting.last_probe + s.max_interval / 2)
+        return max(overdue, waiting.last_probe + s.max_interval / 2), False
 
-    def _target(self, waiting: _Waiting) -> float:
-        """When the item is predicted done (plus margin), or its backoff time when nothing is known."""
+    def _target(self, waiting: _Waiting) -> tuple[float, bool]:
+        """When the item is predicted done (plus margin), or its backoff time when nothing is known.
+
+        The flag says which: True for a prediction (the item's own rate or the model), False for a backoff.
+        """
         s = self._settings
         if waiting.predicted is not None:
-            return waiting.predicted
+            return waiting.predicted, True
         expected = self._models[waiting.phase].expect(waiting.size)
         if expected is not None:
             at = waiting.entered + expected * (1 + s.margin)
             if at > waiting.last_contact:
-                return at
+                return at, True
         backoff = min(s.min_interval * 2.0**waiting.contacts, s.max_interval)
-        return waiting.last_contact + backoff
+        return waiting.last_contact + backoff, False
 
     def _expected(self, waiting: _Waiting) -> float | None:
         if waiting.predicted is not None:

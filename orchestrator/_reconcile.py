@@ -23,7 +23,6 @@ taken once per run after earlier intents were settled), are *candidates*:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -194,6 +193,6 @@ class Reconciler:
     async def _wait_settled(self, items: Sequence[Item]) -> None:
         """Wait until each item's intent is `settle` seconds old (a request in flight is processed)."""
         newest = max(item.timings.get(item.stage.value, 0.0) for item in items)
-        remaining = newest + self._settle - time.time()
+        remaining = newest + self._settle - self._gate.wall()
         if remaining > 0:
             await self._clock.sleep(min(remaining, self._settle))

@@ -5,8 +5,9 @@
   GetProgress probes for the items most likely to have moved. It delivers what it learns.
 - Callbacks (`notify`) deliver the same way; news about an id not bound yet (a callback that outruns the
   UploadMedia answer) is kept until `bind` names its item.
-- A probe due for an item whose adapter may start jobs on a prediction is delivered as `DUE`: the item
-  tries StartJob itself instead of spending a GetProgress.
+- A probe due for an item whose adapter may start jobs on a prediction is delivered as `DUE` when the
+  planner says speculation has earned it (`PollPlanner.speculate`): the item tries StartJob itself instead
+  of spending a GetProgress.
 
 News is only ever delivered to a mailbox; an item that has finished no longer waits, so late news is dropped.
 """
@@ -36,6 +37,8 @@ log = logging.getLogger("orchestrator")
 
 # delivered to an item whose probe is due when the adapter starts jobs on predictions
 DUE: Final = RemoteStatus(Phase.UNKNOWN, state="due")
+# the stage whose journal stamp says when each waited-for phase began (kept across runs)
+_BEGAN: Final = {Phase.PROCESSING: Stage.UPLOADING, Phase.RUNNING: Stage.STARTING}
 # statuses that end each waited-for phase; anything else is progress (or stale news)
 _ENDS: Final = {
     Phase.PROCESSING: frozenset(
@@ -77,6 +80,8 @@ class Watcher:
         self._early: dict[str, RemoteStatus] = {}
         self._wake = anyio.Event()
         self._probes_in_flight = 0
+        # a refused StartJob is judged by a GetProgress until a refusal is recognised by its answer
+        self._refusal_cost = 2
 
     # ------------------------------------------------------------------ who is who
 
@@ -114,6 +119,10 @@ class Watcher:
         mailbox.status = status
         mailbox.event.set()
 
+    def refusals_recognised(self) -> None:
+        """A refused StartJob was recognised as "not ready" by its answer alone: refusals cost 1 request."""
+        self._refusal_cost = 1
+
     # ------------------------------------------------------------------ waiting
 
     async def wait_for(
@@ -133,7 +142,8 @@ class Watcher:
         ends = _ENDS[phase]
         began = self._clock.monotonic()
         timeout = self._phase_timeout
-        self._planner.track(item.key, phase, began, size=item.size)
+        since = self._gate.since(item, _BEGAN[phase])
+        self._planner.track(item.key, phase, began, size=item.size, since=since)
         self.wake()
         try:
             while True:
@@ -233,13 +243,14 @@ class Watcher:
             item = self._items[key]
             if item.remote_id is None or item.stage in TERMINAL_STAGES:
                 return
-            if self._adapter.start_when_predicted and item.stage in (
-                Stage.UPLOADED,
-                Stage.STARTING,
-            ):
-                if item.stage is Stage.UPLOADED:  # the item tries StartJob itself, no GetProgress
-                    self.deliver(key, DUE)
-                return  # (STARTING: a try is on the wire; its answer is the observation)
+            if self._adapter.start_when_predicted:
+                if item.stage is Stage.STARTING:
+                    return  # a try is on the wire; its answer is the observation
+                if item.stage is Stage.UPLOADED and self._planner.speculate(
+                    key, refusal_cost=self._refusal_cost
+                ):
+                    self.deliver(key, DUE)  # the item tries StartJob itself, no GetProgress
+                    return
             try:
                 status = await self._gate.call(Priority.POLL, self._adapter.status, item.remote_id)
             except Exception as exc:

@@ -66,9 +66,14 @@ async def test_a_batch_against_other_error_codes_ends_done_with_one_job_each(
     tmp_path, canary_key, canary_secret
 ):
     """The document names no refusal codes: a server answering premature and second StartJobs (and an
-    unknown id) with codes of its own still gets 50 of 50 done, one job per file, nothing left."""
+    unknown id) with codes of its own still gets 50 of 50 done, one job per file, nothing left.
+
+    One original fetched at a time: each media waits longer than the one before, so predictions from
+    the earlier ones come early and some StartJobs are refused (the case under test)."""
     originals = make_samples(tmp_path / "in", 50)
-    async with emulator(canary_secret, canary_key, error_codes=ALTERNATE_ERROR_CODES) as running:
+    async with emulator(
+        canary_secret, canary_key, error_codes=ALTERNATE_ERROR_CODES, max_concurrent_fetches=1
+    ) as running:
         code = await restore(running, [*map(str, originals)], tmp_path / "out")
         left = running.emulator.media_ids()
         jobs = started_jobs(running)

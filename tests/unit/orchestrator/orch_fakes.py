@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import attrs
+import fakeclock
+import pytest
 
 from orchestrator._service import (
     ItemError,
@@ -38,6 +45,53 @@ class FakeClock:
         self.now += seconds
 
 
+class VirtualClock(fakeclock.FakeClock):
+    """`fakeclock.FakeClock` for the whole engine: time moves only when every task waits on the clock.
+
+    The engine hops to worker threads (the journal's SQLite, file I/O); a task waiting on a thread is not
+    idle, so inside `autoadvance()` time stands still until no thread work is in flight. Use
+    `counting_threads(monkeypatch)` to let the clock see thread hops.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        super().__init__(start)
+        self._threads = 0
+        self._idle: anyio.Event | None = None
+
+    @contextlib.contextmanager
+    def counting_threads(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        original = anyio.to_thread.run_sync
+
+        async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            self._threads += 1
+            try:
+                return await original(func, *args, **kwargs)
+            finally:
+                self._threads -= 1
+                if self._threads == 0 and self._idle is not None:
+                    self._idle.set()
+
+        with monkeypatch.context() as patch:
+            patch.setattr(anyio.to_thread, "run_sync", counted)
+            yield
+
+    async def _drive(self) -> None:
+        while True:
+            await self.settle()
+            if self._threads:
+                self._idle = anyio.Event()
+                await self._idle.wait()
+                self._idle = None
+                continue
+            deadline = self.next_deadline()
+            if deadline is None or deadline == math.inf:
+                self._sleeper_added = anyio.Event()
+                await self._sleeper_added.wait()
+                self._sleeper_added = None
+            else:
+                self._wake_first()
+
+
 @attrs.define
 class FakeMedia:
     file_id: str
@@ -64,9 +118,9 @@ class FakeService:
 
     def __init__(
         self,
-        clock: FakeClock,
+        clock: FakeClock | fakeclock.FakeClock,
         *,
-        media_time: float = 5.0,
+        media_time: float | Callable[[str], float] = 5.0,
         job_time: float = 20.0,
         settings: dict[str, object] | None = None,
     ) -> None:
@@ -195,6 +249,9 @@ class FakeService:
             raise ItemError("MediaNotFound", remote_id)
         return media
 
+    def _media_time(self, media: FakeMedia) -> float:
+        return self.media_time(media.source) if callable(self.media_time) else self.media_time
+
     def _url(self, media: FakeMedia) -> str:
         return f"fake://result/{media.file_id}"
 
@@ -204,7 +261,11 @@ class FakeService:
     def _phase(self, media: FakeMedia) -> Phase:
         now = self.clock.monotonic()
         if media.started_at is None:
-            return Phase.READY if now >= media.uploaded_at + self.media_time else Phase.PROCESSING
+            return (
+                Phase.READY
+                if now >= media.uploaded_at + self._media_time(media)
+                else Phase.PROCESSING
+            )
         if now >= media.started_at + self.job_time:
             return Phase.FAILED if self._failing(media) else Phase.RESTORED
         return Phase.RUNNING
@@ -213,7 +274,7 @@ class FakeService:
         phase = self._phase(media)
         now = self.clock.monotonic()
         if phase is Phase.PROCESSING:
-            fraction = (now - media.uploaded_at) / self.media_time
+            fraction = (now - media.uploaded_at) / self._media_time(media)
             return RemoteStatus(
                 phase, fraction=fraction, state="Analysing", progress=fraction * 100
             )

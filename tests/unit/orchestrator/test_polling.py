@@ -201,3 +201,83 @@ def test_a_phase_change_untracks_and_a_failure_teaches_nothing():
     assert planner.expected_duration("b") is None
     with pytest.raises(ValueError, match="waited for"):
         planner.track("c", Phase.READY, 0.0)
+
+
+# ---------------------------------------------------------------------- earned speculation
+
+READY = RemoteStatus(Phase.READY)
+NOT_YET = RemoteStatus(Phase.PROCESSING)
+
+
+def _learned(planner: PollPlanner, duration: float = 10.0) -> None:
+    """Teach the PROCESSING model one duration (an item that finished the phase)."""
+    planner.track("teacher", Phase.PROCESSING, 0.0)
+    planner.observe("teacher", READY, duration)
+
+
+def _contact(planner: PollPlanner, key: str, now: float) -> float:
+    """Plan from `now` until `key` is contacted; the time of the contact."""
+    plan = planner.plan(now)
+    while key not in plan.probes:
+        assert plan.wake_at is not None
+        now = plan.wake_at
+        plan = planner.plan(now)
+    return now
+
+
+def test_a_backoff_contact_is_never_speculative():
+    """With nothing predicted, the contact is a probe whatever the record."""
+    planner = _planner()
+    planner.track("a", Phase.PROCESSING, 0.0)
+    _contact(planner, "a", 1.0)
+    assert not planner.speculate("a", refusal_cost=1)
+
+
+def test_speculation_needs_a_record_worth_its_refusals():
+    """p > c / (1 + c): one hit is enough when a refusal costs 1 request, not when it costs 2."""
+    planner = _planner()
+    _learned(planner)
+    planner.track("a", Phase.PROCESSING, 20.0)
+    assert _contact(planner, "a", 20.0) == pytest.approx(31.0)  # predicted at 20 + 10 * 1.1
+    assert not planner.speculate("a", refusal_cost=1)  # no record: p = 1/2
+    planner.observe("a", READY, 31.0)  # a hit at a prediction
+    planner.track("b", Phase.PROCESSING, 40.0)
+    _contact(planner, "b", 40.0)
+    assert not planner.speculate("b", refusal_cost=2)  # p = 2/3, not above 2/3
+    assert planner.speculate("b", refusal_cost=1)  # p = 2/3 > 1/2
+
+
+def test_refusals_shrink_the_window_and_the_rate():
+    """Predictions fail together: one speculative contact at a time after a refusal, and misses count."""
+    planner = _planner()
+    _learned(planner)
+    # four hits at predictions, the last three speculative: the window grows to 4
+    for i in range(4):
+        key = f"h{i}"
+        planner.track(key, Phase.PROCESSING, 100.0 * i)
+        at = _contact(planner, key, 100.0 * i)
+        assert planner.speculate(key, refusal_cost=1) == (i > 0)  # (no record before the first)
+        planner.observe(key, READY, at)
+    keys = [f"m{i}" for i in range(8)]
+    for key in keys:
+        planner.track(key, Phase.PROCESSING, 1000.0)
+    probes = planner.plan(1100.0, max_probes=8).probes
+    assert sorted(probes) == sorted(keys)
+    granted = [key for key in probes if planner.speculate(key, refusal_cost=1)]
+    assert len(granted) == 4  # the window: one per speculative hit, from one
+    # asked again while unanswered: still granted
+    assert planner.speculate(granted[0], refusal_cost=1)
+    planner.observe(granted[0], NOT_YET, 1100.5)  # refused
+    others = [key for key in probes if key not in granted]
+    assert not any(planner.speculate(key, refusal_cost=1) for key in others)  # window back to one
+
+
+def test_a_resumed_item_is_predicted_from_when_its_phase_began():
+    """`since` from the journal: an item waiting since 0 is due at 11 even if this run began at 8."""
+    planner = _planner()
+    _learned(planner)
+    planner.track("a", Phase.PROCESSING, 8.0, since=0.0)
+    assert planner.plan(8.0).wake_at == pytest.approx(11.0)
+    planner.track("b", Phase.PROCESSING, 8.0)
+    assert planner.expected_duration("b") == pytest.approx(10.0)
+    assert planner.plan(11.0).probes == ("a",)

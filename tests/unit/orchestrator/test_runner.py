@@ -141,20 +141,6 @@ async def test_polling_spends_about_one_progress_call_per_item(tmp_path, clock, 
     assert service.calls["sweep"] <= 60 * 1.25, dict(service.calls)
 
 
-async def test_starting_on_the_prediction_replaces_progress_calls(tmp_path, clock, service):
-    """With start_when_predicted, StartJob doubles as the probe: refusals cost no more than probes."""
-    service.start_when_predicted = True
-    events = await _run(service, tmp_path / "j.sqlite", _inputs(30), _config(tmp_path), clock=clock)
-    assert events[-1].done == 30
-    assert {m.starts for m in service.media.values()} == {1}
-    assert service.status_phases[Phase.PROCESSING] == 0, service.status_phases
-    assert service.calls["start"] <= 1.25 * 30, dict(service.calls)
-    async with Journal(tmp_path / "j.sqlite", service.job_spec()) as journal:
-        intents = await journal.intents()
-    outcomes = {i.outcome for i in intents if i.kind == "start"}
-    assert outcomes <= {"started", "not-ready"}
-
-
 async def test_webhook_mode_needs_almost_no_polling(tmp_path, clock, service):
     """With callbacks delivering the transitions, requests per item stay <= 3.1."""
     config = _config(tmp_path, notify_url="https://hooks.example/tok/")
