@@ -76,10 +76,18 @@ class Requester:
             raise DownloadFailure(
                 f"more than {limit} redirects", part_path=self._part_path()
             ) from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise TransportFailure(
-                f"unsupported protocol for {safe_url(url)}", request_sent=False
+        except httpx.UnsupportedProtocol as exc:  # `url` is http(s): a redirect went elsewhere
+            raise DownloadFailure(
+                "a redirect to an unsupported scheme (only http and https are followed)",
+                part_path=self._part_path(),
             ) from exc
+        except httpx.RemoteProtocolError as exc:
+            # httpx's own words for a Location that is no URL (pinned by a test of the download)
+            if str(exc).startswith("Invalid URL in location header"):
+                raise DownloadFailure(
+                    "a redirect with an invalid Location", part_path=self._part_path()
+                ) from exc
+            raise Retryable(f"{type(exc).__name__} from {url.host}", request_sent=True) from exc
         except NEVER_SENT as exc:
             raise Retryable(
                 f"{type(exc).__name__} connecting to {url.host}", request_sent=False

@@ -452,6 +452,24 @@ async def test_httpx_drops_authorization_on_a_redirect_to_another_origin(canary_
     assert "authorization" not in seen["https://cdn.example.com/file"]
 
 
+async def test_a_redirect_to_another_scheme_is_refused_at_once(tmp_path):
+    """A Location with a non-http scheme ends the download (DownloadFailure), without retries."""
+    api = RangeServer(content=CONTENT, redirect_path="/go", redirect_to="ftp://127.0.0.1/file")
+    async with serving(api) as api_url, httpx.AsyncClient() as client:
+        with pytest.raises(DownloadFailure, match="unsupported scheme"):
+            await download_file(client, f"{api_url}/go", tmp_path / "out", options=options())
+    assert len(api.requests) == 1
+
+
+async def test_a_redirect_with_an_invalid_location_is_refused_at_once(tmp_path):
+    """A Location that is no URL ends the download (DownloadFailure), without retries."""
+    api = RangeServer(content=CONTENT, redirect_path="/go", redirect_to="http://[::1/file")
+    async with serving(api) as api_url, httpx.AsyncClient() as client:
+        with pytest.raises(DownloadFailure, match="invalid Location"):
+            await download_file(client, f"{api_url}/go", tmp_path / "out", options=options())
+    assert len(api.requests) == 1
+
+
 async def test_a_redirect_loop_stops_at_max_redirects(tmp_path):
     """A redirect to itself ends in DownloadFailure naming the limit, not an endless loop."""
     api = RangeServer(content=CONTENT, redirect_path="/go", redirect_to="/go")
