@@ -4,7 +4,8 @@ httpx follows redirects (at most `max_redirects` hops) and drops `Authorization`
 origin, which is what keeps an `OriginAuth` credential on its origin. A failure that another attempt may
 cure (a connection refused or cut, 408, 429, 5xx) is a `Retryable`; `retry` counts it against the
 attempts without progress and backs off (Retry-After honoured), or raises the public failure. 401, 403
-and 410 mean the link no longer grants access: `LinkExpiredFailure` at once.
+and 410 mean the link no longer grants access: `LinkExpiredFailure` at once. A redirect to another
+scheme, with an invalid Location, or past `max_redirects`: `DownloadFailure` at once.
 """
 
 from __future__ import annotations
