@@ -22,7 +22,9 @@ class RunnerConfig:
         notify_url: the full callback URL to hand the service (webhook mode), or None to poll.
         max_active: items that may hold media on the account at once.
         max_calls: API calls waiting at the client's limiter or in flight at once (the priority gate).
-        max_uploads: UploadMedia calls at once (1: every crash is attributable).
+        max_uploads: UploadMedia calls at once. Only uploads that can be attributed after a lost answer
+            share the wire (each with its own callback URL, or a content-addressed service); the others
+            go one at a time whatever this says (`_attribution.py`).
         max_staging: local files being staged at once.
         max_downloads: downloads at once.
         poll: the poll planner's intervals.
@@ -33,6 +35,8 @@ class RunnerConfig:
         verify_done: check on a rerun that the outputs of done items are still on disk.
         phase_timeout: an item waiting longer than this for one remote phase (analysis, or its job)
             fails with `StageTimeout` (checked whenever the item hears from the service); None: never.
+        callback_wait: how long an unanswered upload that only a callback can attribute waits for it
+            (the callback comes once the media is analysed) before the item is parked for a person.
     """
 
     out_dir: Path
@@ -41,7 +45,7 @@ class RunnerConfig:
     notify_url: str | None = None
     max_active: int = 32
     max_calls: int = 8
-    max_uploads: int = 1
+    max_uploads: int = 4
     max_staging: int = 4
     max_downloads: int = 4
     poll: PollSettings = attrs.Factory(PollSettings)
@@ -51,3 +55,4 @@ class RunnerConfig:
     backoff_cap: float = 30.0
     verify_done: bool = True
     phase_timeout: float | None = None
+    callback_wait: float = 1800.0

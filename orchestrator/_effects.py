@@ -87,6 +87,7 @@ class Gate:
         self, journal: Journal, lanes: Lanes, clock: Clock, *, crash: CrashPoint | None = None
     ) -> None:
         self._journal = journal
+        self._started = journal.wall()  # stage stamps from before this are earlier runs
         self._clock = clock
         self.lanes = lanes
         self._crash = crash
@@ -222,13 +223,13 @@ class Gate:
         return await self._journal.intents(key)
 
     def since(self, item: Item, stage: Stage) -> float | None:
-        """When `item` last entered `stage`, on the runner's clock (None if it never did), from the journal.
+        """When `item` entered `stage` in an earlier run, on the runner's clock (None: not before this run).
 
         The journal stamps stages on the wall clock, so this holds across runs: a resumed item's phase
         began in the run that was killed, not when this run started waiting.
         """
         entered = item.timings.get(stage.value)
-        if entered is None:
+        if entered is None or entered >= self._started:
             return None
         return self._clock.monotonic() - max(self._journal.wall() - entered, 0.0)
 

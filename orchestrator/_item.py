@@ -6,7 +6,7 @@ crash anywhere leaves the item in a stage whose step, run again, is safe:
 | stage | a rerun does | how it recognises an effect that already happened |
 | --- | --- | --- |
 | QUEUED, STAGED | stages the input, writes the upload intent, sends UploadMedia | nothing was sent yet |
-| UPLOADING | reconciles: one ListMedia after the settle interval | new media not in the baseline and not owned (adopted); a fetch in the staging log without media parks the item |
+| UPLOADING | reconciles: a callback to the item's own upload URL, else ListMedia after the settle interval | the media the callback names (adopted); else new media not in the baseline and not owned, when no other upload is open (adopted); a fetch in the staging log without media parks the item |
 | UPLOADED | waits for the media (polls, callbacks) | GetProgress; an ingest failure of a staged local input may be ours (an earlier process's staging server died with it, or ours cut the fetch): the media goes to the trash and the item uploads again, at most three times in all |
 | READY | writes the start intent, sends StartJob | nothing was sent yet |
 | STARTING | reconciles: one GetProgress after the settle interval | a job state or a restored file proves the job started; media still ready proves it did not |
@@ -22,6 +22,7 @@ transient and the step is retried after a backoff, a bounded number of times.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,11 +32,12 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from ._attribution import UploadCallbacks
 from ._effects import Gate, StaleItemError
 from ._events import ItemDone, ItemFailed
 from ._inputs import EMPTY_INPUT_CODE, empty_input_problem
 from ._journal import JournalError
-from ._reconcile import Reconciler, Verdict
+from ._reconcile import Reconciler, Resolution, Verdict
 from ._scheduler import Priority
 from ._service import (
     BatchFatalError,
@@ -83,6 +85,7 @@ class ItemMachine:
         config: RunnerConfig,
         stager: Stager | None,
         clock: Clock,
+        callbacks: UploadCallbacks | None = None,
     ) -> None:
         self._adapter = adapter
         self._gate = gate
@@ -97,6 +100,14 @@ class ItemMachine:
         self._not_ready_codes: set[str] = set()  # learned: refusal codes that meant "not ready"
         self._refusals: dict[str, int] = {}  # refused starts of ready media, per item
         self._transfer = Transfer(adapter, gate, clock)
+        self._callbacks = callbacks
+        self._attributed: dict[
+            str, str
+        ] = {}  # staging token -> the media its upload callback named
+        self._attribution = anyio.Event()  # set (and renewed) whenever a callback attributes media
+        self._blind = anyio.CapacityLimiter(1)  # uploads no callback can attribute: one at a time
+        if callbacks is not None:
+            callbacks.set_hook(self._upload_callback)
 
     # ------------------------------------------------------------------ policy
 
@@ -120,6 +131,24 @@ class ItemMachine:
         """Route the staging server's access records of the item's token to it."""
         if item.stage_token is not None:
             self._tokens[item.stage_token] = item.key
+
+    def _upload_callback(self, token: str, remote_id: str, status: RemoteStatus) -> None:
+        """The service called back about the upload staged under `token`: it created `remote_id`."""
+        known = self._attributed.get(token)
+        if known is not None and known != remote_id:
+            log.warning("two media named for one upload; keeping the first", extra={"token": token})
+            return
+        if known is None:
+            self._attributed[token] = remote_id
+            self._attribution.set()
+            self._attribution = anyio.Event()
+        self._watcher.notify(remote_id, status)
+
+    def _callback_url(self, item: Item) -> str | None:
+        """The item's own upload callback URL (None: no callback can attribute its upload)."""
+        if self._callbacks is None or item.stage_token is None or not item.is_local:
+            return None
+        return self._callbacks.url_for(item.stage_token)
 
     # ------------------------------------------------------------------ one item
 
@@ -251,7 +280,10 @@ class ItemMachine:
             return
         answered = False
         gate = self._gate
-        async with gate.lanes.uploads:
+        callback = self._callback_url(item)
+        # an upload a callback or the input's own content can attribute may share the wire with others
+        attributable = callback is not None or isinstance(self._adapter, Prechecker)
+        async with gate.lanes.uploads, contextlib.nullcontext() if attributable else self._blind:
             async with gate.lanes.calls.hold(Priority.UPLOAD):
                 with gate.on_the_wire():
                     if gate.stopping:
@@ -262,7 +294,7 @@ class ItemMachine:
                             None,
                             self._adapter.upload,
                             self._urls[item.key],
-                            notify_url=self.config.notify_url,
+                            notify_url=callback or self.config.notify_url,
                         )
                     except OutcomeUnknownError as exc:
                         log.warning(
@@ -319,7 +351,7 @@ class ItemMachine:
     async def _step_uploading(self, item: Item) -> None:
         # only reached for an intent left open; live ones are reconciled in _step_staged
         async with self._gate.lanes.uploads:
-            await self._reconcile_uploads([item])
+            await self._reconcile_uploads([item], wait=True)
 
     async def reconcile_open_uploads(
         self, items: list[Item], *, baseline: bool, listing: list[RemoteMedia] | None
@@ -331,17 +363,46 @@ class ItemMachine:
         media = listing
         if items:
             try:
-                media = await self._reconcile_uploads(items)
+                media = await self._reconcile_uploads(items, wait=False)
             except Exception as exc:  # each item retries it in its own task
                 log.warning("reconciliation failed: %s", type(exc).__name__)
                 return  # keep the old baseline: a new one would hide those uploads' media
+            if any(item.stage is Stage.UPLOADING for item in items):
+                return  # waiting for callbacks in their own tasks: the old baseline stays, as above
         if baseline:
             await self._reconciler.take_baseline(media)
 
     async def _reconcile_uploads(
-        self, items: list[Item], *, settle: bool = True
+        self, items: list[Item], *, settle: bool = True, wait: bool = True
     ) -> list[RemoteMedia]:
-        verdicts, media = await self._reconciler.uploads(items, settle=settle)
+        """Judge unanswered uploads; with `wait`, look again while a callback may still decide them.
+
+        Waiting ends at each callback or after the settle interval (another upload's answer may have
+        made its media ours), and gives up after `config.callback_wait`: the items are then parked.
+        """
+        deadline = self._clock.monotonic() + self.config.callback_wait
+        while True:
+            attribution = self._attribution
+            verdicts, media = await self._reconciler.uploads(
+                items,
+                settle=settle,
+                attributed=self._attributed,
+                callbacks_expected=self._callbacks is not None,
+            )
+            settle = False
+            waiting = [i for i in items if verdicts[i.key].verdict is Verdict.WAIT]
+            if waiting and wait and self._clock.monotonic() < deadline:
+                await self._apply_upload_verdicts([i for i in items if i not in waiting], verdicts)
+                items = waiting
+                with anyio.move_on_after(self.config.settle):
+                    await attribution.wait()
+                continue
+            await self._apply_upload_verdicts(items, verdicts)
+            return media
+
+    async def _apply_upload_verdicts(
+        self, items: list[Item], verdicts: dict[str, Resolution]
+    ) -> None:
         for item in items:
             resolution = verdicts[item.key]
             log.info(
@@ -358,9 +419,15 @@ class ItemMachine:
                 await self._uploaded(item, resolution.remote_id, outcome="adopted")
             elif resolution.verdict is Verdict.NOT_SENT:
                 await self._gate.save(item, Stage.STAGED, outcome="not-sent")
+            elif resolution.verdict is Verdict.WAIT and not self._waiting_gave_up(item):
+                continue  # reconciled again in the item's own task
             else:
                 await self._park(item, "UploadOutcomeUnknown", resolution.reason)
-        return media
+
+    def _waiting_gave_up(self, item: Item) -> bool:
+        """True when an undecidable upload has waited past `callback_wait` (from its intent)."""
+        began = self._gate.since(item, Stage.UPLOADING)
+        return began is not None and self._clock.monotonic() - began > self.config.callback_wait
 
     # ------------------------------------------------------------------ analysis and job
 

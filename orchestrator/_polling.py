@@ -16,9 +16,10 @@ time is (`now`, from an injected clock); `plan(now)` answers what to ask next an
 - **Webhook mode.** Callbacks report completions, so polling becomes a slow reconciliation: a sweep every
   `reconcile_interval` while anything waits, and a probe for an item silent that long (a lost callback).
 - **Earned speculation.** A service whose next step doubles as a probe (Recuro's StartJob on media predicted
-  ready: accepted, it saves the GetProgress; refused, it learned nothing) is asked that way only while the
-  predictions prove right. Every contact made at a prediction (not a backoff) is scored: done by then, or
-  not. With p the hit rate of the last contacts (Laplace-smoothed) and c the requests a refusal costs
+  ready: accepted, it saves the GetProgress; refused, it learned nothing) is asked that way only while
+  contacts prove well timed. Every contact is scored when answered: done by then, or not; one made at the
+  item's predicted (or backoff) time, not early to keep in touch, may be the next step itself. With p
+  the hit rate of the last contacts (Laplace-smoothed) and c the requests a refusal costs
   (1 when the refusal is recognised as "not ready", 2 when the media's state must be read to judge it),
   speculating costs p + (1 - p)(c + 2) requests against 2 for probing first, so it is used when
   p > c / (1 + c). Predictions made from one model fail together, so speculation also has a window, as
@@ -93,8 +94,10 @@ class _Waiting:
     last_probe: float  # the last probe or callback
     contacts: int = 0
     predicted: float | None = None
-    # the contact handed out was due at a prediction (scored when answered), and is the next step itself
-    at_prediction: bool = False
+    # a contact was handed out (scored when answered); it came at the item's target, not early to keep
+    # in touch (only such a contact may be the next step itself); it is the next step itself
+    contacted: bool = False
+    on_target: bool = False
     speculating: bool = False
 
 
@@ -209,10 +212,10 @@ class PollPlanner:
         waiting = self._items.get(key)
         if waiting is None:
             return
-        if waiting.at_prediction and status.phase is not Phase.UNKNOWN:
+        if waiting.contacted and status.phase is not Phase.UNKNOWN:
             hit = status.phase is not waiting.phase
             self._scores.append(hit)
-            waiting.at_prediction = False
+            waiting.contacted = False
             if waiting.speculating:
                 waiting.speculating = False
                 self._speculating -= 1
@@ -250,7 +253,7 @@ class PollPlanner:
                 self._models[waiting.phase].add(waiting.size, finished - waiting.entered)
                 self._forget(key)
                 continue
-            if self._target(waiting)[0] <= now:
+            if self._target(waiting) <= now:
                 waiting.contacts += 1  # due but not done: back off from here
                 waiting.predicted = None
             waiting.last_contact = max(waiting.last_contact, now)
@@ -260,7 +263,9 @@ class PollPlanner:
         waiting = self._items.get(key)
         if waiting is not None and waiting.speculating:
             return True  # the step is still to be taken (not answered yet)
-        if waiting is None or not waiting.at_prediction or self._speculating >= self._window:
+        if waiting is None or not (waiting.contacted and waiting.on_target):
+            return False
+        if self._speculating >= self._window:
             return False
         hit_rate = (sum(self._scores) + 1) / (len(self._scores) + 2)
         if hit_rate <= refusal_cost / (1 + refusal_cost):
@@ -280,30 +285,28 @@ class PollPlanner:
         s = self._settings
         if not self._items:
             return Plan(sweep=False, probes=(), wake_at=None)
-        sweep_due = self._sweep_due()
-        sweep = sweep_due is not None and sweep_due <= now
-        due: list[tuple[float, str]] = []
-        wake = math.inf if sweep_due is None or sweep else sweep_due
         self._scouts = {}
         for waiting in self._items.values():
             scout = self._scouts.get(waiting.phase)
             if scout is None or waiting.entered < scout.entered:
                 self._scouts[waiting.phase] = waiting
-        predicted: set[str] = set()
+        sweep_due = self._sweep_due()
+        sweep = sweep_due is not None and sweep_due <= now
+        due: list[tuple[float, str]] = []
+        wake = math.inf if sweep_due is None or sweep else sweep_due
         for key, waiting in self._items.items():
-            at, at_prediction = self._probe_due(waiting)
+            at = self._probe_due(waiting)
             if at <= now:
                 due.append((at, key))
-                if at_prediction:
-                    predicted.add(key)
             else:
                 wake = min(wake, at)
         due.sort()
         probes = tuple(key for _, key in due[: max(max_probes, 0)])
         for key in probes:
             waiting = self._items[key]
+            waiting.on_target = self._target(waiting) <= now
             waiting.last_contact = waiting.last_probe = now
-            waiting.at_prediction = waiting.speculating or key in predicted
+            waiting.contacted = True
         if len(due) > len(probes):
             wake = min(wake, due[len(probes)][0])
         if sweep:
@@ -322,7 +325,9 @@ class PollPlanner:
         )
         if s.webhook:
             return (last if last is not None else first) + s.reconcile_interval
-        earliest = min(self._target(w)[0] for w in swept)
+        # while nothing is known about the phase, only its oldest item paces the sweeps (backing off):
+        # every item that enters it would otherwise ask for a sweep of its own
+        earliest = min(self._target(w) for w in swept if self._known_or_scout(w))
         base = last if last is not None else first
         # a sweep serves the whole batch: space sweeps by a fraction of the typical duration, so
         # completions are collected several at a time instead of one sweep per item
@@ -335,11 +340,16 @@ class PollPlanner:
             gap = min(max(gap, s.min_interval), s.max_interval)
         return min(max(earliest, base + gap), base + s.max_interval)
 
-    def _probe_due(self, waiting: _Waiting) -> tuple[float, bool]:
-        """When to contact the item next, and whether that time is a prediction (not a backoff)."""
+    def _known_or_scout(self, waiting: _Waiting) -> bool:
+        known = (
+            waiting.predicted is not None or self._models[waiting.phase].expect(None) is not None
+        )
+        return known or self._scouts.get(waiting.phase) is waiting
+
+    def _probe_due(self, waiting: _Waiting) -> float:
         s = self._settings
         if s.webhook:
-            return waiting.last_probe + s.reconcile_interval, False
+            return waiting.last_probe + s.reconcile_interval
         if waiting.phase not in self._sweep_phases:
             if (
                 waiting.predicted is None
@@ -348,35 +358,36 @@ class PollPlanner:
             ):
                 # nothing known about this phase yet: only its oldest item probes (backing off);
                 # the first completion teaches the model, and the others are predicted from it
-                return waiting.last_contact + s.max_interval, False
-            at, predicted = self._target(waiting)
-            latest = waiting.last_contact + s.max_interval
-            due = min(max(at, waiting.last_contact + s.min_interval), latest)
-            return due, predicted and at <= latest
-        # a swept phase: probe only when overdue (a failure never shows in a sweep)
+                return waiting.last_contact + s.max_interval
+            at = self._target(waiting)
+            return min(
+                max(at, waiting.last_contact + s.min_interval),
+                waiting.last_contact + s.max_interval,
+            )
+        # a swept phase: probe only when overdue (a failure never shows in a sweep); while nothing is
+        # known about it, only the oldest item is probed (a failed one passes the role on)
+        if not self._known_or_scout(waiting):
+            return math.inf
         expected = self._expected(waiting)
         overdue = (
             waiting.entered + expected * s.overdue_factor + s.min_interval
             if expected is not None
             else waiting.last_probe + s.max_interval
         )
-        return max(overdue, waiting.last_probe + s.max_interval / 2), False
+        return max(overdue, waiting.last_probe + s.max_interval / 2)
 
-    def _target(self, waiting: _Waiting) -> tuple[float, bool]:
-        """When the item is predicted done (plus margin), or its backoff time when nothing is known.
-
-        The flag says which: True for a prediction (the item's own rate or the model), False for a backoff.
-        """
+    def _target(self, waiting: _Waiting) -> float:
+        """When the item is predicted done (plus margin), or its backoff time when nothing is known."""
         s = self._settings
         if waiting.predicted is not None:
-            return waiting.predicted, True
+            return waiting.predicted
         expected = self._models[waiting.phase].expect(waiting.size)
         if expected is not None:
             at = waiting.entered + expected * (1 + s.margin)
             if at > waiting.last_contact:
-                return at, True
+                return at
         backoff = min(s.min_interval * 2.0**waiting.contacts, s.max_interval)
-        return waiting.last_contact + backoff, False
+        return waiting.last_contact + backoff
 
     def _expected(self, waiting: _Waiting) -> float | None:
         if waiting.predicted is not None:

@@ -14,10 +14,13 @@ account that the journal does not own, and that was not there when the run start
 taken once per run after earlier intents were settled), are *candidates*:
 - no candidate: nothing was created. If the staging server's access log shows the service fetched the
   file, that contradicts it, so the item is parked; otherwise the upload never happened (upload again);
-- one open upload and one candidate: it is ours (adopt it). Uploads run one at a time by default
-  (`Lanes.uploads`), so a crash leaves at most one open upload and this is the usual case;
-- anything else (more candidates than open uploads, or several of each): ambiguous. The items are parked
-  and the candidates are left alone: the batch never deletes media it cannot prove it owns.
+- a callback for the item's own upload URL names its media (`_attribution.py`): adopt that one. This is
+  what lets several uploads be in flight at once: each staged input's upload has its own callback URL;
+- one open upload, one candidate, and no other upload open anywhere: it is ours (adopt it). Uploads no
+  callback can attribute run one at a time, so this settles them;
+- anything else (more candidates than open uploads, or several of each): while a callback may still come
+  (or another upload is still open), wait and look again; then it is ambiguous. The items are parked and
+  the candidates are left alone: the batch never deletes media it cannot prove it owns.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import attrs
 
 from ._scheduler import Priority
 from ._service import Phase, RemoteMedia, RemoteStatus, ServiceAdapter
-from ._stages import Item
+from ._stages import Item, Stage
 
 if TYPE_CHECKING:
     from _clientkit._clock import Clock
@@ -59,6 +62,9 @@ class Verdict(StrEnum):
     STARTED = "started"  # StartJob took effect
     FAILED = "failed"  # the service reports the item failed
     PARKED = "parked"  # the evidence is ambiguous: a person decides
+    WAIT = (
+        "wait"  # not yet decidable: a callback may still name the media, or another upload is open
+    )
 
 
 @attrs.frozen
@@ -79,13 +85,39 @@ def upload_candidates(
 
 
 def judge_uploads(
-    items: Sequence[Item], candidates: Sequence[str], *, fetched: dict[str, bool]
+    items: Sequence[Item],
+    candidates: Sequence[str],
+    *,
+    fetched: dict[str, bool],
+    attributed: Mapping[str, str] | None = None,
+    open_elsewhere: bool = False,
+    callbacks_expected: bool = False,
 ) -> dict[str, Resolution]:
-    """The verdict for each item with an open upload intent, given the candidates and fetch evidence."""
+    """The verdict for each item with an open upload intent, given the candidates and the evidence.
+
+    `attributed` maps an item's key to the media its own upload callback named; `open_elsewhere` says an
+    upload of another item is still open (its media may be among the candidates); `callbacks_expected`
+    that the items' uploads carried callback URLs, so waiting can still attribute the candidates.
+    """
     if not items:
         return {}
+    verdicts: dict[str, Resolution] = {}
+    remaining = list(candidates)
+    unknown = []
+    for item in items:
+        named = (attributed or {}).get(item.key)
+        if named is None:
+            unknown.append(item)
+            continue
+        verdicts[item.key] = Resolution(
+            Verdict.ADOPT, remote_id=named, reason="the service's callback for this upload names it"
+        )
+        if named in remaining:
+            remaining.remove(named)
+    if not unknown:
+        return verdicts
+    items, candidates = unknown, remaining
     if not candidates:
-        verdicts = {}
         for item in items:
             if fetched.get(item.key, False):
                 verdicts[item.key] = Resolution(
@@ -97,13 +129,16 @@ def judge_uploads(
                     Verdict.NOT_SENT, reason="no new media on the account and no fetch of the file"
                 )
         return verdicts
-    if len(items) == 1 and len(candidates) == 1:
-        return {items[0].key: Resolution(Verdict.ADOPT, remote_id=candidates[0])}
+    if len(items) == 1 and len(candidates) == 1 and not open_elsewhere:
+        verdicts[items[0].key] = Resolution(Verdict.ADOPT, remote_id=candidates[0])
+        return verdicts
     reason = (
         f"{len(candidates)} unknown media on the account for {len(items)} unanswered uploads; "
         f"candidates: {', '.join(sorted(candidates))}"
     )
-    return {item.key: Resolution(Verdict.PARKED, reason=reason) for item in items}
+    verdict = Verdict.WAIT if callbacks_expected or open_elsewhere else Verdict.PARKED
+    verdicts.update({item.key: Resolution(verdict, reason=reason) for item in items})
+    return verdicts
 
 
 def judge_start(status: RemoteStatus) -> Resolution:
@@ -147,13 +182,33 @@ class Reconciler:
         self._settle = settle
 
     async def uploads(
-        self, items: Sequence[Item], *, settle: bool = True
+        self,
+        items: Sequence[Item],
+        *,
+        settle: bool = True,
+        attributed: Mapping[str, str] | None = None,
+        callbacks_expected: bool = False,
     ) -> tuple[dict[str, Resolution], list[RemoteMedia]]:
-        """Verdicts for unanswered uploads from one listing; also returns that listing."""
+        """Verdicts for unanswered uploads from one listing; also returns that listing.
+
+        `attributed` maps staging tokens to the media their upload callbacks named (every callback so
+        far: media named for another item is not a candidate for these).
+        """
         if settle:
             await self._wait_settled(items)
         media = await self._gate.call(Priority.FINISH, self._adapter.sweep)
         ignore = set(await self._gate.get_meta("baseline") or ())
+        named = dict(attributed or {})
+        keys = {item.key for item in items}
+        mine = {
+            item.key: named[item.stage_token]
+            for item in items
+            if item.stage_token is not None and item.stage_token in named
+        }
+        ignore |= set(named.values()) - set(mine.values())
+        open_elsewhere = any(
+            i.stage is Stage.UPLOADING and i.key not in keys for i in self._items.values()
+        )
         candidates = upload_candidates(media, owned=self._owned(), ignore=ignore)
         fetched = {}
         for item in items:
@@ -161,7 +216,15 @@ class Reconciler:
             if self._stager is not None and item.stage_token is not None:
                 seen = max(seen, self._stager.fetches(item.stage_token) or 0)
             fetched[item.key] = seen > 0
-        return judge_uploads(items, candidates, fetched=fetched), media
+        verdicts = judge_uploads(
+            items,
+            candidates,
+            fetched=fetched,
+            attributed=mine,
+            open_elsewhere=open_elsewhere,
+            callbacks_expected=callbacks_expected,
+        )
+        return verdicts, media
 
     async def start(self, item: Item, *, settle: bool) -> tuple[Resolution, RemoteStatus]:
         """The verdict for an unanswered StartJob, from one GetProgress."""

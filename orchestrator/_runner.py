@@ -38,6 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from _clientkit._clock import Clock, SystemClock
 
+from ._attribution import UploadCallbacks
 from ._budget import JournaledWindow
 from ._config import RunnerConfig
 from ._effects import CrashPoint, Gate
@@ -65,7 +66,8 @@ class Runner(anyio.AsyncContextManagerMixin):
     """Runs a batch through a `ServiceAdapter`, journaled, inside one rate budget (see module docstring).
 
     `window` (the client's limiter, wrapped) keeps the rate window in the journal, so that a rerun right
-    after a kill never overruns the account's window (`_budget.py`). `crash_at` is a test hook
+    after a kill never overruns the account's window (`_budget.py`). `callbacks` gives each staged input's
+    upload its own callback URL, so several uploads may be in flight (`_attribution.py`). `crash_at` is a test hook
     (`CrashPoint`): it ends the process at the n-th effect, for the crash sweep.
     """
 
@@ -79,6 +81,7 @@ class Runner(anyio.AsyncContextManagerMixin):
         clock: Clock | None = None,
         crash_at: CrashPoint | None = None,
         window: JournaledWindow | None = None,
+        callbacks: UploadCallbacks | None = None,
     ) -> None:
         self._adapter = adapter
         self._window = window
@@ -111,6 +114,7 @@ class Runner(anyio.AsyncContextManagerMixin):
             config=config,
             stager=stager,
             clock=self._clock,
+            callbacks=callbacks,
         )
         self._tg: anyio.abc.TaskGroup | None = None
         self._running = False

@@ -37,8 +37,8 @@ log = logging.getLogger("orchestrator")
 
 # delivered to an item whose probe is due when the adapter starts jobs on predictions
 DUE: Final = RemoteStatus(Phase.UNKNOWN, state="due")
-# the stage whose journal stamp says when each waited-for phase began (kept across runs)
-_BEGAN: Final = {Phase.PROCESSING: Stage.UPLOADING, Phase.RUNNING: Stage.STARTING}
+# the stage whose journal stamp says when each waited-for phase began in an earlier run (a rerun)
+_BEGAN: Final = {Phase.PROCESSING: Stage.UPLOADED, Phase.RUNNING: Stage.RUNNING}
 # statuses that end each waited-for phase; anything else is progress (or stale news)
 _ENDS: Final = {
     Phase.PROCESSING: frozenset(

@@ -225,8 +225,8 @@ def _contact(planner: PollPlanner, key: str, now: float) -> float:
     return now
 
 
-def test_a_backoff_contact_is_never_speculative():
-    """With nothing predicted, the contact is a probe whatever the record."""
+def test_with_no_record_a_contact_is_a_probe():
+    """p = 1/2 with no record: not above the 1/2 a one-request refusal needs."""
     planner = _planner()
     planner.track("a", Phase.PROCESSING, 0.0)
     _contact(planner, "a", 1.0)
@@ -281,3 +281,45 @@ def test_a_resumed_item_is_predicted_from_when_its_phase_began():
     planner.track("b", Phase.PROCESSING, 8.0)
     assert planner.expected_duration("b") == pytest.approx(10.0)
     assert planner.plan(11.0).probes == ("a",)
+
+
+def test_a_contact_made_early_to_keep_in_touch_is_never_speculative():
+    """Capped at max_interval before its prediction, a contact only asks: it may not be the next step."""
+    planner = _planner()
+    for i in range(6):  # a record of hits
+        key = f"h{i}"
+        planner.track(key, Phase.PROCESSING, 0.0)
+        _contact(planner, key, 0.0)
+        planner.observe(key, READY, 100.0)
+    planner.track("slow", Phase.PROCESSING, 200.0)
+    planner.observe("slow", RemoteStatus(Phase.PROCESSING, fraction=0.1), 210.0)  # done at ~300
+    assert planner.plan(240.0).probes == ("slow",)  # 210 + max_interval 30: before its prediction
+    assert not planner.speculate("slow", refusal_cost=1)
+
+
+def test_a_phase_nothing_is_known_about_is_swept_at_its_oldest_items_pace():
+    """Items entering a swept phase one after another do not each ask for a sweep of their own."""
+    planner = _planner()
+    sweeps = []
+    now = 0.0
+    while now < 10.0:
+        if now % 0.5 == 0:
+            planner.track(f"j{now}", Phase.RUNNING, now)  # one more job every half second
+        plan = planner.plan(now)
+        if plan.sweep:
+            sweeps.append(now)
+            planner.observe_sweep(now, [])
+        assert plan.probes == ()  # nothing known: sweeps reveal completions, nobody is probed yet
+        now = round(now + 0.05, 2)
+    assert sweeps == [1.0, 3.0, 7.0]  # the oldest item's backoff: 1, 2, 4 s
+
+
+def test_the_oldest_swept_item_is_probed_when_overdue_and_passes_the_role_on():
+    """A failed job never shows in a sweep: the oldest item is probed; once it is gone, the next one."""
+    planner = _planner(max_interval=10.0)
+    planner.track("a", Phase.RUNNING, 0.0)
+    planner.track("b", Phase.RUNNING, 1.0)
+    assert planner.plan(10.0).probes == ("a",)
+    assert planner.plan(11.0).probes == ()  # b waits: a sweep or the oldest item will tell
+    planner.observe("a", RemoteStatus(Phase.FAILED), 12.0)
+    assert planner.plan(12.0).probes == ("b",)

@@ -71,10 +71,10 @@ async def test_a_fresh_batch_earns_speculation(tmp_path, monkeypatch):
     assert {m.starts for m in service.media.values()} == {1}
     refused = service.calls["start"] - N
     assert refused <= N // 10, dict(service.calls)
-    # the analyses take 30-108 s and nothing tells them apart beforehand: each item is probed about once
+    # the analyses take 30-108 s and nothing tells them apart beforehand: each item is probed once or twice
     # to learn its own rate, then started at its prediction (7.4 requests per item when every prediction
     # was a StartJob)
-    assert service.status_phases[Phase.PROCESSING] + service.status_phases[Phase.READY] <= 1.5 * N
+    assert service.status_phases[Phase.PROCESSING] + service.status_phases[Phase.READY] <= 2 * N
     assert service.requests() / N <= 5.0, dict(service.calls)  # 7.4 before; sweeps add 0.6 here
 
 
