@@ -14,17 +14,9 @@ from datetime import UTC, datetime
 
 import attrs
 
+from ._validators import finite_number, integer
+
 __all__ = ["Attempts", "RetryPolicy", "Retryable", "parse_retry_after"]
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-def _retries(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be an integer >= 0, got {value!r}")
 
 
 @attrs.frozen
@@ -38,10 +30,10 @@ class RetryPolicy:
         max_retry_after: the longest server-requested wait honoured (a longer one is capped).
     """
 
-    max_retries: int = attrs.field(default=4, validator=_retries)
-    base: float = attrs.field(default=0.5, validator=_non_negative)
-    cap: float = attrs.field(default=30.0, validator=_non_negative)
-    max_retry_after: float = attrs.field(default=120.0, validator=_non_negative)
+    max_retries: int = attrs.field(default=4, validator=integer(ge=0))
+    base: float = attrs.field(default=0.5, validator=finite_number(ge=0))
+    cap: float = attrs.field(default=30.0, validator=finite_number(ge=0))
+    max_retry_after: float = attrs.field(default=120.0, validator=finite_number(ge=0))
 
     def delay(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """Full-jitter backoff before retry number `attempt` (0-based): uniform in [0, min(cap, base*2**n)]."""

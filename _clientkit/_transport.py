@@ -7,7 +7,7 @@ so this module knows HTTP and timing but nothing about either API's wire format.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
@@ -16,6 +16,7 @@ import attrs
 import httpx
 
 from ._clock import Clock, SystemClock
+from ._errormap import most_specific
 from ._failures import ResponseTooLargeFailure, TransportFailure
 from ._retry import RetryPolicy
 
@@ -77,24 +78,24 @@ def map_httpx_errors(deadline: float | None = None) -> Iterator[None]:
         )
 
 
+# What an httpx exception means: (could the server have the request?, the reason), by class; the most
+# specific class of the exception wins (`most_specific`), as in httpx's own map of httpcore's errors.
+_HTTPX_FAILURES: Final[Mapping[type[BaseException], tuple[bool, str]]] = {
+    **dict.fromkeys(NEVER_SENT, (False, "could not send the request")),
+    # write/read errors, read timeouts, RemoteProtocolError: a half-sent POST counts as sent
+    httpx.TransportError: (True, "the connection failed"),
+    # DecodingError and the like: a response arrived (so the request did) but could not be read
+    httpx.RequestError: (True, "the response could not be read"),
+}
+
+
 @contextmanager
 def _mapped() -> Iterator[None]:
     try:
         yield
-    except NEVER_SENT as exc:
-        raise TransportFailure(
-            f"{type(exc).__name__}: could not send the request", request_sent=False
-        ) from exc
-    except httpx.TransportError as exc:
-        # Write/read errors, read timeouts, RemoteProtocolError: a half-sent POST counts as sent.
-        raise TransportFailure(
-            f"{type(exc).__name__}: the connection failed", request_sent=True
-        ) from exc
     except httpx.RequestError as exc:
-        # DecodingError and the like: a response arrived (so the request did) but could not be read.
-        raise TransportFailure(
-            f"{type(exc).__name__}: the response could not be read", request_sent=True
-        ) from exc
+        sent, reason = most_specific(_HTTPX_FAILURES, exc) or _HTTPX_FAILURES[httpx.RequestError]
+        raise TransportFailure(f"{type(exc).__name__}: {reason}", request_sent=sent) from exc
 
 
 async def _one_attempt(

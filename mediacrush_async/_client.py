@@ -21,14 +21,7 @@ import httpx
 from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import DownloadOptions as _DownloadOptions
 from _clientkit._download import download_file
-from _clientkit._failures import (
-    ClientkitFailure,
-    DestinationExistsFailure,
-    DiskFullFailure,
-    DownloadFailure,
-    HTTPStatusFailure,
-    TransportFailure,
-)
+from _clientkit._errormap import Call, translating
 from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Ticket
 from _clientkit._retry import RetryPolicy
@@ -44,16 +37,13 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     LOGGER_NAME,
 )
+from ._errormap import FAILURE_ERRORS, status_error_class
 from ._errors import (
     ConfigurationError,
-    DestinationExistsError,
-    DiskFullError,
-    DownloadError,
     InvalidArgumentError,
     NotFoundError,
     RateLimitedError,
-    ResponseFormatError,
-    TransportError,
+    ServerError,
     WaitTimeoutError,
 )
 from ._hash import FileInput
@@ -82,6 +72,9 @@ UPLOAD_DEADLINE_RATE: Final = 32 * 1024
 DownloadProgress = Callable[[int, int | None], object]
 """`progress(done_bytes, total_bytes_or_None)` for downloads."""
 
+# the call a download's failures are reported under (the errors' `route`, messages)
+_DOWNLOAD: Final = Call("download", "download")
+
 
 class _BudgetSlot:
     """One upload's view of the byte budget, in the shape of `_clientkit`'s `Limiter`.
@@ -109,15 +102,17 @@ class _BudgetSlot:
 
 
 def _classify(parts: ResponseParts) -> Retry | None:
-    """Retry 5xx replies (also when wrapped in `x-status`)."""
+    """Retry the replies the error table maps to `ServerError` (5xx, also when wrapped in `x-status`)."""
     status = _protocol.effective_status(parts.status_code, parts.content)
-    return Retry() if 500 <= status <= 599 else None
+    return Retry() if issubclass(status_error_class(status), ServerError) else None
 
 
 def _classify_upload(parts: ResponseParts) -> Retry | None:
     """For uploads, a 420 is also a refusal: the budget pauses uploads, then the upload is sent again."""
     status = _protocol.effective_status(parts.status_code, parts.content)
-    return Retry(refusal=True) if status == 420 else _classify(parts)
+    if issubclass(status_error_class(status), RateLimitedError):
+        return Retry(refusal=True)
+    return _classify(parts)
 
 
 class MediaCrushClient(HTTPClientLifecycle):
@@ -237,7 +232,7 @@ class MediaCrushClient(HTTPClientLifecycle):
                 content=content() if content is not None else None,
             )
 
-        try:
+        with translating(FAILURE_ERRORS, Call(wire.route, f"{wire.route} to {self._origin}")):
             parts = await send(
                 self._http,
                 build,
@@ -251,14 +246,6 @@ class MediaCrushClient(HTTPClientLifecycle):
                 log=log,
                 action=wire.route,
             )
-        except TransportFailure as exc:
-            raise TransportError(
-                f"{wire.route} to {self._origin} failed: {exc}",
-                request_sent=exc.request_sent,
-                route=wire.route,
-            ) from exc
-        except ClientkitFailure as exc:
-            raise ResponseFormatError(str(exc), route=wire.route) from exc
         log.debug(
             "mediacrush reply received",
             extra={"route": wire.route, "status": parts.status_code},
@@ -544,7 +531,7 @@ class MediaCrushClient(HTTPClientLifecycle):
         url = self._download_url(file_entry_or_url)
         if not isinstance(overwrite, bool):
             raise InvalidArgumentError("overwrite", f"must be True or False, got {overwrite!r}")
-        try:
+        with translating(FAILURE_ERRORS, _DOWNLOAD):
             path = await download_file(
                 self._http,
                 url,
@@ -555,22 +542,6 @@ class MediaCrushClient(HTTPClientLifecycle):
                 clock=self._clock,
                 overwrite=overwrite,
             )
-        except DiskFullFailure as exc:
-            raise DiskFullError(exc.reason, path=exc.path, needed_bytes=exc.needed_bytes) from exc
-        except DestinationExistsFailure as exc:
-            raise DestinationExistsError(exc.reason, path=exc.path) from exc
-        except HTTPStatusFailure as exc:
-            # A listed file may not exist yet (entries appear before processing makes them): 404.
-            reply = _protocol.Reply(exc.status_code, None, exc.body_excerpt)
-            raise _protocol.error_for(reply, route="download") from exc
-        except DownloadFailure as exc:
-            raise DownloadError(exc.reason, part_path=exc.part_path) from exc
-        except TransportFailure as exc:
-            raise TransportError(
-                f"download failed: {exc}", request_sent=exc.request_sent, route="download"
-            ) from exc
-        except ClientkitFailure as exc:
-            raise DownloadError(str(exc)) from exc
         return Path(path)
 
     def _download_url(self, target: FileEntry | str) -> str:

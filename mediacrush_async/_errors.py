@@ -26,8 +26,15 @@ Statuses without a class of their own (403 after the service closed, 408, 414...
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Sequence
+
+from _clientkit._errorbases import (
+    DestinationExistsBase,
+    DiskFullBase,
+    DownloadErrorBase,
+    InvalidArgumentBase,
+    TransportErrorBase,
+)
 
 __all__ = [
     "ConfigurationError",
@@ -58,12 +65,8 @@ class ConfigurationError(MediaCrushError):
     """The client cannot be configured as asked (insecure or malformed base URL, bad options)."""
 
 
-class InvalidArgumentError(MediaCrushError, ValueError):
+class InvalidArgumentError(MediaCrushError, InvalidArgumentBase):
     """An argument is invalid; raised before any request is sent. `field` names the argument."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 class MediaCrushAPIError(MediaCrushError):
@@ -160,50 +163,25 @@ class WaitTimeoutError(MediaCrushError, TimeoutError):
         self.timeout = timeout
 
 
-class TransportError(MediaCrushError):
+class TransportError(MediaCrushError, TransportErrorBase):
     """The request failed on the network after retries; `request_sent` tells if the server may have it."""
 
     def __init__(self, message: str, *, request_sent: bool, route: str | None = None) -> None:
-        super().__init__(message)
-        self.request_sent = request_sent
+        super().__init__(message, request_sent=request_sent)
         self.route = route
 
 
-class DownloadError(MediaCrushError):
+class DownloadError(MediaCrushError, DownloadErrorBase):
     """A download failed its integrity checks; the partial file is kept for a later resume."""
 
-    def __init__(self, reason: str, *, part_path: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.part_path = part_path
 
-
-class DiskFullError(DownloadError, OSError):
+class DiskFullError(DownloadError, DiskFullBase):
     """The disk (or quota) filled up during a download; the `.part` is kept for a resume after freeing space.
 
     `path` is the file that was being written, `needed_bytes` how many more bytes the download needs
     (None if the size is unknown). Also an `OSError` with `errno.ENOSPC`.
     """
 
-    def __init__(self, reason: str, *, path: str, needed_bytes: int | None) -> None:
-        DownloadError.__init__(self, reason, part_path=path)
-        self.errno = errno.ENOSPC
-        self.filename = path
-        self.path = path
-        self.needed_bytes = needed_bytes
 
-    def __str__(self) -> str:
-        return self.reason
-
-
-class DestinationExistsError(DownloadError, FileExistsError):
+class DestinationExistsError(DownloadError, DestinationExistsBase):
     """The download's final file exists; it is never replaced unless `overwrite=True` is passed."""
-
-    def __init__(self, reason: str, *, path: str) -> None:
-        DownloadError.__init__(self, reason)
-        self.errno = errno.EEXIST
-        self.filename = path
-        self.path = path
-
-    def __str__(self) -> str:
-        return self.reason

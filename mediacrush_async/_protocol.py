@@ -3,7 +3,7 @@
 Nothing here touches a socket. Builders return `WireRequest` values (method, path, query, form, headers);
 parsers take a reply's status, headers and body and return models or raise. `decode()` is the one place
 that unwraps X-CORS-Status replies (HTTP 200 with the real code in `x-status`) and `raise_for_status()`
-the one table from status to exception, so both status modes give identical results (MEDIACRUSH.md 2).
+the one place that maps a status to its exception (through the table in `_errormap`), so both status modes give identical results (MEDIACRUSH.md 2).
 The multipart framing of uploads is here too; the client streams the file between its head and tail.
 """
 
@@ -19,17 +19,8 @@ import attrs
 from ._constants import CORS_HEADER, MAX_LIST_CHARS
 from ._converter import BlobObject, structure, structure_as
 from ._enums import ProcessingStatus
-from ._errors import (
-    InvalidURLError,
-    MediaCrushAPIError,
-    NotFoundError,
-    NotOwnerError,
-    RateLimitedError,
-    ResponseFormatError,
-    ServerError,
-    TooLargeError,
-    UnsupportedMediaError,
-)
+from ._errormap import status_error
+from ._errors import MediaCrushAPIError, ResponseFormatError
 from ._models import Album, File, Status, UploadResult
 
 __all__ = [
@@ -69,14 +60,6 @@ __all__ = [
 # `/api/url/info` takes a POST form, so URL length is no limit; keep each reply a modest size.
 MAX_URLS_PER_REQUEST: Final = 100
 
-_ERRORS: Final[Mapping[int, type[MediaCrushAPIError]]] = {
-    400: InvalidURLError,
-    401: NotOwnerError,
-    404: NotFoundError,
-    413: TooLargeError,
-    415: UnsupportedMediaError,
-    420: RateLimitedError,
-}
 _EXCERPT_CHARS: Final = 160
 _TAGS: Final = re.compile(r"<[^>]*>")
 _SPACES: Final = re.compile(r"\s+")
@@ -302,15 +285,9 @@ def _error_value(data: object) -> object:
 
 
 def error_for(reply: Reply, *, route: str) -> MediaCrushAPIError:
-    """The exception for an error reply: one table by status, for JSON bodies and HTML pages alike."""
-    cls = _ERRORS.get(reply.status)
-    if cls is None:
-        cls = ServerError if 500 <= reply.status <= 599 else MediaCrushAPIError
-    return cls(
-        status_code=reply.status,
-        error=_error_value(reply.data),
-        route=route,
-        body_excerpt=reply.excerpt,
+    """The exception for an error reply, from the error table: JSON bodies and HTML pages alike."""
+    return status_error(
+        reply.status, error=_error_value(reply.data), route=route, body_excerpt=reply.excerpt
     )
 
 

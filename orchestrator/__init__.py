@@ -1,22 +1,21 @@
 """Batch engine: drives many items through a service (Recuro, MediaCrush), crash-safe, inside one rate budget.
 
 ```python
-async with (
-    Journal(out / ".recuro-journal.sqlite", adapter.job_spec()) as journal,
-    LocalFileServer() as stager,
-    Runner(adapter, journal, config=RunnerConfig(out_dir=out), stager=stager) as runner,
-):
-    stager.set_fetch_hook(runner.record_fetch)
-    async for event in runner.run(inputs):   # ItemQueued, StageChanged, ..., ItemDone, BatchDone
+async with open_batch(adapter, out, stager=LocalFileServer()) as batch:
+    async for event in batch.run(inputs):   # ItemQueued, StageChanged, ..., ItemDone, BatchDone
         dashboard.update(event)
+print(batch.report().totals)
 ```
-The engine is service-agnostic: it talks to a `ServiceAdapter` (`RecuroAdapter`, `MediaCrushAdapter`).
+The engine is service-agnostic: it talks to a `ServiceAdapter` (`RecuroAdapter`, `MediaCrushAdapter`), and
+finds what a service can do beyond upload, status, download and delete with `isinstance` (`Starter`,
+`Sweeper`, `Notifier`, `Prechecker`, `Preflight`). Adding a service: `orchestrator/README.md`.
 """
 
 from __future__ import annotations
 
 from ._adapters.mediacrush import MediaCrushAdapter
 from ._adapters.recuro import RecuroAdapter
+from ._batch import Batch, open_batch
 from ._events import (
     BatchDone,
     DownloadProgress,
@@ -34,18 +33,25 @@ from ._runner import Runner, RunnerConfig
 from ._service import (
     ItemError,
     JobSpec,
+    Notifier,
     NotReadyError,
     OutcomeUnknownError,
     Phase,
+    Prechecker,
+    Preflight,
     RemoteMedia,
     RemoteStatus,
     ServiceAdapter,
+    Starter,
+    Sweeper,
+    Uploaded,
 )
 from ._stages import Item, Stage
-from ._staging import AccessRecord, LocalFileServer, StagedSource, Stager
+from ._staging import AccessRecord, LocalFileServer, PushStager, StagedSource, Stager
 
 __all__ = [
     "AccessRecord",
+    "Batch",
     "BatchDone",
     "DownloadProgress",
     "Event",
@@ -63,9 +69,13 @@ __all__ = [
     "LocalFileServer",
     "MediaCrushAdapter",
     "NotReadyError",
+    "Notifier",
     "OutcomeUnknownError",
     "Phase",
     "PollSettings",
+    "Prechecker",
+    "Preflight",
+    "PushStager",
     "RecuroAdapter",
     "RemoteMedia",
     "RemoteStatus",
@@ -78,7 +88,11 @@ __all__ = [
     "StageChanged",
     "StagedSource",
     "Stager",
+    "Starter",
+    "Sweeper",
+    "Uploaded",
     "build_report",
+    "open_batch",
 ]
 
 for _name in __all__:

@@ -49,8 +49,12 @@ from ._service import (
     RemoteMedia,
     RemoteStatus,
     ServiceAdapter,
+    Source,
+    Starter,
     StartRefusedError,
     Uploaded,
+    starter,
+    starts_on_prediction,
 )
 from ._stages import TERMINAL_STAGES, IllegalTransitionError, Item, Stage
 from ._staging import Stager, is_url
@@ -94,7 +98,7 @@ class ItemMachine:
         self.config = config
         self._stager = stager
         self._clock = clock
-        self._urls: dict[str, str] = {}
+        self._urls: dict[str, Source] = {}
         self._adopted: set[str] = set()
         self._tokens: dict[str, str] = {}
         self._not_ready_codes: set[str] = set()  # learned: refusal codes that meant "not ready"
@@ -269,7 +273,7 @@ class ItemMachine:
                 raise ItemError("InputUnreadable", f"{item.input}: {exc.strerror or exc}") from exc
         item.stage_token = staged.token
         self.remember_token(item)
-        self._urls[item.key] = staged.url
+        self._urls[item.key] = staged.source
 
     async def _step_staged(self, item: Item) -> None:
         if is_url(item.input):
@@ -432,7 +436,7 @@ class ItemMachine:
     # ------------------------------------------------------------------ analysis and job
 
     async def _step_uploaded(self, item: Item) -> None:
-        speculative = self._adapter.needs_start and self._adapter.start_when_predicted
+        speculative = starts_on_prediction(self._adapter)
         try:
             status = await self._watcher.wait_for(
                 item, Phase.PROCESSING, on_due=self._try_start if speculative else None
@@ -445,7 +449,7 @@ class ItemMachine:
             await self._upload_again(item, status)
         elif status.phase is Phase.RESTORED:
             await self._gate.save(item, Stage.RESTORED, restored_url=status.result_url)
-        elif status.phase in (Phase.READY, Phase.RUNNING) and self._adapter.needs_start:
+        elif status.phase in (Phase.READY, Phase.RUNNING) and isinstance(self._adapter, Starter):
             await self._gate.save(item, Stage.READY)
         else:
             raise_for(status)
@@ -523,7 +527,10 @@ class ItemMachine:
                 await gate.save(item, Stage.STARTING)
                 try:
                     await gate.call(
-                        None, self._adapter.start, remote_id, notify_url=self.config.notify_url
+                        None,
+                        starter(self._adapter).start,
+                        remote_id,
+                        notify_url=self.config.notify_url,
                     )
                 except NotReadyError:  # not ready (yet, or after all): wait for the media again
                     self._watcher.refusals_recognised()

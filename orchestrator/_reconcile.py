@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._scheduler import Priority
-from ._service import Phase, RemoteMedia, RemoteStatus, ServiceAdapter
+from ._service import Phase, RemoteMedia, RemoteStatus, ServiceAdapter, list_media
 from ._stages import Item, Stage
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class Reconciler:
         """
         if settle:
             await self._wait_settled(items)
-        media = await self._gate.call(Priority.FINISH, self._adapter.sweep)
+        media = await self._gate.call(Priority.FINISH, list_media(self._adapter))
         ignore = set(await self._gate.get_meta("baseline") or ())
         named = dict(attributed or {})
         keys = {item.key for item in items}
@@ -242,7 +242,7 @@ class Reconciler:
         """
         if media is None:
             try:
-                media = await self._gate.call(Priority.FINISH, self._adapter.sweep)
+                media = await self._gate.call(Priority.FINISH, list_media(self._adapter))
             except Exception as exc:
                 log.warning("could not list the account's media: %s", type(exc).__name__)
                 return

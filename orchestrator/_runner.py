@@ -49,7 +49,14 @@ from ._journal import Journal, JournalError
 from ._polling import PollPlanner
 from ._reconcile import Reconciler
 from ._scheduler import Lanes, Priority
-from ._service import BatchFatalError, Preflight, RemoteMedia, RemoteStatus, ServiceAdapter
+from ._service import (
+    BatchFatalError,
+    Preflight,
+    RemoteMedia,
+    RemoteStatus,
+    ServiceAdapter,
+    sweep_phases,
+)
 from ._stages import ACTIVE_STAGES, TERMINAL_STAGES, IllegalTransitionError, Item, Stage
 from ._staging import Stager
 from ._watch import Watcher
@@ -97,7 +104,7 @@ class Runner(anyio.AsyncContextManagerMixin):
         poll = config.poll
         if config.notify_url is not None and not poll.webhook:
             poll = attrs.evolve(poll, webhook=True)
-        planner = PollPlanner(poll, sweep_phases=adapter.sweep_phases)
+        planner = PollPlanner(poll, sweep_phases=sweep_phases(adapter))
         self._gate = Gate(journal, lanes, self._clock, crash=crash_at)
         self._watcher = Watcher(
             adapter, self._gate, planner, self._clock, phase_timeout=config.phase_timeout

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -30,6 +30,8 @@ __all__ = [
     "JobSpec",
     "LinkExpiredError",
     "NotReadyError",
+    "NotificationSink",
+    "Notifier",
     "OutcomeUnknownError",
     "Phase",
     "Prechecker",
@@ -37,8 +39,16 @@ __all__ = [
     "RemoteMedia",
     "RemoteStatus",
     "ServiceAdapter",
+    "Source",
     "StartRefusedError",
+    "Starter",
+    "Sweeper",
     "Uploaded",
+    "Webhook",
+    "list_media",
+    "starter",
+    "starts_on_prediction",
+    "sweep_phases",
 ]
 
 
@@ -179,22 +189,23 @@ class JobSpec:
 ProgressCallback = Callable[[int, int | None], object]
 
 
+Source = Path | str
+"""What an upload hands the service: a local file (a service that takes the bytes) or a URL it fetches."""
+
+
 class ServiceAdapter(Protocol):
-    """The remote half of the stage machine, one small class per service.
+    """The core of a service, one small class per service: upload, status, download, delete.
+
+    What only some services do is an optional capability the engine discovers with `isinstance`:
+    `Starter` (a job to start once the media is ready), `Sweeper` (one listing of the whole account),
+    `Notifier` (callbacks), `Prechecker` (content-addressed ids) and `Preflight` (a first call that checks
+    the credentials). An adapter without them is a service that processes what it is given by itself.
 
     Attributes:
         name: the service name.
-        needs_start: True when a job must be started once the media is ready (Recuro's StartJob).
-        start_when_predicted: True when `start()` may be tried as soon as the media is *predicted*
-            ready: the service refuses a start on unready media with `NotReadyError` and no effect, so
-            the attempt costs no more than a GetProgress and saves one when the prediction is right.
-        sweep_phases: the phases one `sweep()` can reveal (Recuro's ListMedia: only RESTORED).
     """
 
     name: str
-    needs_start: bool
-    start_when_predicted: bool
-    sweep_phases: frozenset[Phase]
 
     def job_spec(self) -> JobSpec:
         """The spec this adapter runs every item with (fingerprinted into the journal)."""
@@ -204,20 +215,15 @@ class ServiceAdapter(Protocol):
         """The output file name for an input base name (e.g. the extension of the output format)."""
         ...
 
-    async def upload(self, source_url: str, *, notify_url: str | None) -> str | Uploaded:
-        """Hand the service the input; the remote id (owned), or `Uploaded`. Not idempotent."""
-        ...
+    async def upload(self, source: Source, *, notify_url: str | None) -> str | Uploaded:
+        """Hand the service the input (a staged `Path` or a URL); the remote id (owned), or `Uploaded`.
 
-    async def start(self, remote_id: str, *, notify_url: str | None) -> None:
-        """Start the job on ready media (StartJob). Not idempotent."""
+        Not idempotent unless the service says so: an ambiguous failure is `OutcomeUnknownError`.
+        """
         ...
 
     async def status(self, remote_id: str) -> RemoteStatus:
-        """Observe one remote item (GetProgress). A service-side failure is phase FAILED, not an error."""
-        ...
-
-    async def sweep(self) -> list[RemoteMedia]:
-        """Every media on the account with its result URL if any (ListMedia): one call for the batch."""
+        """Observe one remote item. A service-side failure is phase FAILED, not an error."""
         ...
 
     async def download(
@@ -237,7 +243,68 @@ class ServiceAdapter(Protocol):
         ...
 
     async def delete(self, remote_id: str) -> None:
-        """Delete remote media (DeleteMedia); deleting an already deleted id is success."""
+        """Delete remote media; deleting an already deleted id is success."""
+        ...
+
+
+@runtime_checkable
+class Starter(Protocol):
+    """An optional capability: a job must be started once the media is ready (Recuro's StartJob).
+
+    Attributes:
+        start_when_predicted: True when `start()` may be tried as soon as the media is *predicted* ready:
+            the service refuses a start on unready media with `NotReadyError` and no effect, so the
+            attempt costs no more than a status call and saves one when the prediction is right.
+    """
+
+    start_when_predicted: bool
+
+    async def start(self, remote_id: str, *, notify_url: str | None) -> None:
+        """Start the job on ready media. Not idempotent."""
+        ...
+
+
+@runtime_checkable
+class Sweeper(Protocol):
+    """An optional capability: one call lists every media on the account (Recuro's ListMedia).
+
+    The engine uses it to find what an unanswered upload created, to take the account's baseline, and to
+    watch many waiting items with one call. Without it, an unanswered upload finds no candidate (safe
+    only for a service whose uploads are idempotent) and every waiting item is probed with `status`.
+
+    Attributes:
+        sweep_phases: the phases one `sweep()` can reveal (Recuro's ListMedia: a finished job's URL).
+    """
+
+    sweep_phases: frozenset[Phase]
+
+    async def sweep(self) -> list[RemoteMedia]:
+        """Every media on the account with its result URL if any: one call for the batch."""
+        ...
+
+
+NotificationSink = Callable[[str, RemoteStatus], object]
+"""`deliver(remote_id, status)`: where a parsed callback goes (the engine's `Runner.notify`)."""
+
+
+class Webhook(Protocol):
+    """An ASGI app that receives a service's callbacks, and the `notify_url` to give the service."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve one callback request."""
+        ...
+
+    def notify_url(self, public_base_url: str) -> str:
+        """The URL to pass as `notify_url` when the app is reachable at `public_base_url`."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """An optional capability: the service calls back when an item moves (Recuro's notify_url)."""
+
+    def webhook(self, deliver: NotificationSink) -> Webhook:
+        """An app that parses the service's callbacks and hands each to `deliver` as a `RemoteStatus`."""
         ...
 
 
@@ -250,7 +317,7 @@ class Prechecker(Protocol):
     else's (never deleted); media the batch's own uploads create is the batch's, also after a crash.
     """
 
-    async def precheck(self, source_url: str) -> str | None:
+    async def precheck(self, source: Source) -> str | None:
         """The remote id of the input if the service already has it, else None (no side effect)."""
         ...
 
@@ -266,3 +333,29 @@ class Preflight(Protocol):
     async def preflight(self) -> list[RemoteMedia]:
         """List the account's media, or raise `BatchFatalError` saying what to fix."""
         ...
+
+
+async def _no_listing() -> list[RemoteMedia]:
+    return []
+
+
+def list_media(adapter: ServiceAdapter) -> Callable[[], Awaitable[list[RemoteMedia]]]:
+    """The adapter's account listing, or one that finds nothing for a service without `Sweeper`."""
+    return adapter.sweep if isinstance(adapter, Sweeper) else _no_listing
+
+
+def sweep_phases(adapter: ServiceAdapter) -> frozenset[Phase]:
+    """The phases the adapter's listing reveals (none without `Sweeper`)."""
+    return adapter.sweep_phases if isinstance(adapter, Sweeper) else frozenset()
+
+
+def starts_on_prediction(adapter: ServiceAdapter) -> bool:
+    """True when the adapter starts jobs and may try a start on a predicted-ready media."""
+    return isinstance(adapter, Starter) and adapter.start_when_predicted
+
+
+def starter(adapter: ServiceAdapter) -> Starter:
+    """The adapter as a `Starter`; a `TypeError` for a service without jobs (an engine bug)."""
+    if not isinstance(adapter, Starter):
+        raise TypeError(f"{adapter!r} starts no jobs")
+    return adapter

@@ -7,19 +7,22 @@ Last-Modified, and every request is written to an access log per token. The log 
 service did (or did not) fetch an item's file, which reconciliation uses after an ambiguous UploadMedia.
 
 `Stager` is the protocol: an S3-style stager that uploads and presigns plugs in the same way (it would
-answer `fetches()` with None: it cannot tell).
+answer `fetches()` with None: it cannot tell). `PushStager` is the stager of a service that takes the bytes
+(MediaCrush): it checks a file is readable and hands the adapter its `Path`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import logging
 import mimetypes
 import os
 import re
 import secrets
 import socket
+import stat
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -32,7 +35,7 @@ import anyio.abc
 import anyio.to_thread
 import attrs
 
-__all__ = ["AccessRecord", "LocalFileServer", "StagedSource", "Stager", "is_url"]
+__all__ = ["AccessRecord", "LocalFileServer", "PushStager", "StagedSource", "Stager", "is_url"]
 
 log = logging.getLogger("orchestrator")
 
@@ -56,9 +59,13 @@ def is_url(text: str) -> bool:
 
 @attrs.frozen
 class StagedSource:
-    """A staged input: the URL the service fetches, and the stager's token for it (None for URLs)."""
+    """A staged input: what the adapter's upload is handed, and the stager's token for it (None for URLs).
 
-    url: str
+    `source` is the URL the service fetches (`LocalFileServer`), or the local path itself for a service
+    that takes the bytes (`PushStager`).
+    """
+
+    source: Path | str
     token: str | None = None
 
 
@@ -89,6 +96,37 @@ class Stager(Protocol):
     async def unstage(self, token: str) -> None:
         """Stop serving `token` (its item is done)."""
         ...
+
+
+def _readable(path: Path) -> Path:
+    """`path` made absolute; `OSError` unless it is a readable regular file (blocking)."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+        raise OSError(code, "not a regular file", str(path))
+    with path.open("rb") as handle:
+        handle.read(1)
+    return path.absolute()
+
+
+class PushStager:
+    """A `Stager` for services that take the bytes (MediaCrush): a local file is staged as its own path.
+
+    Nothing is served; `stage()` only checks that the file can be read (an `OSError` fails its item), and
+    the adapter's `upload()` streams the `Path` itself. `fetches()` answers None: there is no access log.
+    """
+
+    async def stage(self, path: Path, *, token: str | None = None) -> StagedSource:
+        """The file's absolute path, after checking that it is a readable regular file."""
+        source = await anyio.to_thread.run_sync(_readable, path)
+        return StagedSource(source=source, token=token or secrets.token_urlsafe(9))
+
+    def fetches(self, token: str) -> int | None:  # noqa: ARG002 - the Stager protocol
+        """Unknown: nothing is served, so nothing is logged."""
+        return None
+
+    async def unstage(self, token: str) -> None:
+        """Nothing to stop serving."""
 
 
 class _QuietServer:
@@ -266,7 +304,7 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         token = token or secrets.token_urlsafe(24)
         self._files[token] = resolved
         name = urllib.parse.quote(resolved.name)
-        return StagedSource(url=f"{self.url}/s/{token}/{name}", token=token)
+        return StagedSource(source=f"{self.url}/s/{token}/{name}", token=token)
 
     def fetches(self, token: str) -> int | None:
         """How many GET requests for `token` were answered with the file (200/206)."""

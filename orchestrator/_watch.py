@@ -28,7 +28,14 @@ from ._effects import Gate
 from ._events import ItemProgress
 from ._polling import PollPlanner
 from ._scheduler import Priority
-from ._service import ItemError, Phase, RemoteStatus, ServiceAdapter
+from ._service import (
+    ItemError,
+    Phase,
+    RemoteStatus,
+    ServiceAdapter,
+    list_media,
+    starts_on_prediction,
+)
 from ._stages import TERMINAL_STAGES, Item, Stage
 
 __all__ = ["DUE", "Watcher"]
@@ -243,7 +250,7 @@ class Watcher:
             item = self._items[key]
             if item.remote_id is None or item.stage in TERMINAL_STAGES:
                 return
-            if self._adapter.start_when_predicted:
+            if starts_on_prediction(self._adapter):
                 if item.stage is Stage.STARTING:
                     return  # a try is on the wire; its answer is the observation
                 if item.stage is Stage.UPLOADED and self._planner.speculate(
@@ -265,7 +272,7 @@ class Watcher:
         try:
             now = self._clock.monotonic()
             try:
-                media = await self._gate.call(Priority.POLL, self._adapter.sweep)
+                media = await self._gate.call(Priority.POLL, list_media(self._adapter))
             except Exception as exc:
                 log.info("sweep failed", extra={"error": type(exc).__name__})
                 return

@@ -13,7 +13,7 @@ from _clientkit._limiter import Pacing
 from _clientkit._redis_limiter import LimiterUnavailableError, RedisLimiter
 
 from ._client import DownloadOptions, RecuroClient
-from ._enums import Filter, OutputFormat, State
+from ._enums import Filter, InputContainer, OutputFormat, State
 from ._errors import (
     ConfigurationError,
     DestinationExistsError,
@@ -42,6 +42,7 @@ __all__ = [
     "DownloadOptions",
     "Filter",
     "FilterInfo",
+    "InputContainer",
     "InvalidArgumentError",
     "LimiterUnavailableError",
     "Media",

@@ -20,16 +20,7 @@ from _clientkit._auth import OriginAuth
 from _clientkit._clock import Clock, SystemClock
 from _clientkit._download import DownloadOptions as _DownloadOptions
 from _clientkit._download import download_file
-from _clientkit._failures import (
-    ClientkitFailure,
-    DestinationExistsFailure,
-    DiskFullFailure,
-    DownloadFailure,
-    HTTPStatusFailure,
-    LinkExpiredFailure,
-    ResponseTooLargeFailure,
-    TransportFailure,
-)
+from _clientkit._errormap import Call, translating
 from _clientkit._lifecycle import HTTPClientLifecycle
 from _clientkit._limiter import Limiter, Pacing, SlidingWindowLimiter, slot
 from _clientkit._redact import Secret
@@ -50,18 +41,13 @@ from ._constants import (
     MAX_POLL_INTERVAL,
 )
 from ._enums import Filter, OutputFormat, State
+from ._errormap import FAILURE_ERRORS
 from ._errors import (
     ConfigurationError,
-    DestinationExistsError,
-    DiskFullError,
-    DownloadError,
-    DownloadLinkExpiredError,
     InvalidArgumentError,
     MediaNotFoundError,
     RecuroError,
-    RecuroHTTPError,
     ResponseFormatError,
-    TransportError,
     WaitTimeoutError,
 )
 from ._models import FilterInfo, Media, OutputFormatInfo, Progress, RateLimit
@@ -94,6 +80,8 @@ _SAFE_ACTIONS = frozenset(
         Action.DELETE_MEDIA,
     }
 )
+# the call a download's failures are reported under (`TransportError.action`, messages)
+_DOWNLOAD = Call("download", "download")
 
 ProgressCallback = Callable[[int, int | None], object]
 
@@ -105,7 +93,8 @@ class RecuroClient(HTTPClientLifecycle):
     every sliding window of `rate_limit.period` seconds at or below `rate_limit.max_requests` requests,
     retries included, and paces them (the limit spread evenly over the period, at most 10 at once);
     pass `limiter=` to share one account's budget between clients, e.g. a `RedisLimiter` shared by
-    several processes (or set RECURO_REDIS_URL, and optionally RECURO_REDIS_KEY).
+    several processes (or pass `redis_url=`, else set RECURO_REDIS_URL, and optionally RECURO_REDIS_KEY:
+    the client then opens and closes that limiter itself).
 
     Timeouts: `timeout` bounds each network operation (connect at most 10 s, each read, each write);
     `call_deadline` bounds each attempt of an API call as a whole (connect, send and the whole
@@ -133,6 +122,7 @@ class RecuroClient(HTTPClientLifecycle):
         download_options: DownloadOptions | None = None,
         count_downloads: bool = False,
         call_deadline: float | None = None,
+        redis_url: str | None = None,
     ) -> None:
         key, secret = _validate.credentials(api_key, api_secret)
         timeout = _validate.positive_seconds(timeout, "timeout")
@@ -148,11 +138,12 @@ class RecuroClient(HTTPClientLifecycle):
         self._policy = RetryPolicy(max_retries=max_retries)
         self._rate_limit = rate_limit
         self._owned_limiter: RedisLimiter | None = None
-        if limiter is None and rate_limit is not None and os.environ.get(REDIS_URL_ENV):
+        redis_url = redis_url or os.environ.get(REDIS_URL_ENV)
+        if limiter is None and rate_limit is not None and redis_url:
             # A service's workers share one account's budget through Redis (README: "Several
             # processes, one account"); this client opened the connection, so it closes it.
             limiter = self._owned_limiter = RedisLimiter.from_url(
-                os.environ[REDIS_URL_ENV],
+                redis_url,
                 key=os.environ.get(REDIS_KEY_ENV) or f"recuro:{key}",
                 max_requests=rate_limit.max_requests,
                 period=rate_limit.period,
@@ -222,7 +213,7 @@ class RecuroClient(HTTPClientLifecycle):
         """Build, send (limiter + retries) and parse one API call; returns decoded JSON or None."""
         self._check_open()
         request = lambda: _protocol.build_request(self._base_url, self._credentials, action, params)  # noqa: E731
-        try:
+        with translating(FAILURE_ERRORS, Call(action.value, f"{action.value} to {self._origin}")):
             parts = await send(
                 self._http,
                 request,
@@ -236,14 +227,6 @@ class RecuroClient(HTTPClientLifecycle):
                 log=log,
                 action=action.value,
             )
-        except TransportFailure as exc:
-            raise TransportError(
-                f"{action.value} to {self._origin} failed: {exc}",
-                request_sent=exc.request_sent,
-                action=action.value,
-            ) from exc
-        except ResponseTooLargeFailure as exc:
-            raise ResponseFormatError(str(exc), action=action.value) from exc
         return _protocol.parse_response(action, parts, secrets=self._secrets)
 
     # ------------------------------------------------------------------ actions
@@ -438,30 +421,12 @@ class RecuroClient(HTTPClientLifecycle):
         if not isinstance(overwrite, bool):
             raise InvalidArgumentError("overwrite", f"must be True or False, got {overwrite!r}")
         call = _DownloadCall(checked, dest, resume, progress, earlier, overwrite)
-        try:
+        with translating(FAILURE_ERRORS, _DOWNLOAD):
             if self._count_downloads and self._limiter is not None:
                 async with slot(self._limiter):
                     path = await self._download(call)
             else:
                 path = await self._download(call)
-        except LinkExpiredFailure as exc:
-            raise DownloadLinkExpiredError(
-                status_code=exc.status_code, body_excerpt=exc.body_excerpt, part_path=exc.part_path
-            ) from exc
-        except DiskFullFailure as exc:
-            raise DiskFullError(exc.reason, path=exc.path, needed_bytes=exc.needed_bytes) from exc
-        except DestinationExistsFailure as exc:
-            raise DestinationExistsError(exc.reason, path=exc.path) from exc
-        except HTTPStatusFailure as exc:
-            raise RecuroHTTPError(
-                status_code=exc.status_code, body_excerpt=exc.body_excerpt, action="download"
-            ) from exc
-        except DownloadFailure as exc:
-            raise DownloadError(exc.reason, part_path=exc.part_path) from exc
-        except TransportFailure as exc:
-            raise TransportError(f"download failed: {exc}", request_sent=exc.request_sent) from exc
-        except ClientkitFailure as exc:
-            raise DownloadError(str(exc)) from exc
         return Path(path)
 
     async def _download(self, call: _DownloadCall) -> os.PathLike[str]:

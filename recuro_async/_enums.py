@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal, Self, TypeVar
 
-__all__ = ["Filter", "OutputFormat", "State"]
+__all__ = ["Filter", "InputContainer", "OutputFormat", "State"]
 
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -129,6 +129,28 @@ class OutputFormat(StrEnum):
     MOV_PRO_RES_4444 = "MovProRes4444"
     MP4_H264 = "Mp4H264"
     MP4_HEVC = "Mp4Hevc"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Self | None:
+        return _casefold_lookup(cls, value)
+
+    @property
+    def extension(self) -> str:
+        """The file extension of a result in this format (`.mxf`, `.mov` or `.mp4`)."""
+        return "." + self.value[:3].lower()
+
+
+class InputContainer(StrEnum):
+    """The containers UploadMedia accepts (seed: UploadMedia, original_file_url), as file extensions."""
+
+    MKV = ".mkv"
+    MOV = ".mov"
+    MP3 = ".mp3"
+    MP4 = ".mp4"
+    MPG = ".mpg"
+    MPEG = ".mpeg"
+    MXF = ".mxf"
+    WAV = ".wav"
 
     @classmethod
     def _missing_(cls, value: object) -> Self | None:

@@ -23,8 +23,15 @@ Errors carry typed attributes and never a request, response or header (they hold
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Sequence
+
+from _clientkit._errorbases import (
+    DestinationExistsBase,
+    DiskFullBase,
+    DownloadErrorBase,
+    InvalidArgumentBase,
+    TransportErrorBase,
+)
 
 __all__ = [
     "ConfigurationError",
@@ -53,12 +60,8 @@ class ConfigurationError(RecuroError):
     """The client cannot be configured as asked (missing credentials, insecure base URL)."""
 
 
-class InvalidArgumentError(RecuroError, ValueError):
+class InvalidArgumentError(RecuroError, InvalidArgumentBase):
     """An argument is invalid; raised before any request is sent."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 class RecuroAPIError(RecuroError):
@@ -127,22 +130,16 @@ class ResponseFormatError(RecuroError):
         self.action = action
 
 
-class TransportError(RecuroError):
+class TransportError(RecuroError, TransportErrorBase):
     """The request failed on the network after retries; `request_sent` tells if the server may have it."""
 
     def __init__(self, message: str, *, request_sent: bool, action: str | None = None) -> None:
-        super().__init__(message)
-        self.request_sent = request_sent
+        super().__init__(message, request_sent=request_sent)
         self.action = action
 
 
-class DownloadError(RecuroError):
+class DownloadError(RecuroError, DownloadErrorBase):
     """A download failed its integrity checks; the partial file is kept for a later resume."""
-
-    def __init__(self, reason: str, *, part_path: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.part_path = part_path
 
 
 class DownloadLinkExpiredError(DownloadError, RecuroHTTPError):
@@ -163,35 +160,16 @@ class DownloadLinkExpiredError(DownloadError, RecuroHTTPError):
         self.action: str | None = "download"
 
 
-class DiskFullError(DownloadError, OSError):
+class DiskFullError(DownloadError, DiskFullBase):
     """The disk (or quota) filled up during a download; the `.part` is kept for a resume after freeing space.
 
     `path` is the file that was being written, `needed_bytes` how many more bytes the download needs
     (None if the size is unknown). Also an `OSError` with `errno.ENOSPC`.
     """
 
-    def __init__(self, reason: str, *, path: str, needed_bytes: int | None) -> None:
-        DownloadError.__init__(self, reason, part_path=path)
-        self.errno = errno.ENOSPC
-        self.filename = path
-        self.path = path
-        self.needed_bytes = needed_bytes
 
-    def __str__(self) -> str:
-        return self.reason
-
-
-class DestinationExistsError(DownloadError, FileExistsError):
+class DestinationExistsError(DownloadError, DestinationExistsBase):
     """The download's final file exists; it is never replaced unless `overwrite=True` is passed."""
-
-    def __init__(self, reason: str, *, path: str) -> None:
-        DownloadError.__init__(self, reason)
-        self.errno = errno.EEXIST
-        self.filename = path
-        self.path = path
-
-    def __str__(self) -> str:
-        return self.reason
 
 
 class WaitTimeoutError(RecuroError, TimeoutError):

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import math
-
 import attrs
+
+from _clientkit._validators import finite_number, integer
 
 from ._enums import State
 
 __all__ = ["FilterInfo", "Media", "OutputFormatInfo", "Progress", "RateLimit"]
 
 
-def _positive_int(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
-
-
-def _positive_float(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
-
-
 @attrs.frozen
 class RateLimit:
     """At most `max_requests` API requests in any sliding window of `period` seconds (per account)."""
 
-    max_requests: int = attrs.field(default=200, validator=_positive_int)
-    period: float = attrs.field(default=60.0, validator=_positive_float)
+    max_requests: int = attrs.field(default=200, validator=integer(ge=1))
+    period: float = attrs.field(default=60.0, validator=finite_number(gt=0))
 
 
 @attrs.frozen

@@ -23,14 +23,8 @@ from _clientkit._transport import ResponseParts, Retry
 
 from ._constants import BODY_EXCERPT_CHARS, USER_AGENT
 from ._converter import normalise_keys, structure
-from ._errors import (
-    MediaNotFoundError,
-    RateLimitedError,
-    RecuroAPIError,
-    RecuroHTTPError,
-    ResponseFormatError,
-    ServerError,
-)
+from ._errormap import status_error_class
+from ._errors import RateLimitedError, RecuroAPIError, ResponseFormatError
 
 __all__ = [
     "Action",
@@ -61,19 +55,6 @@ class Action(StrEnum):
 
 # Calls whose 200 has an empty body ("HTTP status code 200 is returned if successful, body is empty").
 EMPTY_BODY_ACTIONS: Final = frozenset({Action.START_JOB, Action.DELETE_MEDIA})
-
-# error_code values (lower-cased) that mean "no such media"; the document names none, so any code
-# containing "notfound" counts too, and so does a 404 with an API error body.
-_NOT_FOUND_CODES: Final = frozenset(
-    {
-        "medianotfound",
-        "filenotfound",
-        "fileidnotfound",
-        "unknownfileid",
-        "invalidfileid",
-        "unknownmedia",
-    }
-)
 
 
 class Credentials:
@@ -135,9 +116,7 @@ def _api_error_body(content: bytes) -> tuple[str, str] | None:
 
 def is_rate_limit_refusal(status_code: int, error_code: str | None) -> bool:
     """HTTP 429, or a 400 whose error_code contains "RateLimit" (any case) [SPEC 2.2 assumption]."""
-    if status_code == 429:
-        return True
-    return status_code == 400 and error_code is not None and "ratelimit" in error_code.lower()
+    return status_error_class(status_code, error_code) is RateLimitedError
 
 
 def classify(parts: ResponseParts) -> Retry | None:
@@ -204,42 +183,35 @@ def _masked(data: Any, secrets: tuple[str, ...]) -> Any:
 
 
 def _error_for(action: Action, parts: ResponseParts, secrets: tuple[str, ...]) -> Exception:
+    """The exception of a non-200 response: its class from the error table, its text masked."""
     body = _api_error_body(parts.content)
+    raw_code = body[0] if body else None
+    cls = status_error_class(parts.status_code, raw_code)  # classified on the raw code
+    if not issubclass(cls, RecuroAPIError):
+        excerpt = _excerpt(parts.content, secrets)
+        return cls(status_code=parts.status_code, body_excerpt=excerpt, action=action.value)
     if body is None:
-        if parts.status_code == 429:
-            return RateLimitedError(
-                status_code=429,
-                error_code="RateLimitExceeded",
-                error_message=_excerpt(parts.content, secrets),
-                action=action.value,
-                retry_after=parse_retry_after(parts.headers),
-            )
-        return RecuroHTTPError(
+        # a refusal without an API body (a bare 429): its page stands in for the message
+        code, message = _BARE_REFUSAL_CODE, _excerpt(parts.content, secrets)
+    else:
+        # both strings came from the server and may echo the Authorization header: masked before they
+        # reach an exception (and from there a log, the journal or a report)
+        code, message = redact_text(body[0], secrets), redact_text(body[1], secrets)
+    if issubclass(cls, RateLimitedError):
+        return cls(
             status_code=parts.status_code,
-            body_excerpt=_excerpt(parts.content, secrets),
-            action=action.value,
-        )
-    raw_code, message = body
-    # both strings came from the server and may echo the Authorization header: mask them before they
-    # reach an exception (and from there a log, the journal or a report); classify on the raw code
-    code = redact_text(raw_code, secrets)
-    message = redact_text(message, secrets)
-    status = parts.status_code
-    if is_rate_limit_refusal(status, raw_code):
-        return RateLimitedError(
-            status_code=status,
             error_code=code,
             error_message=message,
             action=action.value,
             retry_after=parse_retry_after(parts.headers),
         )
-    lowered = raw_code.lower()
-    cls: type[RecuroAPIError] = RecuroAPIError
-    if lowered in _NOT_FOUND_CODES or "notfound" in lowered or status == 404:
-        cls = MediaNotFoundError
-    elif status >= 500:
-        cls = ServerError
-    return cls(status_code=status, error_code=code, error_message=message, action=action.value)
+    return cls(
+        status_code=parts.status_code, error_code=code, error_message=message, action=action.value
+    )
+
+
+# the error_code given to a 429 that has no API error body
+_BARE_REFUSAL_CODE: Final = "RateLimitExceeded"
 
 
 def structure_as(data: Any, cls: type[_T], action: Action, *, secrets: Iterable[str] = ()) -> _T:

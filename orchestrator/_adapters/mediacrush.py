@@ -3,17 +3,18 @@
 upload -> wait `done` -> download the derived files (`files` and `extras`) -> optional delete.
 
 How MediaCrush maps onto the engine:
-- There is no job to start (`needs_start` is False): an item goes UPLOADED -> RESTORED when its processing
-  is `done`. `pending`, `processing` and `ready` are phase PROCESSING (with a rough fraction for the poll
+- There is no job to start (the adapter is no `Starter`): an item goes UPLOADED -> RESTORED when its
+  processing is `done`. `pending`, `processing` and `ready` are phase PROCESSING (with a rough fraction for the poll
   planner); the four failure statuses (unrecognised, error, timeout, internal_error) are phase FAILED with
   the status as the error code; an unknown hash is phase GONE.
-- Local files are pushed, not fetched: `PushStager` "stages" a file as its own `file://` URI, and `upload()`
+- Local files are pushed, not fetched: `PushStager` "stages" a file as its own path, and `upload()`
   streams it as multipart after a content-hash pre-check (`/exists`). http(s) inputs go through
   `upload_url`, which the server fetches.
 - Uploads are idempotent: the id is the content hash and a repeat is answered "already uploaded". So no
   upload outcome is ever unknown: a failure that may have reached the server is transient, and the repeat
-  finds the file by its hash. There is no account listing, so `sweep()` is empty and reconciliation of an
-  upload left open by a crash finds no candidate and uploads again, which is safe for the same reason.
+  finds the file by its hash. There is no account listing (the adapter is no `Sweeper`), so reconciliation
+  of an upload left open by a crash finds no candidate and uploads again, which is safe for the same reason;
+  status is one cheap, unlimited call per file, so each waiting item is probed.
 - An item's result is several files: `download()` fetches each (resumable) into the output directory under
   its served name `<hash>.<ext>`, then writes the item's output proper, a JSON manifest listing them with
   sizes and sha256 checksums (`read_manifest`).
@@ -25,15 +26,10 @@ How MediaCrush maps onto the engine:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
 import os
-import secrets
-import stat
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -65,11 +61,10 @@ from orchestrator._service import (
     JobSpec,
     Phase,
     ProgressCallback,
-    RemoteMedia,
     RemoteStatus,
+    Source,
     Uploaded,
 )
-from orchestrator._staging import StagedSource
 
 __all__ = [
     "FAILURE_MESSAGES",
@@ -77,7 +72,6 @@ __all__ = [
     "DerivedFile",
     "Manifest",
     "MediaCrushAdapter",
-    "PushStager",
     "UploadProgress",
     "read_manifest",
     "status_of",
@@ -197,44 +191,6 @@ def _size_and_sha256(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-# ---------------------------------------------------------------------- staging
-
-
-def _readable_uri(path: Path) -> str:
-    """The `file://` URI of `path`; `OSError` unless it is a readable regular file (blocking)."""
-    mode = path.stat().st_mode
-    if not stat.S_ISREG(mode):
-        code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
-        raise OSError(code, "not a regular file", str(path))
-    with path.open("rb") as handle:
-        handle.read(1)
-    return path.absolute().as_uri()
-
-
-class PushStager:
-    """A `Stager` for services that take the bytes: a local file is "staged" as its own `file://` URI.
-
-    Nothing is served; `stage()` only checks that the file can be read (an `OSError` fails its item), and
-    `MediaCrushAdapter.upload()` streams the file itself. `fetches()` answers None: there is no access log.
-    """
-
-    async def stage(self, path: Path, *, token: str | None = None) -> StagedSource:
-        """The file's `file://` URI, after checking that it is a readable regular file."""
-        uri = await anyio.to_thread.run_sync(_readable_uri, path)
-        return StagedSource(url=uri, token=token or secrets.token_urlsafe(9))
-
-    def fetches(self, token: str) -> int | None:  # noqa: ARG002 - the Stager protocol
-        """Unknown: nothing is served, so nothing is logged."""
-        return None
-
-    async def unstage(self, token: str) -> None:
-        """Nothing to stop serving."""
-
-
-def _path_of(file_url: str) -> Path:
-    return Path(urllib.request.url2pathname(urllib.parse.urlsplit(file_url).path))
-
-
 # ---------------------------------------------------------------------- the adapter
 
 
@@ -246,10 +202,6 @@ class MediaCrushAdapter:
     """
 
     name = "mediacrush"
-    needs_start = False
-    start_when_predicted = False
-    # status is one cheap, unlimited call per file; a failure only shows that way, so items are probed
-    sweep_phases: frozenset[Phase] = frozenset()
 
     def __init__(
         self,
@@ -262,8 +214,10 @@ class MediaCrushAdapter:
         self._download = download
         self._on_upload_progress = on_upload_progress
         self._objects: dict[str, File] = {}
-        # uploaded by this process (a second input of the same bytes), and derived names taken
-        self._uploaded: set[str] = set()
+        # hashes this process sent, so that a second input of the same bytes is not sent again (a cache
+        # only: which remote files are the batch's own to delete is the journal's, across restarts)
+        self._sent: set[str] = set()
+        # derived names taken
         self._names: dict[str, tuple[str, str]] = {}  # case-folded name -> (hash, served name)
         self._locks: dict[str, anyio.Lock] = {}
 
@@ -280,31 +234,31 @@ class MediaCrushAdapter:
 
     # ------------------------------------------------------------------ remote steps
 
-    async def precheck(self, source_url: str) -> str | None:
+    async def precheck(self, source: Source) -> str | None:
         """The hash of a local file if the server already has it (`/exists`), else None.
 
         The engine asks before an item's first upload and records the answer in the journal: a file the
         server already had is someone else's (or an earlier batch's) and is never deleted by this one.
         """
-        if not source_url.startswith("file:"):
+        if not isinstance(source, Path):
             return None  # the server fetches URLs itself; `upload_url` says whether it had the file
         try:
-            file_hash = await anyio.to_thread.run_sync(content_hash, _path_of(source_url))
+            file_hash = await anyio.to_thread.run_sync(content_hash, source)
         except InvalidArgumentError as exc:
             raise ItemError("InputUnreadable", str(exc)) from exc
         return file_hash if await self._client.exists(file_hash) else None
 
-    async def upload(self, source_url: str, *, notify_url: str | None) -> Uploaded:  # noqa: ARG002
-        """Upload a staged local file (`file://`) or have the server fetch an http(s) URL.
+    async def upload(self, source: Source, *, notify_url: str | None) -> Uploaded:  # noqa: ARG002
+        """Upload a staged local file (a `Path`) or have the server fetch an http(s) URL.
 
         MediaCrush has no callbacks, so `notify_url` is ignored. A local file is ours once uploaded (the
         engine's precheck already set aside files the server had); a URL the server says it already had
         is not.
         """
         try:
-            if source_url.startswith("file:"):
-                return Uploaded(await self._upload_file(_path_of(source_url)))
-            result = await self._client.upload_url(source_url)
+            if isinstance(source, Path):
+                return Uploaded(await self._upload_file(source))
+            result = await self._client.upload_url(source)
         except InvalidArgumentError as exc:
             raise ItemError("InvalidInput", str(exc)) from exc
         except (RateLimitedError, ServerError):
@@ -320,7 +274,7 @@ class MediaCrushAdapter:
         except InvalidArgumentError as exc:
             raise ItemError("InputUnreadable", str(exc)) from exc
         async with self._lock(file_hash):  # two inputs with the same bytes: one upload
-            if file_hash in self._uploaded:
+            if file_hash in self._sent:
                 return file_hash
             hook = self._on_upload_progress
             result = await self._client.upload_file(
@@ -333,7 +287,7 @@ class MediaCrushAdapter:
                     "HashMismatch",
                     f"the server stored {result.hash}, the file's hash is {file_hash}",
                 )
-            self._uploaded.add(file_hash)
+            self._sent.add(file_hash)
         return file_hash
 
     def _claim(self, file_hash: str, served: str, name: str) -> str:
@@ -351,10 +305,6 @@ class MediaCrushAdapter:
     def _lock(self, file_hash: str) -> anyio.Lock:
         return self._locks.setdefault(file_hash, anyio.Lock())
 
-    async def start(self, remote_id: str, *, notify_url: str | None) -> None:  # noqa: ARG002
-        """MediaCrush has no jobs (`needs_start` is False): never called."""
-        raise ItemError("NoJob", f"MediaCrush starts no jobs ({remote_id})")
-
     async def status(self, remote_id: str) -> RemoteStatus:
         """`GET /api/<hash>/status` as a `RemoteStatus`; an unknown hash is GONE."""
         try:
@@ -366,10 +316,6 @@ class MediaCrushAdapter:
         if status.file is not None and status.status is ProcessingStatus.DONE:
             self._objects[remote_id] = status.file
         return status_of(status, base_url=self._client.base_url)
-
-    async def sweep(self) -> list[RemoteMedia]:
-        """MediaCrush has no account listing: always empty (see the module docstring)."""
-        return []
 
     async def download(
         self,
@@ -456,4 +402,4 @@ class MediaCrushAdapter:
             log.info(
                 "delete refused: not the owner, or processing failed", extra={"hash": remote_id}
             )
-        self._uploaded.discard(remote_id)
+        self._sent.discard(remote_id)

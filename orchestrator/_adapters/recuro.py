@@ -26,17 +26,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+import anyio.lowlevel
+
 from orchestrator._service import (
     BatchFatalError,
     ItemError,
     JobSpec,
     LinkExpiredError,
+    NotificationSink,
     NotReadyError,
     OutcomeUnknownError,
     Phase,
     ProgressCallback,
     RemoteMedia,
     RemoteStatus,
+    Source,
     StartRefusedError,
 )
 from recuro_async import (
@@ -55,24 +59,12 @@ from recuro_async import (
     State,
     TransportError,
 )
-from recuro_async.webhooks import Notification
+from recuro_async.webhooks import Notification, WebhookReceiver
 
-__all__ = ["OUTPUT_EXTENSIONS", "SUPPORTED_CONTAINERS", "RecuroAdapter", "status_of"]
+__all__ = ["RecuroAdapter", "status_from_notification", "status_of"]
 
 log = logging.getLogger("orchestrator")
 
-# the containers UploadMedia accepts (seed: UploadMedia, original_file_url), by file extension
-SUPPORTED_CONTAINERS: Final = frozenset(
-    {".mkv", ".mov", ".mp3", ".mp4", ".mpg", ".mpeg", ".mxf", ".wav"}
-)
-OUTPUT_EXTENSIONS: Final = {
-    "MxfDnxHrHqx": ".mxf",
-    "MxfDnxHr444": ".mxf",
-    "MovProRes422Hq": ".mov",
-    "MovProRes4444": ".mov",
-    "Mp4H264": ".mp4",
-    "Mp4Hevc": ".mp4",
-}
 # The one refusal code read directly, as a fast path (our emulator's; the engine also learns a service's own
 # "not ready" code from the state it reads after a refusal). Every other StartJob refusal is judged by state.
 _NOT_READY_FAST_PATH: Final = frozenset({"medianotready"})
@@ -129,9 +121,8 @@ class RecuroAdapter:
     """
 
     name = "recuro"
-    needs_start = True
-    start_when_predicted = True
-    sweep_phases = frozenset({Phase.RUNNING})
+    start_when_predicted = True  # Starter: StartJob refuses unready media with no effect
+    sweep_phases = frozenset({Phase.RUNNING})  # Sweeper: ListMedia shows a finished job's URL
 
     def __init__(
         self,
@@ -167,23 +158,16 @@ class RecuroAdapter:
 
     def output_name(self, input_name: str) -> str:
         """The input's base name with the output format's extension (`reel.mpg` -> `reel.mp4`)."""
-        stem = Path(input_name).stem or "media"
-        ext = next(
-            (
-                e
-                for name, e in OUTPUT_EXTENSIONS.items()
-                if name.casefold() == self._format.casefold()
-            ),
-            ".bin",
-        )
-        return stem + ext
+        return (Path(input_name).stem or "media") + OutputFormat(self._format).extension
 
     # ------------------------------------------------------------------ remote steps
 
-    async def upload(self, source_url: str, *, notify_url: str | None) -> str:
-        """UploadMedia; an ambiguous failure is `OutcomeUnknownError`, a refusal `ItemError`."""
+    async def upload(self, source: Source, *, notify_url: str | None) -> str:
+        """UploadMedia of a URL the service fetches; an ambiguous failure is `OutcomeUnknownError`."""
+        if isinstance(source, Path):
+            raise ItemError("NoStager", f"{source}: Recuro fetches its inputs; stage local files")
         try:
-            return await self._client.upload_media(source_url, notify_url=notify_url)
+            return await self._client.upload_media(source, notify_url=notify_url)
         except ResponseFormatError as exc:
             raise OutcomeUnknownError(
                 f"UploadMedia answered without a usable file_id: {exc}"
@@ -301,26 +285,35 @@ class RecuroAdapter:
 
     # ------------------------------------------------------------------ callbacks
 
-    @staticmethod
-    def status_from_notification(notification: Notification) -> RemoteStatus:
-        """A notify_url callback as a `RemoteStatus` (MediaCompleted, JobCompleted, or a failure)."""
-        if not notification.succeeded:
+    def webhook(self, deliver: NotificationSink) -> WebhookReceiver:
+        """Notifier: a receiver for notify_url callbacks, each handed to `deliver` as a `RemoteStatus`."""
+
+        async def consume(notification: Notification) -> None:
+            deliver(notification.file_id, status_from_notification(notification))
+            await anyio.lowlevel.checkpoint()
+
+        return WebhookReceiver(consume)
+
+
+def status_from_notification(notification: Notification) -> RemoteStatus:
+    """A notify_url callback as a `RemoteStatus` (MediaCompleted, JobCompleted, or a failure)."""
+    if not notification.succeeded:
+        return RemoteStatus(
+            Phase.FAILED,
+            state=notification.error_code,
+            error_code=notification.error_code,
+            error_message=notification.error_message,
+        )
+    if notification.is_job:
+        if notification.restored_file_url:
             return RemoteStatus(
-                Phase.FAILED,
+                Phase.RESTORED,
                 state=notification.error_code,
-                error_code=notification.error_code,
-                error_message=notification.error_message,
+                progress=100.0,
+                result_url=notification.restored_file_url,
             )
-        if notification.is_job:
-            if notification.restored_file_url:
-                return RemoteStatus(
-                    Phase.RESTORED,
-                    state=notification.error_code,
-                    progress=100.0,
-                    result_url=notification.restored_file_url,
-                )
-            return RemoteStatus(Phase.UNKNOWN, state=notification.error_code)
-        return RemoteStatus(Phase.READY, state=notification.error_code, progress=100.0)
+        return RemoteStatus(Phase.UNKNOWN, state=notification.error_code)
+    return RemoteStatus(Phase.READY, state=notification.error_code, progress=100.0)
 
 
 def _non_idempotent(exc: Exception, action: str) -> Exception:

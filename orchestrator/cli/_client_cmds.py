@@ -8,15 +8,8 @@ from typing import Final
 
 from recuro_async import DestinationExistsError
 
-from ._common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    add_connection_arguments,
-    client_from_args,
-    fail,
-    run_async,
-)
-from ._shared import ExamplesFormatter, print_rows
+from ._common import VOICE, add_connection_arguments, client_from_args, run_client_call
+from ._main import EXIT_FAILED, EXIT_OK, ExamplesFormatter, print_rows
 
 __all__ = ["add_client_commands"]
 
@@ -31,7 +24,7 @@ def _filters(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
 
-    return run_async(main)
+    return run_client_call(main)
 
 
 def _formats(args: argparse.Namespace) -> int:
@@ -41,7 +34,7 @@ def _formats(args: argparse.Namespace) -> int:
         print_rows(("name", "long name"), [(i.name, i.long_name) for i in infos])
         return EXIT_OK
 
-    return run_async(main)
+    return run_client_call(main)
 
 
 def _ls(args: argparse.Namespace) -> int:
@@ -53,7 +46,7 @@ def _ls(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
 
-    return run_async(main)
+    return run_client_call(main)
 
 
 def _progress(args: argparse.Namespace) -> int:
@@ -68,7 +61,7 @@ def _progress(args: argparse.Namespace) -> int:
         print_rows(("state", "progress", "restored file"), [row])
         return EXIT_OK
 
-    return run_async(main)
+    return run_client_call(main)
 
 
 def _rm(args: argparse.Namespace) -> int:
@@ -78,7 +71,7 @@ def _rm(args: argparse.Namespace) -> int:
         print(f"deleted {args.file_id}")
         return EXIT_OK
 
-    return run_async(main)
+    return run_client_call(main)
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -86,7 +79,7 @@ def _download(args: argparse.Namespace) -> int:
         try:
             return await fetch()
         except DestinationExistsError as exc:
-            fail(f"{exc.path} exists; pass --overwrite to replace it")
+            VOICE.fail(f"{exc.path} exists; pass --overwrite to replace it")
             return EXIT_FAILED
 
     async def fetch() -> int:
@@ -109,7 +102,7 @@ def _download(args: argparse.Namespace) -> int:
         print(path)
         return EXIT_OK
 
-    return run_async(main)
+    return run_client_call(main)
 
 
 _COMMANDS: Final = {

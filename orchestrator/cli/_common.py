@@ -1,34 +1,21 @@
-"""What every `recuro` subcommand shares: credentials, base URL, client construction, exit codes."""
+"""What every `recuro` subcommand shares: credentials, base URL and client construction."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final
 
-import anyio
-
 from recuro_async import ConfigurationError, RecuroClient, RecuroError
 from recuro_async._constants import API_KEY_ENV, API_SECRET_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "add_connection_arguments",
-    "client_from_args",
-    "fail",
-    "run_async",
-]
+from ._main import Voice, run_async
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
+__all__ = ["VOICE", "add_connection_arguments", "client_from_args", "run_client_call"]
+
+VOICE: Final = Voice("recuro")
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,21 +79,6 @@ def client_from_args(args: argparse.Namespace, **kwargs: Any) -> RecuroClient:
     return RecuroClient(key, secret, base_url=args.base_url, **kwargs)
 
 
-def fail(message: str) -> None:
-    """Print an error for a person, on stderr."""
-    print(f"recuro: error: {message}", file=sys.stderr)
-
-
-def run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run a subcommand; map configuration errors to 2, API failures to 1 and Ctrl-C to 130."""
-    try:
-        return anyio.run(main)
-    except KeyboardInterrupt:
-        fail("interrupted")
-        return EXIT_INTERRUPTED
-    except (ConfigurationError, ValueError) as exc:
-        fail(str(exc))
-        return EXIT_USAGE
-    except RecuroError as exc:
-        fail(str(exc))
-        return EXIT_FAILED
+def run_client_call(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a `recuro` subcommand: configuration errors exit 2, API failures 1, Ctrl-C 130."""
+    return run_async(VOICE, main, usage=(ConfigurationError,), failed=(RecuroError,))

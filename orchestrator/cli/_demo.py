@@ -19,15 +19,8 @@ from typing import Final
 import anyio
 import anyio.to_thread
 
-from ._restore import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    add_restore_arguments,
-    configure_logging,
-    run_restore,
-)
-from ._signals import stderr_line
+from ._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging, run_async
+from ._restore import VOICE, add_restore_arguments, run_restore
 
 __all__ = ["add_demo_arguments", "main_demo", "make_samples", "run_demo"]
 
@@ -104,7 +97,7 @@ async def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
     from recuro_async.testing import DEMO_API_KEY, DEMO_API_SECRET, EmulatorConfig, run_emulator
 
     if args.count < 1 or not args.time_scale > 0:
-        stderr_line("error: --count must be >= 1 and --time-scale > 0")
+        VOICE.fail("--count must be >= 1 and --time-scale > 0")
         return EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="recuro-demo-") as scratch:
         root = args.out or Path(scratch)
@@ -146,7 +139,7 @@ async def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
         outputs = {p: out / (p.stem + ".mp4") for p in samples}
         problems = await anyio.to_thread.run_sync(_verify, outputs)
         for problem in problems:
-            stderr_line(f"verify: {problem}")
+            VOICE.say(f"verify: {problem}")
         print(
             f"demo: {len(samples) - len(problems)}/{len(samples)} outputs byte-identical to the "
             f"expected restored bytes; {requests} API requests ({requests / len(samples):.2f} per item), "
@@ -163,12 +156,8 @@ async def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
 
 def main_demo(args: argparse.Namespace) -> int:
     """`recuro demo`: the synchronous entry point the dispatcher calls."""
-    configure_logging(verbose=False)
-    try:
-        return anyio.run(run_demo, args)
-    except KeyboardInterrupt:
-        stderr_line("interrupted")
-        return 130
+    configure_logging("recuro", ["recuro_async"], verbose=False)
+    return run_async(VOICE, lambda: run_demo(args))
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m orchestrator.cli._demo`

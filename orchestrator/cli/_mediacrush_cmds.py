@@ -16,17 +16,14 @@ input first and its state second (`uploading` when its bytes go out, `uploaded\t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import os
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import anyio
 import anyio.to_thread
@@ -45,53 +42,46 @@ from mediacrush_async import (
     Status,
 )
 from mediacrush_async._constants import BASE_URL_ENV, DEFAULT_BASE_URL
-from orchestrator._adapters.mediacrush import (
-    Manifest,
-    MediaCrushAdapter,
-    PushStager,
-    read_manifest,
-)
+from orchestrator._adapters.mediacrush import Manifest, MediaCrushAdapter, read_manifest
+from orchestrator._batch import journal_path, open_batch
+from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
-from orchestrator._events import (
-    BatchDone,
-    DownloadProgress,
-    Event,
-    ItemDone,
-    ItemFailed,
-    ItemProgress,
-    ItemQueued,
-    StageChanged,
-)
-from orchestrator._inputs import empty_input_problem
+from orchestrator._events import ItemDone
 from orchestrator._journal import Journal, JournalError, JournalMismatchError
-from orchestrator._polling import PollSettings
-from orchestrator._report import build_report
-from orchestrator._runner import Runner, RunnerConfig
 from orchestrator._stages import Item, Stage
-from orchestrator.cli._shared import ExamplesFormatter, positive_float, positive_int, print_rows
+from orchestrator._staging import PushStager
+
+from ._main import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ExamplesFormatter,
+    UsageError,
+    Voice,
+    configure_logging,
+    exit_code,
+    local_file_problem,
+    out_dir_problem,
+    positive_float,
+    positive_int,
+    print_rows,
+    run_async,
+    run_batch,
+    scaled_config,
+)
+from ._render import Wording, make_renderer, print_summary
 
 __all__ = [
-    "BASE_URL_ENV",
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "JOURNAL_NAME",
+    "VOICE",
     "UploadOptions",
     "UploadOutcome",
     "add_commands",
     "check_inputs",
-    "configure_logging",
-    "fail",
     "run_upload",
+    "wording",
 ]
 
-JOURNAL_NAME: Final = ".mediacrush-journal.sqlite"
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
-
+VOICE: Final = Voice("mediacrush")
 _API_REASONS: Final = {
     401: "refused: only the address that uploaded it may do this",
     404: "no such file or album",
@@ -99,27 +89,6 @@ _API_REASONS: Final = {
     415: "not a file (an album?)",
     420: "the upload budget of this address is spent; try again later",
 }
-
-
-class UsageError(Exception):
-    """The command cannot start as typed; each problem is one line for a person (exit 2)."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = list(problems)
-
-
-# ---------------------------------------------------------------------- shared
-
-
-def fail(message: str) -> None:
-    """Print an error for a person, on stderr."""
-    print(f"mediacrush: error: {message}", file=sys.stderr, flush=True)
-
-
-def say(message: str) -> None:
-    """Print a note for a person, on stderr."""
-    print(f"mediacrush: {message}", file=sys.stderr, flush=True)
 
 
 def describe(exc: BaseException) -> str:
@@ -140,51 +109,11 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run a subcommand; configuration and input errors exit 2, API failures 1, Ctrl-C 130."""
-    try:
-        return anyio.run(main)
-    except KeyboardInterrupt:
-        fail("interrupted")
-        return EXIT_INTERRUPTED
-    except UsageError as exc:
-        for problem in exc.problems:
-            fail(problem)
-        return EXIT_USAGE
-    except (ConfigurationError, ValueError) as exc:
-        fail(str(exc))
-        return EXIT_USAGE
-    except MediaCrushError as exc:
-        fail(describe(exc))
-        return EXIT_FAILED
-
-
-class _ExtrasFormatter(logging.Formatter):
-    """`mediacrush: LOGGER: message key=value...`, with the record's `extra=` fields."""
-
-    _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-        "message",
-        "asctime",
-        "taskName",
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = f"mediacrush: {record.name}: {record.getMessage()}"
-        extras = {k: v for k, v in vars(record).items() if k not in self._STANDARD}
-        if extras:
-            text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return text
-
-
-def configure_logging(*, verbose: bool) -> None:
-    """Engine and client logs on stderr: errors only, or what they decide with `verbose`."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ExtrasFormatter())
-    for name in ("orchestrator", "mediacrush_async"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO if verbose else logging.ERROR)
-        logger.addHandler(handler)
-        logger.propagate = False
+def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a subcommand: configuration and input errors exit 2, API failures 1, Ctrl-C 130."""
+    return run_async(
+        VOICE, main, usage=(ConfigurationError,), failed=(MediaCrushError,), describe=describe
+    )
 
 
 # ---------------------------------------------------------------------- info, status, rm
@@ -245,14 +174,16 @@ def _info(args: argparse.Namespace) -> int:
             try:
                 blob = await client.info(args.hash)
             except NotFoundError:
-                fail(f"{args.hash}: no such file or album")
+                VOICE.fail(f"{args.hash}: no such file or album")
                 return EXIT_FAILED
             except ServerError:
                 # a file whose processing failed has no object any more: its status says why
                 status = await client.status(args.hash)
                 if not status.status.is_failure:
                     raise
-                fail(f"{args.hash}: processing failed ({status.raw_status or status.status.value})")
+                VOICE.fail(
+                    f"{args.hash}: processing failed ({status.raw_status or status.status.value})"
+                )
                 return EXIT_FAILED
         if args.json:
             print(json.dumps(attrs.asdict(blob), indent=2, sort_keys=True, default=_jsonable))
@@ -261,7 +192,7 @@ def _info(args: argparse.Namespace) -> int:
             print_rows(("field", "value"), rows)
         return EXIT_OK
 
-    return run_async(main)
+    return _run(main)
 
 
 def _status_row(file_hash: str, status: Status | None) -> tuple[str, str, str]:
@@ -279,10 +210,10 @@ def _status(args: argparse.Namespace) -> int:
         print_rows(("hash", "status", "blob_type"), rows)
         missing = [row[0] for row in rows if row[1] == "not found"]
         for file_hash in missing:
-            fail(f"{file_hash}: no such file")
+            VOICE.fail(f"{file_hash}: no such file")
         return EXIT_FAILED if missing else EXIT_OK
 
-    return run_async(main)
+    return _run(main)
 
 
 def _rm(args: argparse.Namespace) -> int:
@@ -291,12 +222,12 @@ def _rm(args: argparse.Namespace) -> int:
             try:
                 await client.delete(args.hash)
             except (NotOwnerError, NotFoundError) as exc:
-                fail(f"{args.hash}: {describe(exc)}")
+                VOICE.fail(f"{args.hash}: {describe(exc)}")
                 return EXIT_FAILED
         print(f"deleted {args.hash}")
         return EXIT_OK
 
-    return run_async(main)
+    return _run(main)
 
 
 # ---------------------------------------------------------------------- upload: input and options
@@ -336,250 +267,47 @@ class UploadOutcome:
     manifests: Mapping[str, Manifest]
 
 
-def _problem_with(text: str) -> str | None:
-    path = Path(text)
-    try:
-        if not path.exists():
-            return f"{text}: no such file"
-        if path.is_dir():
-            return f"{text}: is a directory, not a file"
-        if not path.is_file():
-            return f"{text}: not a regular file"
-        with path.open("rb") as handle:
-            handle.read(1)
-        size = path.stat().st_size
-    except OSError as exc:
-        return f"{text}: cannot read it: {exc.strerror or exc}"
-    return empty_input_problem(text, size)
-
-
 def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = None) -> list[str]:
     """Every problem with the files, the output directory and the report path, one line each (blocking)."""
     problems = [] if files else ["no files to upload"]
     if report is not None and not report.parent.is_dir():
         problems.append(f"--report {str(report)!r}: no directory {str(report.parent)!r}")
-    problems += [p for p in (_problem_with(f) for f in files) if p is not None]
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            problems.append(f"--out {str(out)!r}: not a directory")
-        else:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                problems.append(f"--out {str(out)!r}: cannot create it: {exc.strerror or exc}")
-            else:
-                if not os.access(out, os.W_OK | os.X_OK):
-                    problems.append(f"--out {str(out)!r}: not writable")
-    return problems
-
-
-# ---------------------------------------------------------------------- upload: showing the batch
-
-
-class _View(Protocol):
-    def __enter__(self) -> object: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-    def handle(self, event: Event, item: Item | None, manifest: Manifest | None) -> None: ...
-
-    def upload_progress(self, key: str, sent: int, total: int | None) -> None: ...
-
-
-def _targets(manifest: Manifest | None) -> list[str]:
-    if manifest is None:
-        return []
-    return [f.path or f.url for f in manifest.files]
-
-
-class _PlainView:
-    """Tab-separated lines on stdout: the input, its state, and details.
-
-    `uploading` is said only when bytes go out (a file the content-hash check found on the server is
-    `already uploaded`), and `downloading` only when there is somewhere to download to.
-    """
-
-    def __init__(self, *, downloads: bool) -> None:
-        self._downloads = downloads
-        self._last: dict[str, str] = {}
-        self._items: dict[str, Item] = {}
-        self._sent: set[str] = set()
-
-    def __enter__(self) -> object:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def _line(self, item: Item, *fields: str) -> None:
-        print("\t".join((item.input, *fields)), flush=True)
-
-    def _state(self, item: Item, state: str, *fields: str) -> None:
-        if self._last.get(item.key) != state:
-            self._last[item.key] = state
-            self._line(item, state, *fields)
-
-    def handle(self, event: Event, item: Item | None, manifest: Manifest | None) -> None:
-        if item is None:
-            return
-        self._items[item.key] = item
-        if isinstance(event, StageChanged):
-            if event.new is Stage.UPLOADED:
-                if item.key in self._sent:
-                    self._state(item, "uploading")  # in case its bytes went out before it was known
-                    self._state(item, "uploaded", item.remote_id or "")
-                else:
-                    self._state(item, "already uploaded", item.remote_id or "")
-            elif event.new is Stage.DOWNLOADING and self._downloads:
-                self._state(item, "downloading")
-        elif isinstance(event, ItemProgress):
-            self._state(item, event.state)
-        elif isinstance(event, ItemDone):
-            self._state(item, "done", item.remote_id or "", *_targets(manifest))
-        elif isinstance(event, ItemFailed):
-            state = "parked" if event.parked else "failed"
-            self._state(item, state, event.error_code, event.error_message)
-
-    def upload_progress(self, key: str, sent: int, total: int | None) -> None:  # noqa: ARG002
-        """The first bytes of an upload say `uploading`; plain lines show no byte counts."""
-        self._sent.add(key)
-        item = self._items.get(key)
-        if item is not None:
-            self._state(item, "uploading")
-
-
-class _RichView:
-    """Progress bars on a terminal: one per file and one overall, then a summary table."""
-
-    def __init__(self, *, downloads: bool = True) -> None:
-        self._downloads = downloads
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            TaskID,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._console = Console()
-        self._progress = Progress(
-            TextColumn("{task.description}", style="bold"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[state]}"),
-            TimeElapsedColumn(),
-            console=self._console,
-        )
-        self._overall: TaskID = self._progress.add_task("all files", total=0, state="")
-        self._tasks: dict[str, TaskID] = {}
-        self._rows: dict[str, tuple[int, tuple[str, str, str, str]]] = {}
-
-    def __enter__(self) -> object:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-        from rich.table import Table
-
-        if self._rows:
-            table = Table("file", "result", "hash", "details")
-            for _, row in sorted(self._rows.values()):
-                table.add_row(*row)
-            self._console.print(table)
-
-    def _task(self, item: Item) -> Any:
-        task = self._tasks.get(item.key)
-        if task is None:
-            task = self._progress.add_task(Path(item.input).name, total=None, state="queued")
-            self._tasks[item.key] = task
-            total = self._progress.tasks[self._overall].total or 0
-            self._progress.update(self._overall, total=total + 1)
-        return task
-
-    def handle(self, event: Event, item: Item | None, manifest: Manifest | None) -> None:
-        from rich.filesize import decimal
-
-        if item is None:
-            return
-        task = self._task(item)
-        if isinstance(event, StageChanged):
-            labels = {
-                Stage.UPLOADING: "checking",  # the content-hash check; bytes going out say "uploading"
-                Stage.UPLOADED: "processing",
-            }
-            if self._downloads:
-                labels[Stage.DOWNLOADING] = "downloading"
-            if event.new in labels:
-                self._progress.update(task, state=labels[event.new], total=None, completed=0)
-        elif isinstance(event, ItemProgress):
-            self._progress.update(task, state=event.state)  # pending, processing, ready
-        elif isinstance(event, DownloadProgress):
-            self._progress.update(task, state=f"downloading {decimal(event.done)}")
-        elif isinstance(event, ItemDone):
-            self._progress.update(task, state="[green]done", total=1, completed=1)
-            self._progress.advance(self._overall)
-            count = len(manifest.files) if manifest is not None else 0
-            self._rows[item.key] = (
-                item.seq,
-                (
-                    Path(item.input).name,
-                    "[green]done",
-                    item.remote_id or "",
-                    f"{count} file{'' if count == 1 else 's'}",
-                ),
-            )
-        elif isinstance(event, ItemFailed):
-            self._progress.update(task, state=f"[red]failed: {event.error_code}", total=1)
-            self._progress.advance(self._overall)
-            self._rows[item.key] = (
-                item.seq,
-                (
-                    Path(item.input).name,
-                    "[red]failed",
-                    item.remote_id or "",
-                    f"{event.error_code}: {event.error_message}",
-                ),
-            )
-
-    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
-        task = self._tasks.get(key)
-        if task is not None:
-            self._progress.update(task, state="uploading", completed=sent, total=total)
+    problems += [p for p in map(local_file_problem, files) if p is not None]
+    out_problem = out_dir_problem(out) if out is not None else None
+    return problems if out_problem is None else [*problems, out_problem]
 
 
 # ---------------------------------------------------------------------- upload: the batch
 
 
-async def _watch_interrupts(runner: Runner) -> None:
-    """First SIGINT/SIGTERM: admit nothing new and finish what is on the wire; second: stop now."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
-        count = 0
-        async for _ in received:
-            count += 1
-            if count == 1:
-                say("interrupted: finishing calls in flight (Ctrl-C again to stop now)")
-                runner.stop()
-            else:
-                say("stopping now; rerun the same command with the same --out to resume")
-                runner.abort()
+def wording(*, downloads: bool) -> Wording:
+    """MediaCrush's words for the shared renderers: files are checked, processed and downloaded."""
+    labels = dict(Wording().labels)
+    # the bar's detail shows the server's own state (pending, processing, ready) after "uploaded"
+    labels |= {Stage.UPLOADING: "checking", Stage.UPLOADED: "uploaded"}
+    labels[Stage.DOWNLOADING] = "downloading" if downloads else "listing files"
+    return Wording(
+        labels=labels,
+        overall="all files",
+        title="upload summary",
+        rate=None,  # status calls are not limited: no budget bound on the ETA
+        tabs=True,
+        tab_stages=frozenset({Stage.DOWNLOADING}) if downloads else frozenset(),
+    )
 
 
-def _runner_config(options: UploadOptions, out_dir: Path) -> RunnerConfig:
-    scale = options.time_scale
-    return RunnerConfig(
-        out_dir=out_dir,
+def _config(options: UploadOptions, out_dir: Path) -> RunnerConfig:
+    """MediaCrush's numbers (seconds at time scale 1): status is cheap, uploads are idempotent."""
+    return scaled_config(
+        out_dir,
+        options.time_scale,
+        poll=(0.5, 10.0),
+        settle=0.0,  # an unanswered upload is simply made again; nothing to wait for
         keep_remote=not options.delete,
         retry_failed=options.retry_failed,
         max_active=options.max_active,
         max_uploads=4,  # uploads are idempotent (content-hash ids): no need to send one at a time
         max_downloads=4,
-        poll=PollSettings(min_interval=0.5 * scale, max_interval=10.0 * scale),
-        settle=0.0,  # an unanswered upload is simply made again; nothing to wait for
-        backoff=1.0 * scale,
-        backoff_cap=30.0 * scale,
     )
 
 
@@ -588,117 +316,70 @@ async def run_upload(
 ) -> UploadOutcome:
     """Upload `options.files` as one batch through the orchestrator, showing progress; the outcome.
 
-    Raises `UsageError` (a journal of another kind of batch in --out) and `ConfigurationError` (a bad
-    base URL) before any request.
+    Raises `UsageError` (a journal of another kind of batch in --out, or one another run holds) and
+    `ConfigurationError` (a bad base URL) before any request.
     """
-    show_bars = sys.stdout.isatty() if tty is None else tty
-    downloads = options.out is not None
-    view: _View = _RichView(downloads=downloads) if show_bars else _PlainView(downloads=downloads)
+    started = time.monotonic()
+    words = wording(downloads=options.out is not None)
+    renderer = make_renderer(tty=tty, wording=words)
+    manifests: dict[str, Manifest] = {}
+
+    async def describe(event: ItemDone) -> list[str]:
+        manifest = await anyio.to_thread.run_sync(read_manifest, event.output_path)
+        manifests[event.key] = manifest
+        return [f.path or f.url for f in manifest.files]
+
     with tempfile.TemporaryDirectory(prefix="mediacrush-") as scratch:
         out_dir = options.out if options.out is not None else Path(scratch)
         async with MediaCrushClient(options.base_url) as client:
             adapter = MediaCrushAdapter(
                 client,
                 download=options.out is not None,
-                on_upload_progress=lambda path, sent, total: view.upload_progress(
+                on_upload_progress=lambda path, sent, total: renderer.upload_progress(
                     str(path), sent, total
                 ),
             )
-            spec = adapter.job_spec()
-            journal_path = out_dir / JOURNAL_NAME
             try:
-                await Journal.check(journal_path, spec)
+                await Journal.check(journal_path(adapter, out_dir), adapter.job_spec())
             except JournalMismatchError as exc:
                 raise UsageError([f"--out {str(out_dir)!r}: {exc}"]) from exc
-            return await _run_batch(
-                options,
-                adapter=adapter,
-                journal_path=journal_path,
-                out_dir=out_dir,
-                view=view,
-                watch_signals=watch_signals,
+            batch = open_batch(
+                adapter,
+                out_dir,
+                stager=PushStager(),
+                config=_config(options, out_dir),
+                crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
             )
-
-
-async def _run_batch(
-    options: UploadOptions,
-    *,
-    adapter: MediaCrushAdapter,
-    journal_path: Path,
-    out_dir: Path,
-    view: _View,
-    watch_signals: bool,
-) -> UploadOutcome:
-    spec = adapter.job_spec()
-    started = time.monotonic()
-    manifests: dict[str, Manifest] = {}
-    last: BatchDone | None = None
-    journal = Journal(journal_path, spec)
-    try:
-        await journal.open()  # the run's lock first: a second run on this journal stops here
-    except JournalError as exc:
-        raise UsageError([str(exc)]) from exc
-    async with (
-        contextlib.aclosing(journal),
-        Runner(
-            adapter,
-            journal,
-            config=_runner_config(options, out_dir),
-            stager=PushStager(),
-            crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
-        ) as runner,
-        anyio.create_task_group() as tg,
-    ):
-        if watch_signals:
-            tg.start_soon(_watch_interrupts, runner)
-        items: dict[str, Item] = {}
-        with view:
-            async for event in runner.run(options.files):
-                if isinstance(event, BatchDone):
-                    last = event
-                    continue
-                if isinstance(event, ItemQueued) or event.key not in items:
-                    items = {i.key: i for i in runner.items}
-                manifest = None
-                if isinstance(event, ItemDone):
-                    manifest = await anyio.to_thread.run_sync(read_manifest, event.output_path)
-                    manifests[event.key] = manifest
-                view.handle(event, items.get(event.key), manifest)
-        tg.cancel_scope.cancel()
-        final = tuple(runner.items)
-    if options.report is not None:
-        report = build_report(
-            final,
-            service=spec.service,
-            settings=spec.settings,
-            interrupted=last is not None and last.interrupted,
-        )
-        await anyio.Path(options.report).write_text(report.to_json(), encoding="utf-8")
-    code = _exit_code(last)
-    if last is not None:
-        say(
+            try:
+                ended = await run_batch(
+                    batch,
+                    options.files,
+                    renderer=renderer,
+                    voice=VOICE,
+                    describe=describe,
+                    report=options.report,
+                    watch_signals=watch_signals,
+                )
+            except JournalError as exc:  # another run holds the journal
+                raise UsageError([str(exc)]) from exc
+    if tty if tty is not None else sys.stdout.isatty():
+        print_summary(ended.report, tty=True, title=words.title)
+    if (last := ended.last) is not None:
+        VOICE.say(
             f"{last.done} done, {last.failed} failed"
             + (f", {last.parked} parked" if last.parked else "")
             + (f", {last.pending} pending" if last.pending else "")
             + f" in {time.monotonic() - started:.1f} s"
         )
-    return UploadOutcome(code=code, items=final, manifests=manifests)
-
-
-def _exit_code(last: BatchDone | None) -> int:
-    if last is None or last.interrupted:
-        return EXIT_INTERRUPTED
-    if last.failed or last.parked or last.pending:
-        return EXIT_FAILED
-    return EXIT_OK
+    return UploadOutcome(exit_code(ended, VOICE), ended.items, manifests)
 
 
 def _upload(args: argparse.Namespace) -> int:
-    configure_logging(verbose=args.verbose)
+    configure_logging("mediacrush", ["mediacrush_async"], verbose=args.verbose)
     problems = check_inputs(args.files, args.out, args.report)
     if problems:
         for problem in problems:
-            fail(problem)
+            VOICE.fail(problem)
         return EXIT_USAGE
     options = UploadOptions(
         files=tuple(args.files),
@@ -715,7 +396,7 @@ def _upload(args: argparse.Namespace) -> int:
         outcome = await run_upload(options)
         return outcome.code
 
-    return run_async(main)
+    return _run(main)
 
 
 # ---------------------------------------------------------------------- registering

@@ -22,18 +22,16 @@ import anyio.to_thread
 from mediacrush_async import content_hash
 from orchestrator._stages import Item, Stage
 
-from ._mediacrush_cmds import (
+from ._main import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    UploadOptions,
-    UploadOutcome,
+    ExamplesFormatter,
     configure_logging,
-    fail,
-    run_upload,
+    run_async,
 )
-from ._shared import ExamplesFormatter
+from ._mediacrush_cmds import VOICE, UploadOptions, UploadOutcome, run_upload
 
 __all__ = ["NON_MEDIA", "SAMPLES", "add_demo_command", "make_samples", "run_demo", "verify"]
 
@@ -147,7 +145,7 @@ async def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
     from mediacrush_async.testing import EmulatorConfig, run_emulator
 
     if not args.time_scale > 0:
-        fail("--time-scale must be greater than 0")
+        VOICE.fail("--time-scale must be greater than 0")
         return EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="mediacrush-demo-") as scratch:
         root = args.out if args.out is not None else Path(scratch)
@@ -170,7 +168,7 @@ async def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
         elapsed = time.monotonic() - started
         problems, verified = await anyio.to_thread.run_sync(verify, samples, outcome)
         for problem in problems:
-            fail(f"verify: {problem}")
+            VOICE.fail(f"verify: {problem}")
         media_ok = len(SAMPLES) - len({p.split(":", 1)[0] for p in problems} - {NON_MEDIA[0]})
         print(
             f"demo: {media_ok}/{len(SAMPLES)} media files verified ({verified} derived files "
@@ -192,9 +190,5 @@ async def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
 
 def main_demo(args: argparse.Namespace) -> int:
     """`mediacrush demo`: the synchronous entry point the dispatcher calls."""
-    configure_logging(verbose=False)
-    try:
-        return anyio.run(run_demo, args)
-    except KeyboardInterrupt:
-        fail("interrupted")
-        return EXIT_INTERRUPTED
+    configure_logging("mediacrush", ["mediacrush_async"], verbose=False)
+    return run_async(VOICE, lambda: run_demo(args))

@@ -1,6 +1,9 @@
 """Showing a batch: rich progress bars on a terminal (overall and per active item), plain lines otherwise.
 
-Both renderers consume the Runner's event stream; neither prints secrets (events carry none).
+One set of renderers for every service; a service brings its words (`Wording`: stage labels, what the
+overall bar counts, tab-separated lines for scripts or lines for people) and a hook that describes a
+finished item's result (`Describe`, e.g. the files of a MediaCrush manifest). Renderers consume the
+Runner's event stream; none prints secrets (events carry none).
 """
 
 from __future__ import annotations
@@ -8,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Protocol, Self
+
+import attrs
 
 from orchestrator._events import (
     BatchDone,
@@ -23,9 +29,18 @@ from orchestrator._events import (
     StageChanged,
 )
 from orchestrator._report import Report, redact_url
-from orchestrator._stages import Stage
+from orchestrator._stages import Item, Stage
 
-__all__ = ["PlainRenderer", "Renderer", "RichRenderer", "make_renderer", "print_summary"]
+__all__ = [
+    "Describe",
+    "PlainRenderer",
+    "Renderer",
+    "RichRenderer",
+    "TabRenderer",
+    "Wording",
+    "make_renderer",
+    "print_summary",
+]
 
 _MAX_ROWS = 12  # per-item bars shown at once on a terminal
 _MAX_TABLE = 40  # larger batches list only the items that did not finish in the terminal table
@@ -61,6 +76,32 @@ _LABELS = {
 }
 
 
+Describe = Callable[[ItemDone], Awaitable[Sequence[str]]]
+"""A service's hook: the parts of a finished item's result (its files or links), for the renderers."""
+
+
+@attrs.frozen
+class Wording:
+    """A service's words for the shared renderers.
+
+    Attributes:
+        labels: what each stage is called.
+        overall: the overall bar's name.
+        title: the summary table's title.
+        rate: the API requests per second the service allows (the ETA's budget bound), or None.
+        tabs: plain output as tab-separated lines for scripts (`input, state, details...`, each state
+            once) instead of lines for people.
+        tab_stages: the stages the tab-separated lines name by their label (besides uploads).
+    """
+
+    labels: Mapping[Stage, str] = attrs.field(factory=lambda: dict(_LABELS))
+    overall: str = "batch"
+    title: str = "restore summary"
+    rate: float | None = _RATE
+    tabs: bool = False
+    tab_stages: frozenset[Stage] = frozenset({Stage.DOWNLOADING})
+
+
 def display_name(key: str) -> str:
     """A short name for an item: the file name of its path or URL."""
     tail = key.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
@@ -79,8 +120,12 @@ class Renderer(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    def handle(self, event: Event) -> None:
-        """Show one event."""
+    def handle(self, event: Event, item: Item | None = None, details: Sequence[str] = ()) -> None:
+        """Show one event (`item`: its item, when known; `details`: a finished item's result)."""
+        ...
+
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
+        """Bytes of a local input sent to a service that takes the bytes."""
         ...
 
 
@@ -94,8 +139,9 @@ class PlainRenderer:
 
     FLUSH_DELAY: Final = 0.25
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, wording: Wording | None = None) -> None:
         self._stream = stream or sys.stdout
+        self._labels = (wording or Wording()).labels
         self._quarters: dict[str, int] = {}
         self._queued = 0
         self._flush_pending = False
@@ -133,14 +179,17 @@ class PlainRenderer:
             with contextlib.suppress(ValueError, OSError):  # a stream closed under us
                 self._flush()
 
-    def handle(self, event: Event) -> None:
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
+        """Plain lines show no upload bytes."""
+
+    def handle(self, event: Event, item: Item | None = None, details: Sequence[str] = ()) -> None:  # noqa: ARG002
         """Print the event as one line (or nothing, for fine-grained progress)."""
         if isinstance(event, ItemQueued):
             self._queued += 1
             if event.stage is not Stage.QUEUED:
-                self._line(f"{display_name(event.key)}: resumed at {_LABELS[event.stage]}")
+                self._line(f"{display_name(event.key)}: resumed at {self._labels[event.stage]}")
         elif isinstance(event, StageChanged):
-            self._line(f"{display_name(event.key)}: {_LABELS[event.new]}")
+            self._line(f"{display_name(event.key)}: {self._labels[event.new]}")
         elif isinstance(event, DownloadProgress):
             if event.total:
                 quarter = min(4 * event.done // event.total, 3)
@@ -168,6 +217,57 @@ class PlainRenderer:
             )
 
 
+class TabRenderer(PlainRenderer):
+    """Tab-separated lines for scripts: the input, its state (each once), and details.
+
+    States: `uploading` only when bytes go out (a file the service already had is `already uploaded`),
+    `uploaded\tID`, the service's own progress states, the stage labels the wording names (e.g.
+    `downloading`), then `done\tID\tRESULT...` or `failed\tCODE\tMESSAGE` (`parked` likewise).
+    """
+
+    def __init__(self, stream: IO[str] | None = None, *, wording: Wording | None = None) -> None:
+        wording = wording or Wording()
+        super().__init__(stream, wording=wording)
+        self._labels = {s: wording.labels[s] for s in wording.tab_stages}
+        self._last: dict[str, str] = {}
+        self._items: dict[str, Item] = {}
+        self._sent: set[str] = set()
+
+    def _state(self, item: Item, state: str, *fields: str) -> None:
+        if self._last.get(item.key) != state:
+            self._last[item.key] = state
+            self._line("\t".join((item.input, state, *fields)), now=state in ("done", "failed"))
+
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:  # noqa: ARG002
+        """The first bytes of an upload say `uploading`; the lines show no byte counts."""
+        self._sent.add(key)
+        item = self._items.get(key)
+        if item is not None:
+            self._state(item, "uploading")
+
+    def handle(self, event: Event, item: Item | None = None, details: Sequence[str] = ()) -> None:
+        """Print the item's new state, if it changed."""
+        if item is None:
+            return
+        self._items[item.key] = item
+        remote_id = item.remote_id or ""
+        if isinstance(event, StageChanged):
+            if event.new is Stage.UPLOADED and item.key in self._sent:
+                self._state(item, "uploading")  # in case its bytes went out before it was known
+                self._state(item, "uploaded", remote_id)
+            elif event.new is Stage.UPLOADED:
+                self._state(item, "already uploaded", remote_id)
+            elif event.new in self._labels:
+                self._state(item, self._labels[event.new])
+        elif isinstance(event, ItemProgress):
+            self._state(item, event.state)
+        elif isinstance(event, ItemDone):
+            self._state(item, "done", remote_id, *(details or (event.output_path,)))
+        elif isinstance(event, ItemFailed):
+            state = "parked" if event.parked else "failed"
+            self._state(item, state, event.error_code, event.error_message)
+
+
 class RichRenderer:
     """An overall bar with an ETA, one bar per active item, and a line counting the in-flight items
     that have no bar of their own (`and 37 more: ...`), so that nothing in flight is invisible.
@@ -177,7 +277,9 @@ class RichRenderer:
     budget (about 3.3 API requests per item at `rate` requests per second).
     """
 
-    def __init__(self, console: Any = None, *, rate: float = _RATE) -> None:
+    def __init__(
+        self, console: Any = None, *, rate: float | None = None, wording: Wording | None = None
+    ) -> None:
         from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
@@ -188,8 +290,11 @@ class RichRenderer:
             transient=False,
             console=console,
         )
-        self._rate = rate
-        self._overall: TaskID = self._progress.add_task("batch", total=0, detail="")
+        wording = wording or Wording()
+        self._rate = rate if rate is not None else wording.rate
+        self._labels = wording.labels
+        self._name = wording.overall
+        self._overall: TaskID = self._progress.add_task(self._name, total=0, detail="")
         self._more: TaskID = self._progress.add_task("", total=None, detail="", visible=False)
         self._rows: dict[str, TaskID] = {}
         self._stage: dict[str, Stage] = {}
@@ -208,7 +313,7 @@ class RichRenderer:
         self._progress.__exit__(exc_type, exc, tb)
 
     def _describe(self, key: str) -> str:
-        return f"{display_name(key)[:32]:<32} {_LABELS[self._stage[key]]}"
+        return f"{display_name(key)[:32]:<32} {self._labels[self._stage[key]]}"
 
     def _row(self, key: str) -> Any:
         task = self._rows.get(key)
@@ -236,7 +341,7 @@ class RichRenderer:
             return
         counts: dict[str, int] = {}
         for key in hidden:
-            label = _LABELS[self._stage[key]]
+            label = self._labels[self._stage[key]]
             counts[label] = counts.get(label, 0) + 1
         parts = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
         self._progress.update(
@@ -250,14 +355,23 @@ class RichRenderer:
         if left <= 0 or not total:
             self._progress.update(self._overall, detail=f"{done:.0f}/{total:.0f}")
             return
-        budget = left * _CALLS_PER_ITEM / self._rate
-        eta = budget
+        eta = 0.0 if self._rate is None else left * _CALLS_PER_ITEM / self._rate
         elapsed = overall.elapsed
         if done and elapsed:
             eta = max(eta, left * elapsed / done)
+        elif self._rate is None:  # nothing to estimate from yet
+            self._progress.update(self._overall, detail=f"{done:.0f}/{total:.0f}")
+            return
         self._progress.update(self._overall, detail=f"{done:.0f}/{total:.0f}  ETA {_duration(eta)}")
 
-    def handle(self, event: Event) -> None:
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
+        """An upload's bytes on its item's bar."""
+        task = self._rows.get(key)
+        if task is not None:
+            detail = f"{_size(sent)} / {_size(total) if total is not None else '?'}"
+            self._progress.update(task, completed=sent, total=total, detail=detail)
+
+    def handle(self, event: Event, item: Item | None = None, details: Sequence[str] = ()) -> None:
         """Update the bars."""
         p = self._progress
         if isinstance(event, ItemQueued):
@@ -282,8 +396,10 @@ class RichRenderer:
                     )
         elif isinstance(event, ItemProgress):
             task = self._rows.get(event.key)
-            if task is not None:
+            if task is not None and event.progress:
                 p.update(task, completed=event.progress, total=100, detail=f"{event.progress:.0f}%")
+            elif task is not None:  # a service that tells its state only (MediaCrush)
+                p.update(task, detail=event.state)
         elif isinstance(event, DownloadProgress):
             task = self._rows.get(event.key)
             if task is not None:
@@ -298,6 +414,10 @@ class RichRenderer:
             self._stage.pop(event.key, None)
             self._drop(event.key)
             p.advance(self._overall)
+            if isinstance(event, ItemDone) and details:
+                what = f"{len(details)} file{'' if len(details) == 1 else 's'}"
+                remote = f"{item.remote_id}, " if item is not None and item.remote_id else ""
+                p.console.print(f"done {display_name(event.key)}: {remote}{what}", highlight=False)
             if isinstance(event, ItemFailed):
                 p.console.print(
                     f"[red]{_failure_word(event)}[/red] {display_name(event.key)}: "
@@ -306,18 +426,20 @@ class RichRenderer:
                     highlight=False,
                 )
         elif isinstance(event, BatchDone):
-            p.update(
-                self._overall, description="batch interrupted" if event.interrupted else "batch"
-            )
+            name = f"{self._name} interrupted" if event.interrupted else self._name
+            p.update(self._overall, description=name)
         self._count_the_rest()
         self._update_eta()
 
 
-def make_renderer(*, tty: bool | None = None) -> Renderer:
-    """Rich bars when stdout is a terminal, plain lines otherwise."""
+def make_renderer(*, tty: bool | None = None, wording: Wording | None = None) -> Renderer:
+    """Rich bars when stdout is a terminal, plain (or tab-separated) lines otherwise."""
+    wording = wording or Wording()
     if tty is None:
         tty = sys.stdout.isatty()
-    return RichRenderer() if tty else PlainRenderer()
+    if tty:
+        return RichRenderer(wording=wording)
+    return TabRenderer(wording=wording) if wording.tabs else PlainRenderer(wording=wording)
 
 
 def _size(n: int | None) -> str:
@@ -332,7 +454,11 @@ def _size(n: int | None) -> str:
 
 
 def print_summary(
-    report: Report, *, tty: bool | None = None, stream: IO[str] | None = None
+    report: Report,
+    *,
+    tty: bool | None = None,
+    stream: IO[str] | None = None,
+    title: str = "restore summary",
 ) -> None:
     """The end-of-batch table: every item that did not finish, then the totals."""
     if tty is None:
@@ -357,7 +483,7 @@ def print_summary(
         from rich.table import Table
 
         shown = rows if len(rows) <= _MAX_TABLE else [row for row in rows if row[1] != "done"]
-        title = "restore summary" if shown is rows else "restore summary: items not done"
+        title = title if shown is rows else f"{title}: items not done"
         table = Table("input", "outcome", "output", "size", "reason", title=title)
         for row in shown:
             table.add_row(*row, style=None if row[1] == "done" else "red")

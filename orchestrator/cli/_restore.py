@@ -13,69 +13,70 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import ipaddress
-import logging
 import os
 import sys
-import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
 from _clientkit._limiter import Pacing, SlidingWindowLimiter
-from orchestrator._adapters.recuro import SUPPORTED_CONTAINERS, RecuroAdapter
+from orchestrator._adapters.recuro import RecuroAdapter
+from orchestrator._batch import LOCAL_NOTIFY, journal_path, open_batch
 from orchestrator._budget import JournaledWindow
+from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
-from orchestrator._events import BatchDone
-from orchestrator._inputs import empty_input_problem
 from orchestrator._journal import Journal, JournalError
-from orchestrator._polling import PollSettings
-from orchestrator._report import Report, build_report
-from orchestrator._runner import Runner, RunnerConfig
-from orchestrator._service import JobSpec
 from orchestrator._staging import LocalFileServer, is_url
 from recuro_async import (
     ConfigurationError,
     DownloadOptions,
+    InputContainer,
     RateLimit,
     RecuroClient,
     RedisLimiter,
 )
+from recuro_async._client import REDIS_URL_ENV
 from recuro_async._constants import DEFAULT_TIMEOUT
-from recuro_async.webhooks import Notification, WebhookReceiver
 
+from ._main import (
+    EXIT_USAGE,
+    ExamplesFormatter,
+    UsageError,
+    Voice,
+    configure_logging,
+    exit_code,
+    local_file_problem,
+    out_dir_problem,
+    positive_float,
+    positive_int,
+    run_async,
+    run_batch,
+    scaled_config,
+)
 from ._render import make_renderer, print_summary
-from ._shared import ExamplesFormatter, positive_float, positive_int
-from ._signals import stderr_line, watch_interrupts
 
 __all__ = [
     "DEFAULT_JOURNAL_NAME",
     "RESTORE_DESCRIPTION",
     "RESTORE_EPILOG",
-    "RestoreSetupError",
     "add_restore_arguments",
     "main_restore",
     "run_restore",
 ]
 
+VOICE: Final = Voice("recuro")
 DEFAULT_JOURNAL_NAME: Final = ".recuro-journal.sqlite"
 _RATE_REQUESTS: Final = 200  # the API's rate limit: requests per 60 s window
 # Little's law: items in flight = throughput x time each spends on the service. The rate budget finishes at
 # most 200 / 60 s / ~3.2 calls per item (~1 item/s); 200 in flight keep it busy while items take up to ~3
 # windows (B1: 32 gave 1.28x the lower bound at 300 items and 2.9x at 500; 200 gave 1.15x and 1.06x).
 DEFAULT_MAX_ACTIVE: Final = _RATE_REQUESTS
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
-_LOCAL_NOTIFY: Final = "local"
 
 RESTORE_DESCRIPTION: Final = (
     "Restore every INPUT (a local media file or an http(s) URL) with one job each: upload, wait for "
@@ -94,14 +95,6 @@ examples:
 
 Exit codes: 0 all done, 1 some items failed, 2 usage or configuration error, 130 interrupted
 (rerun the same command to resume)."""
-
-
-class RestoreSetupError(Exception):
-    """The command cannot start: one message per problem, all found before any remote call."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = list(problems)
 
 
 # ---------------------------------------------------------------------- arguments
@@ -149,7 +142,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         "--notify-url",
         metavar="URL",
         help="public base URL of the local server for callbacks (webhook mode); "
-        f"'{_LOCAL_NOTIFY}' uses the server's own address (loopback services)",
+        f"'{LOCAL_NOTIFY}' uses the server's own address (loopback services)",
     )
     parser.add_argument(
         "--retry-failed", action="store_true", help="try the items that failed before again"
@@ -201,7 +194,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="URL",
         help="share the account's rate budget with other processes through Redis at URL "
-        "(redis://, unix://; default: $RECURO_REDIS_URL, else this process alone)",
+        f"(redis://, unix://; default: ${REDIS_URL_ENV}, else this process alone)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
     _add_connection_arguments(parser)
@@ -222,12 +215,9 @@ class _Setup:
     inputs: list[str]
     client: RecuroClient
     adapter: RecuroAdapter
-    spec: JobSpec
     journal: Path
     config: RunnerConfig
-    needs_server: bool
-    bind: tuple[str, int]
-    stage_url: str | None
+    stager: LocalFileServer | None
     notify_base: str | None
     window: JournaledWindow
 
@@ -254,31 +244,7 @@ def _check_input(text: str) -> str | None:
         return None if parts.netloc else f"{text}: not a valid URL"
     if "://" in text:
         return f"{text}: only http(s) URLs or local files can be restored"
-    path = Path(text).expanduser()
-    if not path.exists():
-        return f"{text}: no such file"
-    if not path.is_file():
-        return f"{text}: not a regular file"
-    if path.suffix.lower() not in SUPPORTED_CONTAINERS:
-        allowed = ", ".join(sorted(e.lstrip(".").upper() for e in SUPPORTED_CONTAINERS))
-        return f"{text}: unsupported container {path.suffix or '(no extension)'!r}; supported: {allowed}"
-    try:
-        with path.open("rb") as handle:
-            handle.read(1)
-        size = path.stat().st_size
-    except OSError as exc:
-        return f"{text}: cannot read the file ({exc.strerror})"
-    return empty_input_problem(text, size)
-
-
-def _check_out_dir(out: Path) -> str | None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".recuro-write-test-"):
-            pass
-    except OSError as exc:
-        return f"--out {out}: not a writable directory ({exc.strerror or exc})"
-    return None
+    return local_file_problem(text, suffixes={c.value for c in InputContainer})
 
 
 def _parse_bind(text: str | None) -> tuple[str, int]:
@@ -302,30 +268,25 @@ def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     if not inputs and not problems:
         problems.append("no inputs: name media files or URLs, or use --from-file")
     problems.extend(p for p in map(_check_input, inputs) if p is not None)
-    out_problem = _check_out_dir(args.out)
+    out_problem = out_dir_problem(args.out)
     if out_problem:
         problems.append(out_problem)
     return inputs, problems
 
 
-def _scaled_config(args: argparse.Namespace, notify_url: str | None) -> RunnerConfig:
-    scale = args.time_scale
-    return RunnerConfig(
-        out_dir=args.out.resolve(),
+def _config(args: argparse.Namespace) -> RunnerConfig:
+    """Recuro's numbers (seconds at time scale 1): a few calls per item inside 200 requests a minute."""
+    return scaled_config(
+        args.out.resolve(),
+        args.time_scale,
+        poll=(2.0, 60.0),
+        reconcile_interval=300.0,
+        settle=30.0,
+        phase_timeout=args.stage_timeout,
         keep_remote=args.keep_remote,
         retry_failed=args.retry_failed,
-        notify_url=notify_url,
         max_active=args.max_active,
-        poll=PollSettings(
-            min_interval=2.0 * scale,
-            max_interval=60.0 * scale,
-            webhook=notify_url is not None,
-            reconcile_interval=300.0 * scale,
-        ),
-        settle=30.0 * scale,
-        phase_timeout=args.stage_timeout * scale,
-        backoff=1.0 * scale,
-        backoff_cap=30.0 * scale,
+        webhook=args.notify_url is not None,
     )
 
 
@@ -347,10 +308,12 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         )
         downloads = DownloadOptions(segments=args.segments)
         limiter: dict[str, Any] = {"limiter": window}
-        redis_url = args.redis_url or os.environ.get("RECURO_REDIS_URL")
+        redis_url = args.redis_url or os.environ.get(REDIS_URL_ENV)
         if redis_url:  # the window lives in Redis, shared and kept there; the client owns it
-            os.environ["RECURO_REDIS_URL"] = redis_url
-            limiter = {"rate_limit": RateLimit(args.rate_limit, 60.0 * args.time_scale)}
+            limiter = {
+                "rate_limit": RateLimit(args.rate_limit, 60.0 * args.time_scale),
+                "redis_url": redis_url,
+            }
         if credentials is not None:
             client = RecuroClient(
                 *credentials, base_url=args.base_url, download_options=downloads, **limiter
@@ -384,34 +347,30 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
             "local inputs need --stage-url: the public URL at which the service can fetch them"
         )
     notify_base = args.notify_url
-    if notify_base is not None and notify_base != _LOCAL_NOTIFY and not is_url(notify_base):
+    if notify_base is not None and notify_base != LOCAL_NOTIFY and not is_url(notify_base):
         problems.append(
-            f"--notify-url {notify_base!r}: expected an http(s) URL or '{_LOCAL_NOTIFY}'"
+            f"--notify-url {notify_base!r}: expected an http(s) URL or '{LOCAL_NOTIFY}'"
         )
-    journal = (args.journal or args.out / DEFAULT_JOURNAL_NAME).expanduser()
-    spec = adapter.job_spec() if adapter is not None else None
-    if spec is not None and not problems:
+    journal = journal_path(adapter, args.out, args.journal) if adapter is not None else args.out
+    if adapter is not None and not problems:
         try:
-            await Journal.check(journal, spec)
+            await Journal.check(journal, adapter.job_spec())
         except JournalError as exc:
             problems.append(str(exc))
     if problems:
         if client is not None:
             await client.aclose()
-        raise RestoreSetupError(problems)
+        raise UsageError(problems)
     assert client is not None  # noqa: S101 - no problems means both exist
     assert adapter is not None  # noqa: S101
-    assert spec is not None  # noqa: S101
+    needs_server = local or notify_base is not None
     return _Setup(
         inputs=inputs,
         client=client,
         adapter=adapter,
-        spec=spec,
         journal=journal,
-        config=_scaled_config(args, None),
-        needs_server=local or notify_base is not None,
-        bind=bind,
-        stage_url=args.stage_url,
+        config=_config(args),
+        stager=LocalFileServer(bind=bind, public_url=args.stage_url) if needs_server else None,
         notify_base=notify_base,
         window=window,
     )
@@ -429,125 +388,44 @@ async def run_restore(
     """Run `recuro restore` with parsed `args`; returns the exit code."""
     try:
         setup = await _setup(args, credentials)
-    except RestoreSetupError as exc:
+    except UsageError as exc:
         for problem in exc.problems:
-            stderr_line(f"error: {problem}")
+            VOICE.fail(problem)
         return EXIT_USAGE
-    interrupted = False
-    fatal: str | None = None
-    journal = Journal(setup.journal, setup.spec)
-    try:
-        await journal.open()  # the run's lock first: a second run on this journal stops here
-    except JournalError as exc:
-        await setup.client.aclose()
-        stderr_line(f"error: {exc}")
-        return EXIT_USAGE
-    async with setup.client, contextlib.aclosing(journal):
-        async with contextlib.AsyncExitStack() as stack:
-            server: LocalFileServer | None = None
-            if setup.needs_server:
-                server = await stack.enter_async_context(
-                    LocalFileServer(bind=setup.bind, public_url=setup.stage_url)
-                )
-            runner_box: list[Runner] = []
-            config = setup.config
-            if setup.notify_base is not None and server is not None:
-                receiver = WebhookReceiver(_consumer(runner_box, setup.adapter))
-                hooks = server.mount("hooks", receiver)
-                public = (
-                    hooks
-                    if setup.notify_base == _LOCAL_NOTIFY
-                    else setup.notify_base.rstrip("/") + "/hooks"
-                )
-                config = attrs.evolve(config, notify_url=receiver.notify_url(public))
-            runner = Runner(
-                setup.adapter,
-                journal,
-                config=config,
-                stager=server,
-                crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
-                window=setup.window,
-            )
-            runner_box.append(runner)
-            if server is not None:
-                server.set_fetch_hook(runner.record_fetch)
-            async with runner, anyio.create_task_group() as tg:
-                tg.start_soon(
-                    functools.partial(watch_interrupts, runner.stop, runner.abort, say=stderr_line)
-                )
-                with make_renderer(tty=tty) as renderer:
-                    async for event in runner.run(setup.inputs):
-                        renderer.handle(event)
-                        if isinstance(event, BatchDone):
-                            interrupted = event.interrupted
-                            fatal = event.error
-                tg.cancel_scope.cancel()
-            interrupted = interrupted or (runner.stopping and fatal is None)
-        items = await journal.load()
-    report = build_report(
-        items, service="recuro", settings=setup.spec.settings, interrupted=interrupted
-    )
-    if args.report is not None:
-        await anyio.Path(args.report).write_text(report.to_json(), encoding="utf-8")
-    print_summary(report, tty=tty)
-    if fatal is not None:
-        stderr_line(f"error: the batch stopped: {fatal}; rerun the same command to resume")
-        return EXIT_USAGE  # something to fix on our side (disk, journal), then rerun
-    if interrupted:
-        stderr_line("interrupted; rerun the same command to resume")
-        return EXIT_INTERRUPTED
-    _say_what_next(report)
-    return EXIT_OK if not report.failed else EXIT_FAILED
-
-
-def _say_what_next(report: Report) -> None:
-    """After failures: how to retry them; after items stopped on our side: that a rerun resumes them."""
-    totals = report.totals
-    if totals["pending"]:
-        stderr_line(
-            f"{totals['pending']} item(s) stopped on our side and kept their media; "
-            "rerun the same command to resume them"
+    async with setup.client:
+        batch = open_batch(
+            setup.adapter,
+            setup.config.out_dir,
+            stager=setup.stager,
+            notify=setup.notify_base,
+            journal=setup.journal,
+            config=setup.config,
+            window=setup.window,
+            crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
         )
-    if totals["failed"]:
-        stderr_line(
-            f"{totals['failed']} item(s) failed; rerun the same command with --retry-failed "
-            "to try them again"
-        )
-
-
-def _consumer(runner_box: list[Runner], adapter: RecuroAdapter) -> Any:
-    async def consume(notification: Notification) -> None:
-        if runner_box:
-            runner_box[0].notify(
-                notification.file_id, adapter.status_from_notification(notification)
+        try:
+            ended = await run_batch(
+                batch,
+                setup.inputs,
+                renderer=make_renderer(tty=tty),
+                voice=VOICE,
+                report=args.report,
             )
-        await anyio.lowlevel.checkpoint()
-
-    return consume
-
-
-def configure_logging(verbose: bool) -> None:
-    """Engine decisions on stderr with -v; otherwise only errors (the renderer shows failures)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("recuro: %(levelname)s %(name)s: %(message)s"))
-    for name in ("orchestrator", "recuro_async"):
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            logger.addHandler(handler)
-            logger.setLevel(logging.INFO if verbose else logging.ERROR)
+        except JournalError as exc:  # another run holds the journal
+            VOICE.fail(str(exc))
+            return EXIT_USAGE
+    print_summary(ended.report, tty=tty)
+    return exit_code(ended, VOICE)
 
 
 def main_restore(args: argparse.Namespace) -> int:
     """`recuro restore`: the synchronous entry point the dispatcher calls."""
-    configure_logging(getattr(args, "verbose", False))
-    try:
-        return anyio.run(run_restore, args)
-    except (
-        KeyboardInterrupt
-    ):  # outside the signal watcher: before it started or after the batch ended
-        # Every transition is committed before the next side effect, so the journal is consistent here.
-        stderr_line("interrupted; rerun the same command to resume")
-        return EXIT_INTERRUPTED
+    configure_logging("recuro", ["recuro_async"], verbose=getattr(args, "verbose", False))
+    return run_async(
+        VOICE,
+        lambda: run_restore(args),
+        on_interrupt="interrupted; rerun the same command to resume",
+    )
 
 
 def _standalone(argv: Sequence[str] | None = None) -> int:

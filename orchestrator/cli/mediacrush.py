@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._main import ExamplesFormatter, dispatch
 from ._mediacrush_cmds import add_commands
 from ._mediacrush_demo import add_demo_command
-from ._shared import ExamplesFormatter, dispatch
 
 __all__ = ["build_parser", "main"]
 

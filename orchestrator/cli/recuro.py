@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from ._client_cmds import add_client_commands
 from ._demo import add_demo_arguments, main_demo
+from ._main import ExamplesFormatter, dispatch
 from ._restore import RESTORE_DESCRIPTION, RESTORE_EPILOG, add_restore_arguments, main_restore
-from ._shared import ExamplesFormatter, dispatch
 
 __all__ = ["build_parser", "main"]
 

@@ -13,11 +13,14 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Final
 
 import anyio
 
 from recuro_async.testing._config import ALTERNATE_ERROR_CODES, EmulatorConfig
 from recuro_async.testing._emulator import run_emulator
+
+EXIT_INTERRUPTED: Final = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,21 +107,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"recuro emulator: {exc}\n")
         return 2
     try:
-        anyio.run(_serve, config, args.host, args.port)
+        return anyio.run(_serve, config, args.host, args.port)
     except KeyboardInterrupt:
-        return 0
+        return EXIT_INTERRUPTED
     except OSError as exc:
         sys.stderr.write(f"recuro emulator: cannot serve on {args.host}:{args.port}: {exc}\n")
         return 2
-    return 0
 
 
-async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
+async def _serve(config: EmulatorConfig, host: str, port: int) -> int:
+    """Serve until a signal: Ctrl-C (SIGINT) exits 130 as every command here does, SIGTERM 0."""
     async with run_emulator(config, host=host, port=port) as running:
         sys.stdout.write(export_lines(running.base_url, running.api_key, running.api_secret))
         sys.stdout.flush()
         sys.stderr.write("recuro emulator: serving; press Ctrl-C to stop\n")
         sys.stderr.flush()
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                break
+            async for signum in signals:
+                return EXIT_INTERRUPTED if signum == signal.SIGINT else 0
+    return 0

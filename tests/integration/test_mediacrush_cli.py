@@ -280,7 +280,7 @@ async def test_rm_from_another_address_is_refused():
     [
         (["upload", "{tmp}/missing.gif"], "{tmp}/missing.gif: no such file"),
         (["upload", "{tmp}/cat.gif", "{tmp}/missing.gif"], "{tmp}/missing.gif: no such file"),
-        (["upload", "{tmp}"], "{tmp}: is a directory, not a file"),
+        (["upload", "{tmp}"], "{tmp}: is a directory, not a regular file"),
         (["upload", "{tmp}/cat.gif", "--out", "{tmp}/cat.gif"], "'{tmp}/cat.gif': not a directory"),
         (["upload"], "the following arguments are required: FILE"),
         (["info", "not a hash"], "hash: must be a 12-character MediaCrush hash"),
@@ -314,7 +314,7 @@ async def test_unreadable_file_exits_2_before_any_request(tmp_path):
         result = await mediacrush("upload", str(source), base_url=running.base_url)
         log = running.emulator.log
     assert result.returncode == 2
-    assert f"{source}: cannot read it".encode() in result.stderr
+    assert f"{source}: cannot read the file".encode() in result.stderr
     assert log == []
 
 

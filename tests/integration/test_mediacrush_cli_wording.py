@@ -76,15 +76,24 @@ async def test_a_skipped_upload_is_not_said_to_upload(tmp_path, capsys):
 
 def test_the_terminal_view_does_not_say_processing_twice():
     """The bar's state shows the server's state once (`processing`), not `processing: processing`."""
-    from orchestrator._events import ItemProgress
-    from orchestrator._stages import Item
-    from orchestrator.cli._mediacrush_cmds import _RichView
+    import io
 
-    item = Item(key="/data/cat.gif", seq=0, input="cat.gif", output_path="/data/out/cat.gif.json")
-    view = _RichView()
-    view.handle(ItemProgress(key=item.key, state="processing", progress=0.0), item, None)
-    (task,) = [t for t in view._progress.tasks if t.description == "cat.gif"]
-    assert task.fields["state"] == "processing"
+    from rich.console import Console
+
+    from orchestrator._events import ItemProgress, ItemQueued, StageChanged
+    from orchestrator._stages import Stage
+    from orchestrator.cli._mediacrush_cmds import wording
+    from orchestrator.cli._render import RichRenderer
+
+    key = "/data/cat.gif"
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    renderer = RichRenderer(console, wording=wording(downloads=True))
+    renderer.handle(ItemQueued(key=key, input="cat.gif", stage=Stage.QUEUED))
+    renderer.handle(StageChanged(key=key, old=Stage.UPLOADING, new=Stage.UPLOADED))
+    renderer.handle(ItemProgress(key=key, state="processing", progress=0.0))
+    (task,) = [t for t in renderer._progress.tasks if t.description.startswith("cat.gif")]
+    shown = f"{task.description} {task.fields['detail']}"
+    assert shown.split().count("processing") == 1, shown
 
 
 async def test_info_of_an_unknown_hash_names_the_hash():

@@ -26,8 +26,9 @@ from orchestrator import (
     RunnerConfig,
     Stage,
 )
-from orchestrator._adapters.mediacrush import MediaCrushAdapter, PushStager, read_manifest
+from orchestrator._adapters.mediacrush import MediaCrushAdapter, read_manifest
 from orchestrator._runner import input_key
+from orchestrator._staging import PushStager
 
 TIME_SCALE = 0.01
 UPLOAD = "POST /api/upload/file"

@@ -198,4 +198,4 @@ async def test_emulator_command_prints_three_sourceable_lines_then_serves():
         assert listing.returncode == 0, listing.stderr
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(30):
-            assert await process.wait() == 0
+            assert await process.wait() == 130  # Ctrl-C, as in every command

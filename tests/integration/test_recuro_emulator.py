@@ -756,7 +756,7 @@ async def test_app_refuses_to_serve_when_not_entered():
 
 
 async def test_cli_prints_three_sourceable_lines_and_stops_on_ctrl_c():
-    """`python -m recuro_async.testing` prints the base URL and demo credentials, serves, and exits 0 on SIGINT."""
+    """`python -m recuro_async.testing` prints the base URL and demo credentials, serves, and exits 130 on SIGINT."""
     command = [sys.executable, "-m", "recuro_async.testing", "--port", "0", "--time-scale", "0.01"]
     async with await anyio.open_process(command, cwd=ROOT) as process:
         assert process.stdout is not None
@@ -778,4 +778,4 @@ async def test_cli_prints_three_sourceable_lines_and_stops_on_ctrl_c():
         assert response.status_code == 200
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(20):
-            assert await process.wait() == 0
+            assert await process.wait() == 130  # as `mediacrush emulator` and every other command

@@ -91,7 +91,7 @@ def test_a_closed_pipe_is_not_a_traceback(monkeypatch, capsys):
     import io
     import os
 
-    from orchestrator.cli._shared import dispatch
+    from orchestrator.cli._main import dispatch
 
     read_end, write_end = os.pipe()
     os.close(read_end)

@@ -6,6 +6,7 @@ as unset), else the built-in default. A connection failure names the origin it t
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import subprocess
@@ -203,3 +204,21 @@ def test_cli_and_client_agree_on_an_empty_base_url_variable(no_base_urls):
     """RECURO_BASE_URL='' means the default for the command as for the library."""
     no_base_urls.setenv("RECURO_BASE_URL", "")
     assert _recuro_args("ls").base_url == RECURO_DEFAULT
+
+
+async def test_restore_redis_url_goes_to_the_client_not_the_environment(no_base_urls, tmp_path):
+    """`recuro restore --redis-url` gives the client a shared limiter without setting RECURO_REDIS_URL."""
+    from orchestrator.cli._restore import _setup
+
+    no_base_urls.delenv("RECURO_REDIS_URL", raising=False)
+    media = tmp_path / "reel.mov"
+    media.write_bytes(b"\x00\x00\x00\x14ftypqt  " + bytes(64))
+    args = _recuro_args(
+        "restore", str(media), "--format", "Mp4H264", "--out", str(tmp_path / "out"),
+        "--base-url", "http://127.0.0.1:9/", "--api-key", "k",
+        "--redis-url", "redis://127.0.0.1:9/0",
+    )  # fmt: skip
+    setup = await _setup(args, ("k", "s"))
+    async with setup.client:
+        assert type(setup.client.limiter).__name__ == "RedisLimiter"
+    assert "RECURO_REDIS_URL" not in os.environ

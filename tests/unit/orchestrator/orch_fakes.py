@@ -112,7 +112,6 @@ class FakeService:
     """
 
     name = "fake"
-    needs_start = True
     start_when_predicted = False
     sweep_phases = frozenset({Phase.RUNNING})
 

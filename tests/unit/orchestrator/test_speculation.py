@@ -10,10 +10,12 @@ import collections
 from pathlib import Path
 
 import anyio
-from orch_fakes import FakeService, VirtualClock
+import attrs
+from orch_fakes import FakeMedia, FakeService, VirtualClock
 
-from orchestrator import Journal, Phase, Runner, RunnerConfig
+from orchestrator import Journal, Phase, RemoteStatus, Runner, RunnerConfig
 from orchestrator._polling import PollSettings
+from orchestrator._service import StartRefusedError
 
 POLL = PollSettings()  # the defaults: contacts 2-60 s apart
 N = 40
@@ -98,3 +100,48 @@ async def test_a_resume_does_not_spray_premature_starts(tmp_path, monkeypatch):
     # each refusal is a request that learned nothing; a probe would have read the media's progress
     assert refused <= N // 10, dict(second)
     assert sum(second.values()) / N <= 4.5, dict(second)  # 6.4 when every prediction was a StartJob
+
+
+class OtherCodes(FakeService):
+    """Refuses a premature (or second) StartJob with a code of its own, as the document names none; the
+    last input's analysis takes three times as long as its progress says (coarse progress misleads)."""
+
+    def _media_time(self, media: FakeMedia) -> float:
+        return 90.0 if media.source.endswith(f"u{N - 1:02d}.mov") else 30.0
+
+    def _status(self, media: FakeMedia) -> RemoteStatus:
+        status = super()._status(media)
+        if status.phase is Phase.PROCESSING:
+            elapsed = self.clock.monotonic() - media.uploaded_at
+            return attrs.evolve(status, fraction=min(elapsed / 30.0, 0.99))
+        return status
+
+    async def start(self, remote_id: str, *, notify_url: str | None) -> None:
+        media = self.media.get(remote_id)
+        if media is not None and not media.deleted and self._phase(media) is not Phase.READY:
+            self.calls["start"] += 1
+            code = "JobExists" if media.starts else "MediaNotCompleted"
+            raise StartRefusedError(code, "refused")
+        await super().start(remote_id, notify_url=notify_url)
+
+
+async def test_refusals_in_codes_we_never_saw_are_judged_by_the_media_state(tmp_path, monkeypatch):
+    """The refusal code means nothing to us: the media's state (GetProgress) says "not ready", the code is
+    learned, and later refusals in it cost no GetProgress; every item ends done with one job."""
+    clock = VirtualClock()
+    service = OtherCodes(clock, job_time=20.0)
+    service.start_when_predicted = True
+    with clock.counting_threads(monkeypatch):
+        async with clock.autoadvance():
+            done = await _run(service, clock, tmp_path / "j.sqlite")
+    assert done == N
+    assert {m.starts for m in service.media.values()} == {1}
+    refused = service.calls["start"] - N
+    assert refused >= 1, "no StartJob was refused: the test did not reach the case"
+    async with Journal(tmp_path / "j.sqlite", service.job_spec()) as journal:
+        starts = [i for i in await journal.intents() if i.kind == "start"]
+    outcomes = collections.Counter(i.outcome for i in starts)
+    assert set(outcomes) <= {"started", "not-ready", "not-sent"}
+    # the first refusal was judged by the media's state; then its code was known to mean "not ready"
+    assert outcomes["not-sent"] == 1, outcomes
+    assert outcomes["not-ready"] == refused - 1, outcomes

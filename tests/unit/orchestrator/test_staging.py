@@ -21,23 +21,23 @@ async def test_serves_a_staged_file_with_ranges(media):
     """Full GET, HEAD, a range, a suffix range and an unsatisfiable range behave as RFC 9110 says."""
     async with LocalFileServer() as server, httpx.AsyncClient() as http:
         staged = await server.stage(media)
-        assert staged.url.startswith(server.url + "/s/")
-        assert staged.url.endswith("/reel%20one.mov")
+        assert staged.source.startswith(server.url + "/s/")
+        assert staged.source.endswith("/reel%20one.mov")
         assert len(staged.token or "") >= 32
-        full = await http.get(staged.url)
+        full = await http.get(staged.source)
         assert full.status_code == 200
         assert full.content == DATA
         assert full.headers["accept-ranges"] == "bytes"
-        head = await http.head(staged.url)
+        head = await http.head(staged.source)
         assert head.headers["content-length"] == str(len(DATA))
         assert head.content == b""
-        part = await http.get(staged.url, headers={"Range": "bytes=100-199"})
+        part = await http.get(staged.source, headers={"Range": "bytes=100-199"})
         assert part.status_code == 206
         assert part.headers["content-range"] == f"bytes 100-199/{len(DATA)}"
         assert part.content == DATA[100:200]
-        tail = await http.get(staged.url, headers={"Range": "bytes=-10"})
+        tail = await http.get(staged.source, headers={"Range": "bytes=-10"})
         assert tail.content == DATA[-10:]
-        beyond = await http.get(staged.url, headers={"Range": f"bytes={len(DATA)}-"})
+        beyond = await http.get(staged.source, headers={"Range": f"bytes={len(DATA)}-"})
         assert beyond.status_code == 416
         assert beyond.headers["content-range"] == f"bytes */{len(DATA)}"
 
@@ -46,10 +46,10 @@ async def test_if_range_with_a_stale_validator_gets_the_whole_file(media):
     """If-Range with a matching ETag gives the range; a stale one gives 200 and everything."""
     async with LocalFileServer() as server, httpx.AsyncClient() as http:
         staged = await server.stage(media)
-        etag = (await http.head(staged.url)).headers["etag"]
-        fresh = await http.get(staged.url, headers={"Range": "bytes=10-", "If-Range": etag})
+        etag = (await http.head(staged.source)).headers["etag"]
+        fresh = await http.get(staged.source, headers={"Range": "bytes=10-", "If-Range": etag})
         assert fresh.status_code == 206
-        stale = await http.get(staged.url, headers={"Range": "bytes=10-", "If-Range": '"old"'})
+        stale = await http.get(staged.source, headers={"Range": "bytes=10-", "If-Range": '"old"'})
         assert stale.status_code == 200
         assert stale.content == DATA
 
@@ -60,10 +60,10 @@ async def test_unknown_tokens_and_paths_are_404(media):
         staged = await server.stage(media)
         assert (await http.get(server.url + "/s/guess/reel.mov")).status_code == 404
         assert (await http.get(server.url + "/other")).status_code == 404
-        assert (await http.post(staged.url)).status_code == 405
+        assert (await http.post(staged.source)).status_code == 405
         assert staged.token is not None
         await server.unstage(staged.token)
-        assert (await http.get(staged.url)).status_code == 404
+        assert (await http.get(staged.source)).status_code == 404
 
 
 async def test_access_log_is_the_fetch_evidence(media):
@@ -73,10 +73,10 @@ async def test_access_log_is_the_fetch_evidence(media):
         staged = await server.stage(media)
         assert staged.token is not None
         assert server.fetches(staged.token) == 0
-        await http.head(staged.url)
+        await http.head(staged.source)
         assert server.fetches(staged.token) == 0
-        await http.get(staged.url, headers={"Range": "bytes=0-9"})
-        await http.get(staged.url)
+        await http.get(staged.source, headers={"Range": "bytes=0-9"})
+        await http.get(staged.source)
         assert server.fetches(staged.token) == 2
         log = server.access_log(staged.token)
     assert [r.status for r in log] == [200, 206, 200]
@@ -92,7 +92,7 @@ async def test_restaging_with_a_token_keeps_the_url(media):
     async with LocalFileServer() as server, httpx.AsyncClient() as http:
         again = await server.stage(media, token=first.token)
         assert again.token == first.token
-        assert (await http.get(again.url)).content == DATA
+        assert (await http.get(again.source)).content == DATA
 
 
 async def test_mounted_apps_get_their_prefix_stripped(media):

@@ -80,7 +80,7 @@ async def test_an_idle_kept_alive_connection_is_closed_after_a_response(tmp_path
         staged = await server.stage(media)
         stream = await connect(server.url)
         async with stream:
-            path = urlsplit(staged.url).path
+            path = urlsplit(staged.source).path
             await stream.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             with anyio.fail_after(5):
                 answer = await read_until_closed(stream)
@@ -97,7 +97,7 @@ async def test_a_slow_reader_of_a_long_response_is_not_cut(tmp_path):
         staged = await server.stage(media)
         stream = await connect(server.url)
         async with stream:
-            path = urlsplit(staged.url).path
+            path = urlsplit(staged.source).path
             await stream.send(
                 f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
             )

@@ -35,7 +35,7 @@ class FakeStager:
 
     async def stage(self, path: Path, *, token: str | None = None) -> StagedSource:
         token = token or secrets.token_urlsafe(8)
-        return StagedSource(url=f"http://stage.invalid/s/{token}/{path.name}", token=token)
+        return StagedSource(source=f"http://stage.invalid/s/{token}/{path.name}", token=token)
 
     def fetches(self, token: str) -> int | None:
         return 0
