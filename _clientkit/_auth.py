@@ -1,13 +1,13 @@
 """Credentials scoped to one origin, so a redirect or an absolute download URL elsewhere never gets them.
 
 Client-wide default headers go to every URL a client fetches (ANCHORS 5.5), so the API credential is an
-`httpx.Auth` that looks at each request's origin (scheme, host, port) and adds the header only for the
-API's own origin, and removes a same-named header from requests to any other origin.
+`httpx.Auth` that looks at each request's origin (scheme, host, port) and adds `Authorization` only for
+the API's own origin, and removes a stray `Authorization` from requests to any other origin.
 
-Redirects: httpx runs an auth flow once per `send()`, not once per redirect hop; when httpx follows a
-redirect itself it strips only `Authorization` across origins (other header names are forwarded). So
-with a custom `header_name`, send API calls with `follow_redirects=False` (our clients do), or follow
-redirects one hop at a time with this auth on each hop, as `_clientkit._download.download_file` does.
+Redirects: httpx runs an auth flow once per `send()`, not once per redirect hop, and when it follows a
+redirect to another origin it drops `Authorization` itself (httpx 0.28/0.29 `_redirect_headers`; kept only
+for an http -> https upgrade of the same host on the default ports). That is why the credential is
+always `Authorization`: any other header name would be forwarded to the other origin.
 """
 
 from __future__ import annotations
@@ -33,19 +33,16 @@ def origin_of(url: httpx.URL | str) -> tuple[str, str, int | None]:
 
 
 class OriginAuth(httpx.Auth):
-    """Adds `header_name: <secret>` to requests whose origin equals `origin_url`'s, and to no others.
+    """Adds `Authorization: <secret>` to requests whose origin equals `origin_url`'s, and to no others.
 
     Attributes:
         origin: the (scheme, host, port) the credential belongs to.
-        header_name: the header that carries the credential.
     """
 
     requires_request_body = False
     requires_response_body = False
 
-    def __init__(
-        self, origin_url: str, header_value: Secret, header_name: str = "Authorization"
-    ) -> None:
+    def __init__(self, origin_url: str, header_value: Secret) -> None:
         if not isinstance(header_value, Secret):
             raise TypeError("header_value must be a _clientkit._redact.Secret, not a plain string")
         try:
@@ -54,17 +51,14 @@ class OriginAuth(httpx.Auth):
             raise ValueError("origin_url must be an absolute http:// or https:// URL") from exc
         if url.scheme not in _DEFAULT_PORTS or not url.host:
             raise ValueError("origin_url must be an absolute http:// or https:// URL")
-        if not header_name or not header_name.isascii() or ":" in header_name:
-            raise ValueError("header_name must be a non-empty ASCII header name")
         self.origin = origin_of(url)
-        self.header_name = header_name
         self._value = header_value
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if origin_of(request.url) == self.origin:
-            request.headers[self.header_name] = self._value.reveal()
-        elif self.header_name in request.headers:
-            del request.headers[self.header_name]
+            request.headers["Authorization"] = self._value.reveal()
+        elif "Authorization" in request.headers:
+            del request.headers["Authorization"]
         yield request
 
     def redact(self, text: str) -> str:
@@ -83,4 +77,4 @@ class OriginAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         scheme, host, port = self.origin
-        return f"OriginAuth(origin='{scheme}://{host}:{port}', header_name={self.header_name!r}, header_value=Secret('***'))"
+        return f"OriginAuth(origin='{scheme}://{host}:{port}', header_value=Secret('***'))"

@@ -14,6 +14,8 @@ from typing import Final
 import httpx
 
 __all__ = [
+    "PartialMismatch",
+    "check_partial",
     "content_length",
     "parse_content_range",
     "strong_validator",
@@ -114,3 +116,55 @@ def content_length(headers: httpx.Headers) -> int | None:
         return None
     value = value.strip()
     return int(value) if _DIGITS.fullmatch(value) else None
+
+
+class PartialMismatch(ValueError):
+    """A 206 whose bytes cannot be written where they were asked for; the message says why."""
+
+
+def check_partial(
+    headers: httpx.Headers,
+    start: int,
+    end: int | None = None,
+    *,
+    sent: str | None = None,
+    known: int | None = None,
+) -> tuple[int, int, int | None]:
+    """Check a 206 to `Range: bytes=start-[end]`; (first, last, total, else `known`) or `PartialMismatch`.
+
+    `sent`: the If-Range validator the request carried (None: none, so any version is acceptable);
+    `known`: the complete length already known (None: any total is acceptable). Refused: a
+    Content-Encoding (its offsets are not file offsets), a missing or multi-part Content-Range, another
+    version than `sent`, a start other than `start`, another total than `known`, an end past `end`,
+    and a Content-Length other than the range's length.
+    """
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in {"", "identity"}:
+        raise PartialMismatch(
+            f"refusing a 206 with Content-Encoding {encoding!r}: its offsets are not file offsets"
+        )
+    parsed = parse_content_range(headers.get("content-range"))
+    if parsed is None:
+        raise PartialMismatch("a 206 without a valid single-range Content-Range")
+    first, last, total = parsed
+    conflict = None if sent is None else validator_conflict(sent, headers)
+    if conflict is not None:
+        raise PartialMismatch(
+            f"a 206 for another version of the file ({conflict}, If-Range was {sent}); "
+            "refusing to splice it onto the bytes on disk; the .part is kept, "
+            "download again with resume=False to start over"
+        )
+    if first != start:
+        raise PartialMismatch(
+            f"Content-Range starts at byte {first}, but byte {start} was asked for"
+        )
+    if total is not None and known is not None and total != known:
+        raise PartialMismatch(f"Content-Range total {total} disagrees with the known size {known}")
+    if end is not None and last > end:
+        raise PartialMismatch(f"Content-Range ends at byte {last}, past the requested {end}")
+    length = content_length(headers)
+    if length is not None and length != last - first + 1:
+        raise PartialMismatch(
+            f"Content-Length {length} disagrees with Content-Range {first}-{last}"
+        )
+    return first, last, total if total is not None else known

@@ -1,6 +1,7 @@
-"""Retry policy: capped exponential backoff with full jitter, and Retry-After parsing.
+"""Retry policy: capped exponential backoff with full jitter, Retry-After parsing, attempt accounting.
 
-Which calls may be retried is the caller's decision (`safe`), made explicit in `_transport.send`.
+Which calls may be retried is the caller's decision (`safe`), made explicit in `_transport.send`. A
+download counts its attempts with `Attempts`: failures in a row without progress.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import attrs
 
 from ._validators import finite_number, integer
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["Attempts", "RetryPolicy", "Retryable", "parse_retry_after"]
 
 
 @attrs.frozen
@@ -73,3 +74,56 @@ def parse_retry_after(headers: Mapping[str, str], *, now: datetime | None = None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class Retryable(Exception):
+    """One failed attempt that may be retried; the caller turns it into a public failure when none is left."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_sent: bool,
+        status: int | None = None,
+        excerpt: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_sent = request_sent
+        self.status = status
+        self.excerpt = excerpt
+        self.retry_after = retry_after
+
+
+@attrs.define
+class Attempts:
+    """Consecutive failures without progress.
+
+    Progress is measured as a position (bytes on disk of the current representation, or of a segment)
+    against `mark`, the furthest position any earlier attempt reached: bytes that only re-download what
+    an earlier attempt had (a server ignoring Range) are not progress.
+    """
+
+    limit: int
+    failures: int = 0
+    mark: int = 0
+
+    def advanced(self, position: int) -> bool:
+        """True (and the count of failures cleared) if `position` is past every earlier one."""
+        if position <= self.mark:
+            return False
+        self.failures = 0
+        self.mark = position
+        return True
+
+    def failed(self, position: int) -> bool:
+        """Record a failure at `position`; True if another attempt is allowed."""
+        self.advanced(position)
+        self.failures += 1
+        return self.failures <= self.limit
+
+    def new_representation(self) -> None:
+        """The remote file changed: positions in the old one say nothing about the new one."""
+        self.failures = 0
+        self.mark = 0

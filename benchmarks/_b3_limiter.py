@@ -20,8 +20,8 @@ import anyio
 import attrs
 
 from _clientkit._limiter import SlidingWindowLimiter, slot
+from _clientkit._virtualtime import LoopClock, run_virtual
 from benchmarks._measure import (
-    LoopClock,
     Section,
     Settings,
     Table,
@@ -29,7 +29,6 @@ from benchmarks._measure import (
     fmt,
     max_in_window,
     median,
-    run_virtual,
 )
 
 LIMIT = 200

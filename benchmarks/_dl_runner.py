@@ -2,8 +2,9 @@
 
 ``python3 -m benchmarks._dl_runner TOOL URL DEST_DIR [--segments N] [--base-url URL]`` with the API key
 and secret in ``BENCH_RECURO_KEY`` / ``BENCH_RECURO_SECRET`` (never on the command line). TOOL is
-``ours`` (`RecuroClient.download`, default options apart from `segments`) or ``httpx`` (a plain httpx
-stream to disk, as a user of the document would write it). Prints one JSON line: the transfer's own wall
+``ours`` (`RecuroClient.download`, default options apart from `segments`), ``file`` (the same downloader
+on a plain URL without credentials, for a common web server) or ``httpx`` (a plain httpx stream to disk,
+as a user of the document would write it). Prints one JSON line: the transfer's own wall
 and CPU seconds (imports and interpreter start-up excluded: the in-process figure) and the final path.
 """
 
@@ -19,8 +20,8 @@ from pathlib import Path
 import anyio
 import httpx
 
-from _clientkit._download import DownloadOptions
-from recuro_async import RecuroClient
+from _clientkit._download import download_file
+from recuro_async import DownloadOptions, RecuroClient
 
 
 def _cpu() -> float:
@@ -43,6 +44,11 @@ async def _ours(url: str, dest: Path, base_url: str, segments: int) -> Path:
         return await client.download(url, dest)
 
 
+async def _file(url: str, dest: Path, segments: int) -> Path:
+    async with httpx.AsyncClient() as client:
+        return await download_file(client, url, dest, options=DownloadOptions(segments=segments))
+
+
 async def _plain_httpx(url: str, dest: Path) -> Path:
     header = f"{os.environ['BENCH_RECURO_KEY']}:{os.environ['BENCH_RECURO_SECRET']}"
     path = dest / "download.bin"
@@ -60,7 +66,7 @@ async def _plain_httpx(url: str, dest: Path) -> Path:
 def main() -> None:
     """Run one download and print its figures."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("tool", choices=("ours", "httpx"))
+    parser.add_argument("tool", choices=("ours", "file", "httpx"))
     parser.add_argument("url")
     parser.add_argument("dest", type=Path)
     parser.add_argument("--segments", type=int, default=1)
@@ -69,6 +75,8 @@ def main() -> None:
     cpu0, wall0 = _cpu(), time.perf_counter()
     if args.tool == "ours":
         path = anyio.run(_ours, args.url, args.dest, args.base_url, args.segments)
+    elif args.tool == "file":
+        path = anyio.run(_file, args.url, args.dest, args.segments)
     else:
         path = anyio.run(_plain_httpx, args.url, args.dest)
     wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0

@@ -1,26 +1,25 @@
-"""Shared measuring tools: virtual time, sliding-window counts, per-process CPU/RSS, result tables."""
+"""Shared measuring tools: sliding-window counts, per-process CPU/RSS, result tables.
+
+Virtual time (`VirtualTimeLoop`, `run_virtual`, `LoopClock`) is shared with the tests: `_clientkit._virtualtime`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import importlib.metadata
 import math
 import os
 import platform
-import selectors
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import attrs
-
-_T = TypeVar("_T")
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -102,80 +101,6 @@ def max_in_window(times: Sequence[float], window: float, resolution: float = 1e-
             lo += 1
         best = max(best, hi - lo + 1)
     return best
-
-
-# --------------------------------------------------------------------------------------- virtual time
-
-
-class _JumpingSelector(selectors.BaseSelector):
-    """A real selector that, instead of blocking until the next timer, moves the loop's clock there."""
-
-    def __init__(self, now: list[float], ready: Callable[[], int]) -> None:
-        self._inner = selectors.DefaultSelector()
-        self._now = now
-        self._ready = ready
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._inner.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._inner.unregister(fileobj)
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._inner.modify(fileobj, events, data)
-
-    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
-        return self._inner.get_map()
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is None:
-            return self._inner.select(None)
-        events = self._inner.select(0)
-        if not events:
-            if timeout > 0:
-                self._now[0] += timeout
-            elif not self._ready():
-                # Only timers due "now": let a hair of time pass so a callback that re-arms itself at
-                # the same float instant (aiolimiter's rounding) cannot livelock.
-                self._now[0] = math.nextafter(self._now[0], math.inf)
-        return events
-
-
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An asyncio loop on virtual time: whenever nothing is runnable it jumps to the next timer.
-
-    aiolimiter reads `loop.time()` and anyio sleeps on the loop's timers, so both limiters run unchanged,
-    and the wall time of a run is pure CPU (no real sleeping).
-    """
-
-    def __init__(self) -> None:
-        self._virtual_now = [0.0]
-        super().__init__(_JumpingSelector(self._virtual_now, self._ready_count))
-
-    def time(self) -> float:
-        return self._virtual_now[0]
-
-    def _ready_count(self) -> int:
-        return len(getattr(self, "_ready", ()))
-
-
-def run_virtual(main: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run `main()` on a fresh `VirtualTimeLoop`."""
-    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
-        return runner.run(main())
-
-
-class LoopClock:
-    """A `_clientkit` Clock reading the running loop's time (virtual on a `VirtualTimeLoop`)."""
-
-    def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
 
 
 # --------------------------------------------------------------------------------------- processes

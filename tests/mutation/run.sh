@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
-    modules=(_clientkit._redact _clientkit._ranges _clientkit._partfile orchestrator._stages orchestrator._journal orchestrator._reconcile)
+    modules=(_clientkit._redact _clientkit._ranges _clientkit._partfile _clientkit._download_options orchestrator._stages orchestrator._journal orchestrator._reconcile)
 fi
 globs=()
 for module in "${modules[@]}"; do

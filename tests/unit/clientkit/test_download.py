@@ -13,7 +13,7 @@ import httpx
 import pytest
 from rangeserver import RangeServer, RecordedRequest, serving
 
-from _clientkit import _download
+from _clientkit import _body
 from _clientkit._auth import OriginAuth
 from _clientkit._download import DownloadOptions, download_file
 from _clientkit._failures import DownloadFailure, HTTPStatusFailure, TransportFailure
@@ -434,16 +434,51 @@ async def test_redirect_to_another_origin_carries_no_credential(tmp_path, canary
     assert "authorization" not in cdn.requests[0].headers
 
 
-async def test_custom_credential_header_is_not_forwarded_across_origins(tmp_path, canary_secret):
-    """A non-Authorization credential header (X-Api-Key) also stays on its origin across redirects."""
-    cdn = RangeServer(content=CONTENT)
-    api = RangeServer(content=b"unused", redirect_path="/go")
-    async with serving(cdn) as cdn_url, serving(api) as api_url, httpx.AsyncClient() as client:
-        api.redirect_to = f"{cdn_url}/file"
-        auth = OriginAuth(api_url, Secret(canary_secret), header_name="X-Api-Key")
-        await download_file(client, f"{api_url}/go", tmp_path / "out", auth=auth, options=options())
-    assert api.requests[0].headers["x-api-key"] == canary_secret
-    assert "x-api-key" not in cdn.requests[0].headers
+async def test_httpx_drops_authorization_on_a_redirect_to_another_origin(canary_secret):
+    """The httpx in use strips Authorization from a cross-origin hop (OriginAuth relies on it)."""
+    seen: dict[str, httpx.Headers] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[str(request.url)] = request.headers
+        if request.url.host == "api.example.com":
+            return httpx.Response(302, headers={"Location": "https://cdn.example.com/file"})
+        return httpx.Response(200, content=b"x")
+
+    auth = OriginAuth("https://api.example.com", Secret(canary_secret))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        response = await client.get("https://api.example.com/go", auth=auth, follow_redirects=True)
+    assert response.status_code == 200
+    assert seen["https://api.example.com/go"]["authorization"] == canary_secret
+    assert "authorization" not in seen["https://cdn.example.com/file"]
+
+
+async def test_a_redirect_to_another_scheme_is_refused_at_once(tmp_path):
+    """A Location with a non-http scheme ends the download (DownloadFailure), without retries."""
+    api = RangeServer(content=CONTENT, redirect_path="/go", redirect_to="ftp://127.0.0.1/file")
+    async with serving(api) as api_url, httpx.AsyncClient() as client:
+        with pytest.raises(DownloadFailure, match="unsupported scheme"):
+            await download_file(client, f"{api_url}/go", tmp_path / "out", options=options())
+    assert len(api.requests) == 1
+
+
+async def test_a_redirect_with_an_invalid_location_is_refused_at_once(tmp_path):
+    """A Location that is no URL ends the download (DownloadFailure), without retries."""
+    api = RangeServer(content=CONTENT, redirect_path="/go", redirect_to="http://[::1/file")
+    async with serving(api) as api_url, httpx.AsyncClient() as client:
+        with pytest.raises(DownloadFailure, match="invalid Location"):
+            await download_file(client, f"{api_url}/go", tmp_path / "out", options=options())
+    assert len(api.requests) == 1
+
+
+async def test_a_redirect_loop_stops_at_max_redirects(tmp_path):
+    """A redirect to itself ends in DownloadFailure naming the limit, not an endless loop."""
+    api = RangeServer(content=CONTENT, redirect_path="/go", redirect_to="/go")
+    async with serving(api) as api_url, httpx.AsyncClient() as client:
+        with pytest.raises(DownloadFailure, match="more than 2 redirects"):
+            await download_file(
+                client, f"{api_url}/go", tmp_path / "out", options=options(max_redirects=2)
+            )
+    assert 3 <= len(api.requests) <= client.max_redirects + 1
 
 
 async def test_same_origin_redirect_keeps_the_credential(tmp_path, canary_secret):
@@ -656,10 +691,10 @@ def test_origin_auth_adds_the_header_only_on_its_origin(canary_secret):
 
 
 def test_origin_auth_strips_a_stray_credential_for_other_origins(canary_secret):
-    """A same-named header set elsewhere is removed from requests to another origin."""
-    auth = OriginAuth("https://api.example.com", Secret(canary_secret), header_name="X-Api-Key")
-    headers = _auth_headers(auth, "https://cdn.example.com/x", **{"X-Api-Key": canary_secret})
-    assert "x-api-key" not in headers
+    """An Authorization header set elsewhere is removed from requests to another origin."""
+    auth = OriginAuth("https://api.example.com", Secret(canary_secret))
+    headers = _auth_headers(auth, "https://cdn.example.com/x", Authorization=canary_secret)
+    assert "authorization" not in headers
 
 
 def test_origin_auth_repr_hides_the_secret(canary_secret):
@@ -692,12 +727,12 @@ async def test_fresh_range_request_accepts_a_new_total(tmp_path):
 
 async def test_slow_disk_moves_writes_to_a_worker_thread(tmp_path, monkeypatch):
     """Once a write is slower than the threshold, later writes run in a worker thread, same bytes."""
-    monkeypatch.setattr(_download, "_SLOW_WRITE", -1.0)
+    monkeypatch.setattr(_body, "_SLOW_WRITE", -1.0)
     offloaded: list[int] = []
     real_run_sync = anyio.to_thread.run_sync
 
     async def spy(func, *args, **kwargs):
-        if func is _download.pwrite_all:
+        if func is _body.pwrite_all:
             offloaded.append(args[2])
         return await real_run_sync(func, *args, **kwargs)
 

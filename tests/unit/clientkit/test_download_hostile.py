@@ -21,7 +21,7 @@ import httpx
 import pytest
 from rangeserver import RangeServer, serving
 
-from _clientkit import _download
+from _clientkit import _body
 from _clientkit._download import DownloadOptions, download_file
 from _clientkit._failures import DownloadFailure, HTTPStatusFailure, TransportFailure
 
@@ -298,7 +298,7 @@ async def test_disk_full_is_a_typed_failure_and_keeps_the_part(tmp_path, monkeyp
     """ENOSPC while writing raises DiskFullFailure naming the `.part` and the bytes still needed."""
     from _clientkit._failures import DiskFullFailure
 
-    real = _download.pwrite_all
+    real = _body.pwrite_all
     calls = {"n": 0}
 
     def fill_up(fd: int, buffers: list[bytes], offset: int) -> None:
@@ -307,7 +307,7 @@ async def test_disk_full_is_a_typed_failure_and_keeps_the_part(tmp_path, monkeyp
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(fd, buffers, offset)
 
-    monkeypatch.setattr(_download, "pwrite_all", fill_up)
+    monkeypatch.setattr(_body, "pwrite_all", fill_up)
     server = RangeServer(content=CONTENT)
     async with serving(server) as base, httpx.AsyncClient() as client:
         with pytest.raises(DiskFullFailure) as caught:

@@ -16,7 +16,7 @@ from rangeserver import RangeServer, serving
 
 import mediacrush_async
 import recuro_async
-from _clientkit import _download
+from _clientkit import _body
 from _clientkit._download import DownloadOptions
 from mediacrush_async import MediaCrushClient
 from recuro_async import RecuroClient
@@ -105,7 +105,7 @@ async def test_full_disk_is_a_typed_error_with_the_part_kept(tmp_path, package, 
     def fill_up(_fd: int, _buffers: list[bytes], _offset: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(_download, "pwrite_all", fill_up)
+    monkeypatch.setattr(_body, "pwrite_all", fill_up)
     server = RangeServer(content=CONTENT)
     async with serving(server) as base:
         client = recuro() if package is recuro_async else MediaCrushClient(base)
