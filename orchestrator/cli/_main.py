@@ -237,8 +237,12 @@ def scaled_config(
         phase_timeout=None if phase_timeout is None else phase_timeout * time_scale,
         backoff=1.0 * time_scale,
         backoff_cap=30.0 * time_scale,
+        callback_wait=_CALLBACK_WAIT * time_scale,
         **knobs,
     )
+
+
+_CALLBACK_WAIT: Final = 1800.0  # seconds an undecidable upload waits for its callback, at scale 1
 
 
 @attrs.frozen
