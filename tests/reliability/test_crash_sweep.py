@@ -6,7 +6,7 @@ ends the process with `os._exit` at the chosen point (`ORCHESTRATOR_CRASH_AT`, a
 batch (six files, one large enough for a resumed download) passes through every stage: staging, upload,
 analysis, start, job, download, delete.
 
-CI sweeps every 13th point (both sides alternately); `RELIABILITY_SWEEP=full` sweeps every point on both sides
+CI sweeps every 17th point (both sides alternately); `RELIABILITY_SWEEP=full` sweeps every point on both sides
 (see tests/reliability/RESULTS.md).
 """
 
@@ -34,7 +34,7 @@ def _points() -> list[tuple[str, int]]:
     if FULL:
         return [(side, n) for n in range(1, 1000) for side in ("before", "after")]
     sides = itertools.cycle(("before", "after"))
-    return [(next(sides), n) for n in range(1, 1000, 13)]
+    return [(next(sides), n) for n in range(1, 1000, 17)]
 
 
 async def _trial(tmp_path, side: str, n: int, key: str, secret: str) -> bool:
