@@ -113,6 +113,18 @@ class Watcher:
             if len(self._early) < _EARLY_LIMIT:
                 self._early[remote_id] = status
             return
+        self._deliver_about(remote_id, key, status)
+
+    def _deliver_about(self, remote_id: str, key: str, status: RemoteStatus) -> None:
+        """Deliver news about `remote_id` only while it is still the item's media.
+
+        An item whose media it let go of (uploaded again after a failed ingest) waits on new media: news of
+        the old one (a late callback, a probe or sweep answered about it) would fail the new wait.
+        """
+        item = self._items.get(key)
+        if item is None or item.remote_id != remote_id:
+            log.info("news about media the item let go of; dropped", extra={"item": key})
+            return
         self.deliver(key, status)
 
     def deliver(self, key: str, status: RemoteStatus) -> None:
@@ -258,12 +270,13 @@ class Watcher:
                 ):
                     self.deliver(key, DUE)  # the item tries StartJob itself, no GetProgress
                     return
+            remote_id = item.remote_id
             try:
-                status = await self._gate.call(Priority.POLL, self._adapter.status, item.remote_id)
+                status = await self._gate.call(Priority.POLL, self._adapter.status, remote_id)
             except Exception as exc:
                 log.info("probe failed", extra={"item": key, "error": type(exc).__name__})
                 return
-            self.deliver(key, status)
+            self._deliver_about(remote_id, key, status)
         finally:
             self._probes_in_flight -= 1
             self.wake()
@@ -282,7 +295,8 @@ class Watcher:
                 if key is None or entry.result_url is None or key not in self._planner:
                     continue
                 restored.append(key)
-                self.deliver(key, RemoteStatus(Phase.RESTORED, result_url=entry.result_url))
+                restored_status = RemoteStatus(Phase.RESTORED, result_url=entry.result_url)
+                self._deliver_about(entry.remote_id, key, restored_status)
             self._planner.observe_sweep(now, restored)
         finally:
             self._probes_in_flight -= 1
