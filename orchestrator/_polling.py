@@ -34,6 +34,7 @@ import collections
 import math
 import statistics
 from collections.abc import Iterable
+from typing import Final
 
 import attrs
 
@@ -42,8 +43,8 @@ from ._service import Phase, RemoteStatus
 __all__ = ["Plan", "PollPlanner", "PollSettings"]
 
 _WAITING = frozenset({Phase.PROCESSING, Phase.RUNNING})
-# what ends each waited-for phase; news of an earlier phase is stale
-_ENDS = {
+# what ends each waited-for phase (anything else is progress, or stale news of an earlier phase)
+PHASE_ENDS: Final = {
     Phase.PROCESSING: frozenset(
         {Phase.READY, Phase.RUNNING, Phase.RESTORED, Phase.FAILED, Phase.GONE}
     ),
@@ -219,7 +220,7 @@ class PollPlanner:
         waiting = self._items.get(key)
         if waiting is None:
             return
-        if status.phase not in _ENDS[waiting.phase] | {waiting.phase, Phase.UNKNOWN}:
+        if status.phase not in PHASE_ENDS[waiting.phase] | {waiting.phase, Phase.UNKNOWN}:
             return  # stale news of an earlier phase (a late callback): the item still waits
         if waiting.contacted and status.phase is not Phase.UNKNOWN:
             hit = status.phase is not waiting.phase

@@ -26,7 +26,7 @@ from _clientkit._clock import Clock, SystemClock
 
 from ._effects import Gate
 from ._events import ItemProgress
-from ._polling import PollPlanner
+from ._polling import PHASE_ENDS, PollPlanner
 from ._scheduler import Priority
 from ._service import (
     ItemError,
@@ -46,13 +46,6 @@ log = logging.getLogger("orchestrator")
 DUE: Final = RemoteStatus(Phase.UNKNOWN, state="due")
 # the stage whose journal stamp says when each waited-for phase began in an earlier run (a rerun)
 _BEGAN: Final = {Phase.PROCESSING: Stage.UPLOADED, Phase.RUNNING: Stage.RUNNING}
-# statuses that end each waited-for phase; anything else is progress (or stale news)
-_ENDS: Final = {
-    Phase.PROCESSING: frozenset(
-        {Phase.READY, Phase.RUNNING, Phase.RESTORED, Phase.FAILED, Phase.GONE}
-    ),
-    Phase.RUNNING: frozenset({Phase.RESTORED, Phase.FAILED, Phase.GONE}),
-}
 _EARLY_LIMIT: Final = 10_000
 
 
@@ -158,7 +151,7 @@ class Watcher:
         UNKNOWN status. Fails the item (`StageTimeout`) after `phase_timeout` (checked whenever news arrives).
         """
         mailbox = self._mail[item.key]
-        ends = _ENDS[phase]
+        ends = PHASE_ENDS[phase]
         began = self._clock.monotonic()
         timeout = self._phase_timeout
         since = self._gate.since(item, _BEGAN[phase])
