@@ -95,6 +95,7 @@ from recuro_async.testing._emulator import (
     run_emulator,
     serve_asgi,
 )
+from recuro_async.testing._lifecycle import ProcessingTimes
 from recuro_async.testing._faults import FaultRecord
 from recuro_async.testing._log import LogEntry
 from recuro_async.testing._media import (
@@ -117,6 +118,7 @@ __all__ = [
     "EmulatorConfig",
     "FaultRecord",
     "LogEntry",
+    "ProcessingTimes",
     "RecuroEmulator",
     "RunningEmulator",
     "bind_socket",

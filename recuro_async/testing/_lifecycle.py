@@ -95,6 +95,19 @@ def locate(segments: Sequence[Segment], now: float) -> tuple[str, float] | None:
 
 
 @attrs.frozen
+class ProcessingTimes:
+    """The processing times drawn for one media file, in real seconds (kept after DeleteMedia).
+
+    Attributes:
+        analysis: MediaQueued..MediaAnalyze, once the original was fetched (None before, or if it failed).
+        jobs: each accepted job's running time, JobQueued wait excluded, in the order they were started.
+    """
+
+    analysis: float | None = None
+    jobs: tuple[float, ...] = ()
+
+
+@attrs.frozen
 class Snapshot:
     """What GetProgress answers: the state, its progress, and the restored file's guid once completed."""
 

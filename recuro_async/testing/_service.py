@@ -32,6 +32,7 @@ from recuro_async.testing._lifecycle import (
     Job,
     JobSlots,
     Media,
+    ProcessingTimes,
     Segment,
     jitter_factor,
     timeline,
@@ -100,6 +101,7 @@ class RecuroService:
         self._guid_rng = ids
         self._url_key = hashlib.sha256(f"recuro-emulator:{cfg.seed}:urls".encode()).digest()
         self._restored_sent: dict[str, int] = {}
+        self.processing_times: dict[str, ProcessingTimes] = {}
         self.changed = anyio.Event()
         self._fetch_limiter = anyio.CapacityLimiter(cfg.max_concurrent_fetches)
         self._restore_limiter = anyio.CapacityLimiter(2)
@@ -284,6 +286,8 @@ class RecuroService:
             self._guids.pop(previous.guid, None)
         media.job = job
         media.jobs_started = number
+        drawn = self.processing_times.get(media.file_id, ProcessingTimes())
+        self.processing_times[media.file_id] = attrs.evolve(drawn, jobs=(*drawn.jobs, run))
         self._guids[guid] = media
         if fail_at is None:
             tg.start_soon(self._produce, media, job, name=f"restore {media.file_id}")
@@ -359,6 +363,7 @@ class RecuroService:
             cfg.media_base_seconds + cfg.media_seconds_per_mib * blob.size / MIB
         ) * jitter_factor(cfg.jitter, cfg.seed, media.file_id, "analysis")
         media.segments = timeline(anyio.current_time(), duration, MEDIA_SHARES)
+        self.processing_times[media.file_id] = ProcessingTimes(analysis=duration)
         self.notify()
         if media.notify_url is not None:
             self._require_running().start_soon(
