@@ -103,6 +103,7 @@ def jittery(seed: int) -> EmulatorConfig:
         jitter=0.5,
         media_base_seconds=20.0,
         job_base_seconds=20.0,
+        fetch_timing="after-answer",  # run_pipeline releases each fetch after every upload answered
     )
 
 
@@ -158,7 +159,7 @@ async def test_jitter_draws_a_time_per_media_and_job_reproducible_whatever_the_o
 
 async def test_without_jitter_the_times_are_exactly_the_formula():
     """jitter=0 (the default) keeps every duration exactly as before the option existed."""
-    config = EmulatorConfig(time_scale=0.01, rate_limit=100_000)
+    config = EmulatorConfig(time_scale=0.01, rate_limit=100_000, fetch_timing="after-answer")
     times = await run_pipeline(config, finish_order=(0, 1, 2, 3))
     # The emulator's own arithmetic, operation for operation: equal floats, not approximately equal.
     analysis = config.scaled(config.media_base_seconds + config.media_seconds_per_mib * 40_000 / MIB)
@@ -226,7 +227,8 @@ async def test_before_answer_fetches_the_whole_original_before_answering():
 
 async def test_after_answer_answers_while_the_fetch_is_still_running():
     """The default answers at once: the answer arrives while the original is half served."""
-    config = EmulatorConfig(time_scale=0.01, rate_limit=100_000)
+    assert EmulatorConfig().fetch_timing == "after-answer"
+    config = EmulatorConfig(time_scale=0.01, rate_limit=100_000, fetch_timing="after-answer")
     files, events, state = await upload_with_gate_released_when_idle(config)
     assert events == ["answered", "released"]
     assert state == "MediaUploading"
