@@ -95,8 +95,8 @@ from recuro_async.testing._emulator import (
     run_emulator,
     serve_asgi,
 )
-from recuro_async.testing._lifecycle import ProcessingTimes
 from recuro_async.testing._faults import FaultRecord
+from recuro_async.testing._lifecycle import ProcessingTimes
 from recuro_async.testing._log import LogEntry
 from recuro_async.testing._media import (
     expected_restored_bytes,

@@ -142,7 +142,9 @@ async def test_jitter_draws_a_time_per_media_and_job_reproducible_whatever_the_o
     another seed draws others."""
     config = jittery(seed=11)
     first = await run_pipeline(config, finish_order=(0, 1, 2, 3))
-    analysis = config.scaled(config.media_base_seconds + config.media_seconds_per_mib * 40_000 / MIB)
+    analysis = config.scaled(
+        config.media_base_seconds + config.media_seconds_per_mib * 40_000 / MIB
+    )
     job = config.scaled(config.job_base_seconds + config.job_seconds_per_mib * 40_000 / MIB)
     analyses = [t.analysis for t in first.values()]
     jobs = [t.jobs for t in first.values()]
@@ -162,7 +164,9 @@ async def test_without_jitter_the_times_are_exactly_the_formula():
     config = EmulatorConfig(time_scale=0.01, rate_limit=100_000, fetch_timing="after-answer")
     times = await run_pipeline(config, finish_order=(0, 1, 2, 3))
     # The emulator's own arithmetic, operation for operation: equal floats, not approximately equal.
-    analysis = config.scaled(config.media_base_seconds + config.media_seconds_per_mib * 40_000 / MIB)
+    analysis = config.scaled(
+        config.media_base_seconds + config.media_seconds_per_mib * 40_000 / MIB
+    )
     job = config.scaled(config.job_base_seconds + config.job_seconds_per_mib * (40_000 / MIB))
     assert all(t == ProcessingTimes(analysis=analysis, jobs=(job,)) for t in times.values())
 

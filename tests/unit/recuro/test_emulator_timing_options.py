@@ -25,7 +25,9 @@ def test_factors_lie_in_the_range_and_depend_only_on_seed_and_what_is_timed():
     assert [jitter_factor(0.3, 7, f"ids-{n}.mov", "analysis") for n in range(300)] == draws
     assert jitter_factor(0.3, 8, "ids-1.mov", "analysis") != draws[1]
     assert jitter_factor(0.3, 7, "ids-1.mov", "job", 1) != draws[1]
-    assert jitter_factor(0.3, 7, "ids-1.mov", "job", 2) != jitter_factor(0.3, 7, "ids-1.mov", "job", 1)
+    assert jitter_factor(0.3, 7, "ids-1.mov", "job", 2) != jitter_factor(
+        0.3, 7, "ids-1.mov", "job", 1
+    )
 
 
 @pytest.mark.parametrize("value", [1.0, 1.5, -0.1, float("nan")])
