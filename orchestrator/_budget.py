@@ -6,8 +6,9 @@ journal before admitting each block of `reserve` requests, so that at any moment
 request the process may have sent:
 
 - released slots are saved with their exact (wall-clock) stamps;
-- slots in flight at the snapshot, and the `reserve` admissions the snapshot allows before the next one, are
-  saved as a count of *phantoms*: their stamps are unknown (at the latest, the moment of the kill), so a
+- slots in flight at the snapshot, requests still waiting for room in the window (an earlier block counted
+  them, but they are admitted after this snapshot), and the `reserve` admissions the snapshot allows
+  before the next one, are saved as a count of *phantoms*: their stamps are unknown (at the latest, the moment of the kill), so a
   rerun stamps them at its own start, which is never earlier than the truth.
 
 A rerun seeds its limiter with the stamps and the phantoms, so a kill and a rerun never put more than the
@@ -64,6 +65,7 @@ class JournaledWindow:
         self._reserve = reserve or max(1, min(_MAX_RESERVE, inner.max_requests // 10))
         self._granted = self._reserve  # the first admission saves a snapshot first
         self._in_flight = 0
+        self._waiting = 0  # counted by a snapshot's block, not admitted yet (a full window)
         self._saver: Saver | None = None
         self._lock = anyio.Lock()
 
@@ -93,9 +95,10 @@ class JournaledWindow:
     def snapshot(self, *, reserve: int) -> dict[str, Any]:
         """The live window: exact stamps of released slots, phantoms for the rest and the reserve."""
         stamps = sorted(self._inner.stamps())
-        # in-flight slots are reported as stamped now, the newest: they become phantoms instead
+        # in-flight slots are reported as stamped now, the newest: they become phantoms instead; so do
+        # requests an earlier block counted that still wait for room (they are admitted after this one)
         exact = stamps[: max(len(stamps) - self._in_flight, 0)]
-        return {"stamps": exact, "phantoms": self._in_flight + reserve}
+        return {"stamps": exact, "phantoms": self._in_flight + self._waiting + reserve}
 
     async def save_final(self) -> None:
         """Save the exact window at a clean end (nothing more will be admitted)."""
@@ -109,7 +112,11 @@ class JournaledWindow:
                 await self._saver(self.snapshot(reserve=self._reserve))
                 self._granted = 0
             self._granted += 1
-        ticket = await self._inner.acquire()
+            self._waiting += 1
+        try:
+            ticket = await self._inner.acquire()
+        finally:
+            self._waiting -= 1
         self._in_flight += 1
         return ticket
 

@@ -95,3 +95,36 @@ async def test_a_snapshot_is_saved_before_each_block_of_reserved_admissions():
     await window.save_final()
     assert saved[-1]["phantoms"] == 0
     assert len(saved[-1]["stamps"]) == 9  # type: ignore[arg-type]
+
+
+async def test_requests_waiting_for_a_full_window_are_covered_by_the_next_snapshot():
+    """Requests that passed the snapshot's count but still wait for room in a full window are admitted
+    after the next snapshot: it must count them (the random kills saw 31 requests in a window of 30 when
+    a kill followed such admissions). Deterministic: a full window, six waiters, a kill once all six are
+    admitted and on the wire."""
+    clock = FakeClock()
+    saved: list[dict[str, object]] = []
+
+    async def save(snapshot: dict[str, object]) -> None:
+        saved.append(snapshot)
+
+    window = JournaledWindow(SlidingWindowLimiter(30, 60.0, clock=clock), reserve=3)
+    window.bind(save)
+    for _ in range(30):
+        await window.release(await window.acquire())
+    admitted: list[object] = []
+
+    async def request() -> None:
+        admitted.append(await window.acquire())  # never released: the kill comes first
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(request)
+        await anyio.wait_all_tasks_blocked()
+        assert admitted == []  # the window is full: all six wait for room
+        async with clock.autoadvance():
+            while len(admitted) < 6:
+                await clock.sleep(1.0)
+    last = saved[-1]
+    covered = int(last["phantoms"])  # type: ignore[call-overload]
+    assert covered >= 6, f"6 requests on the wire at the kill, the journal covers {covered}: {last}"
