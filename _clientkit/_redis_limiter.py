@@ -40,7 +40,7 @@ import anyio
 import anyio.lowlevel
 
 from _clientkit._clock import Clock, SystemClock
-from _clientkit._limiter import Pacing, SlidingWindowLimiter, Ticket
+from _clientkit._limiter import DEFAULT_BURST, Pacing, SlidingWindowLimiter, Ticket
 from _clientkit._redis_scripts import ACQUIRE, LEAVE, PAUSE, RELEASE
 
 if TYPE_CHECKING:
@@ -131,7 +131,11 @@ class RedisLimiter:
         self._grace = _check_positive("grace", grace, allow_zero=True)
         self._poll = _check_positive("poll", poll)
         if pacing == "even":
-            self._pacing: Pacing | None = Pacing.even(max_requests, self._period)
+            # a small burst: shared by processes, a quarter of the window at once would go to whichever
+            # asks first (the in-process default is larger: there one gate orders the queue)
+            self._pacing: Pacing | None = Pacing.even(
+                max_requests, self._period, burst=DEFAULT_BURST
+            )
         elif pacing == "off":
             self._pacing = None
         elif isinstance(pacing, Pacing):
