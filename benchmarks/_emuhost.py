@@ -10,6 +10,8 @@ JSON line per command line:
 - ``{"cmd": "drops", "emulator": NAME, "at": [POSITION, ...]}``: cut the connection of the download
   response that crosses each file position, once per position (a connection drop on demand).
 - ``{"cmd": "counters", "emulator": NAME}``: download responses and body bytes sent since the last call.
+- ``{"cmd": "times", "emulator": NAME, "file_ids": [...]}``: the analysis and job times each media drew
+  (real seconds; `[analysis, job, ...]`, analysis None if it never ran).
 - ``{"cmd": "log", "emulator": NAME}``: the API request log (arrival times, actions, statuses) and the
   arrival times the rate limit admitted and refused.
 - ``{"cmd": "quit"}`` (or end of input): stop.
@@ -216,6 +218,9 @@ async def _answer(
             return out
         case "log":
             return _log(hosted)
+        case "times":
+            times = {f: hosted.emulator.processing_times(f) for f in command["file_ids"]}
+            return {"times": {f: [t.analysis, *t.jobs] for f, t in times.items()}}
     raise ValueError(f"unknown command {command['cmd']!r}")
 
 

@@ -153,8 +153,16 @@ class _Model:
 class PollPlanner:
     """Decides sweeps and probes for the items that wait on the service (see the module docstring)."""
 
-    def __init__(self, settings: PollSettings, *, sweep_phases: Iterable[Phase] = ()) -> None:
+    def __init__(
+        self,
+        settings: PollSettings,
+        *,
+        sweep_phases: Iterable[Phase] = (),
+        speculative_phase: Phase | None = None,
+    ) -> None:
         self._settings = settings
+        # the phase whose end the next step itself may probe (Recuro: StartJob on media predicted ready)
+        self._speculative_phase = speculative_phase
         self._sweep_phases = frozenset(sweep_phases) & _WAITING
         self._items: dict[str, _Waiting] = {}
         self._models: dict[Phase, _Model] = {phase: _Model() for phase in _WAITING}
@@ -201,6 +209,15 @@ class PollPlanner:
             phase=phase, entered=entered, size=size, last_contact=now, last_probe=now
         )
 
+    def began(self, key: str, phase: Phase, now: float) -> None:
+        """The service began `key`'s `phase` only now, after it was tracked (Recuro: the original's
+        fetch, which the upload seal holds until the answer is recorded). Predictions and the learned
+        durations then run from here, not from a moment that includes our own delays."""
+        waiting = self._items.get(key)
+        if waiting is not None and waiting.phase is phase and waiting.entered < now:
+            waiting.entered = now
+            waiting.predicted = None
+
     def untrack(self, key: str) -> None:
         """`key` no longer waits (finished, failed, or left the batch)."""
         self._forget(key)
@@ -226,7 +243,8 @@ class PollPlanner:
             return  # stale news of an earlier phase (a late callback): the item still waits
         if waiting.contacted and status.phase is not Phase.UNKNOWN:
             hit = status.phase is not waiting.phase
-            self._scores.append(hit)
+            if waiting.on_target:  # a prediction tested (a backoff contact predicts nothing)
+                self._scores.append(hit)
             waiting.contacted = False
             if waiting.speculating:
                 waiting.speculating = False
@@ -277,23 +295,29 @@ class PollPlanner:
             return True  # the step is still to be taken (not answered yet)
         if waiting is None or not (waiting.contacted and waiting.on_target):
             return False
-        if self._speculating >= self._window:
-            return False
-        hit_rate = (sum(self._scores) + 1) / (len(self._scores) + 2)
-        if hit_rate <= refusal_cost / (1 + refusal_cost):
+        if self._speculating >= self._window or not self._earned(refusal_cost):
             return False
         waiting.speculating = True
         self._speculating += 1
         return True
 
+    def _earned(self, refusal_cost: int) -> bool:
+        """Recent contacts hit often enough that a speculative one costs less than a probe first."""
+        hit_rate = (sum(self._scores) + 1) / (len(self._scores) + 2)
+        return hit_rate > refusal_cost / (1 + refusal_cost)
+
     # ------------------------------------------------------------------ what to do
 
-    def plan(self, now: float, *, max_probes: int = 8, may_sweep: bool = True) -> Plan:
+    def plan(
+        self, now: float, *, max_probes: int = 8, may_sweep: bool = True, refusal_cost: int = 2
+    ) -> Plan:
         """What to ask at `now`: sweep or not, which items to probe, and when to plan again.
 
         The sweep and probes returned are taken as sent at `now` (they are not planned again until
         their answer or `min_interval`). `may_sweep=False` while a sweep is still queued or on the
-        wire: its answer will tell what a second one would.
+        wire: its answer will tell what a second one would. While speculation is earned (`refusal_cost`
+        as in `speculate`), an item due on target beyond the slow-start window waits for a speculative
+        contact to be answered (the caller plans again then) instead of costing a probe.
         """
         s = self._settings
         if not self._items:
@@ -307,17 +331,21 @@ class PollPlanner:
         sweep = sweep_due is not None and sweep_due <= now
         due: list[tuple[float, str]] = []
         wake = math.inf if sweep_due is None or sweep else sweep_due
+        room = self._window - self._speculating if self._earned(refusal_cost) else None
         for key, waiting in self._items.items():
             at = self._probe_due(waiting)
-            if at <= now:
-                due.append((at, key))
-            else:
+            if at > now:
                 wake = min(wake, at)
+            elif room is None or not self._may_speculate(waiting, now):
+                due.append((at, key))
+            elif room > 0:
+                room -= 1
+                due.append((at, key))
         due.sort()
         probes = tuple(key for _, key in due[: max(max_probes, 0)])
         for key in probes:
             waiting = self._items[key]
-            waiting.on_target = self._target(waiting) <= now
+            waiting.on_target = self._expected(waiting) is not None and self._target(waiting) <= now
             waiting.last_contact = waiting.last_probe = now
             waiting.contacted = True
         if len(due) > len(probes):
@@ -326,6 +354,14 @@ class PollPlanner:
             self._prev_sweep, self._last_sweep = self._last_sweep, now
             wake = min(wake, now + s.min_interval)
         return Plan(sweep=sweep, probes=probes, wake_at=None if math.isinf(wake) else wake)
+
+    def _may_speculate(self, waiting: _Waiting, now: float) -> bool:
+        """True when a contact now could be the next step itself (on target, in that phase)."""
+        return (
+            waiting.phase is self._speculative_phase
+            and not waiting.speculating
+            and self._target(waiting) <= now
+        )
 
     def _sweep_due(self) -> float | None:
         s = self._settings

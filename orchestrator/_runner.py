@@ -52,10 +52,12 @@ from ._scheduler import Lanes, Priority
 from ._seal import UploadSeal
 from ._service import (
     BatchFatalError,
+    Phase,
     Preflight,
     RemoteMedia,
     RemoteStatus,
     ServiceAdapter,
+    starts_on_prediction,
     sweep_phases,
 )
 from ._stages import ACTIVE_STAGES, TERMINAL_STAGES, IllegalTransitionError, Item, Stage
@@ -105,7 +107,11 @@ class Runner(anyio.AsyncContextManagerMixin):
         poll = config.poll
         if config.notify_url is not None and not poll.webhook:
             poll = attrs.evolve(poll, webhook=True)
-        planner = PollPlanner(poll, sweep_phases=sweep_phases(adapter))
+        planner = PollPlanner(
+            poll,
+            sweep_phases=sweep_phases(adapter),
+            speculative_phase=Phase.PROCESSING if starts_on_prediction(adapter) else None,
+        )
         self._gate = Gate(journal, lanes, self._clock, crash=crash_at)
         self._watcher = Watcher(
             adapter, self._gate, planner, self._clock, phase_timeout=config.phase_timeout
@@ -212,6 +218,8 @@ class Runner(anyio.AsyncContextManagerMixin):
         if item.stage_token != token:
             return False  # given up while it waited
         await self._gate.count_fetch(item)
+        if item.fetches == 1:
+            self._watcher.fetched(item)
         return True
 
     def notify(self, remote_id: str, status: RemoteStatus) -> None:

@@ -107,9 +107,12 @@ class UploadSeal:
             self._open.get(token) is event
         ):  # still open after `hold`: the service waits for the bytes
             self._broken.add(token)
-            if self.timing is not FetchTiming.BEFORE_ANSWER:
-                self.timing = FetchTiming.BEFORE_ANSWER
-                log.warning(
-                    "the service fetches inputs before it answers UploadMedia: uploads go one at a time"
-                )
+            self._learn_fetch_first()
         return True
+
+    def _learn_fetch_first(self) -> None:
+        if self.timing is not FetchTiming.BEFORE_ANSWER:
+            self.timing = FetchTiming.BEFORE_ANSWER
+            log.warning(
+                "the service fetches inputs before it answers UploadMedia: uploads go one at a time"
+            )

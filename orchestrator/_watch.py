@@ -121,6 +121,11 @@ class Watcher:
             return
         self.deliver(key, status)
 
+    def fetched(self, item: Item) -> None:
+        """The service started fetching the item's input: its analysis begins now (`began`)."""
+        if item.stage is Stage.UPLOADED:
+            self._planner.began(item.key, Phase.PROCESSING, self._clock.monotonic())
+
     def deliver(self, key: str, status: RemoteStatus) -> None:
         """Put news in an item's mailbox and wake it; news for a finished item is dropped."""
         item = self._items.get(key)
@@ -192,6 +197,7 @@ class Watcher:
     ) -> bool:
         moved = await on_due(item)
         now = self._clock.monotonic()
+        self.wake()  # a speculative contact answered: the window may take the next one
         if moved:
             if item.stage is Stage.RUNNING:  # ready by now: learn the duration
                 self._planner.observe(item.key, RemoteStatus(Phase.RUNNING), now)
@@ -213,7 +219,10 @@ class Watcher:
                 now = self._clock.monotonic()
                 budget = max(self._gate.lanes.calls.slots // 2, 1) - self._probes_in_flight
                 plan = self._planner.plan(
-                    now, max_probes=max(budget, 0), may_sweep=not self._sweeping
+                    now,
+                    max_probes=max(budget, 0),
+                    may_sweep=not self._sweeping,
+                    refusal_cost=self._refusal_cost,
                 )
                 if plan.sweep:
                     self._probes_in_flight += 1
