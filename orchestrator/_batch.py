@@ -148,8 +148,6 @@ async def open_batch(
             window=window,
             callbacks=attributing,
         )
-        if isinstance(stager, LocalFileServer):
-            stager.set_fetch_hook(runner.record_fetch)
         batch = Batch(runner, opened, spec)
         async with runner:
             yield batch
