@@ -35,57 +35,41 @@ Segments (`_segments`)
     is a 206 (itself the proof of range support: most servers name `Accept-Ranges` on 200s only), with a
     strong validator and a total of at least `2 * min_segment_size`, the `.part` is preallocated and up
     to `segments` checked ranges are fetched concurrently (the first response starts the first one);
-    otherwise the download goes on sequentially. The sidecar records each segment's progress
-    (every `_CHECKPOINT_BYTES` and on exit), so a resume fetches only what is missing. A 200 to a
+    otherwise the download goes on sequentially. The sidecar records each segment's progress (every
+    `_open_part.CHECKPOINT_BYTES` and on exit), so a resume fetches only what is missing. A 200 to a
     segment means the file changed: start over.
 
 Parts
-    This module is the transfer: resume, the sequential fetch, the commit. `_resume` finds what an
-    earlier call left, `_request` sends and classifies, `_segments` runs ranges, `_body.BodyWriter` reads
-    (from the socket where it can) and writes, `_ranges.check_partial` checks each 206. The figures
-    behind the read and write policy: B2's notes in benchmarks/RESULTS.md.
+    This module is the transfer: the attempt loop, the sequential fetch and what each answer means.
+    `_resume` finds what an earlier call left; `_open_part.OpenPart` keeps the `.part`, its sidecar
+    and its byte count, and commits; `_request` sends and classifies; `_segments` runs ranges over
+    `_range_source.PartRanges`; `_body.BodyWriter` reads (from the socket where it can) and writes;
+    `_ranges.check_partial` checks each 206. The figures behind the read and write policy: B2's notes
+    in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import math
 import os
 import pathlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Final
 
 import anyio
 import httpx
 
-from ._body import BodyWriter
 from ._clock import Clock, SystemClock
 from ._download_options import DownloadOptions
-from ._failures import (
-    DiskFullFailure,
-    DownloadFailure,
-    TransportFailure,
-)
-from ._partfile import (
-    Layout,
-    PartState,
-    Segment,
-    commit_part,
-    open_part,
-    unlink,
-    write_sidecar,
-)
-from ._ranges import (
-    PartialMismatch,
-    check_partial,
-    content_length,
-    strong_validator,
-    unsatisfied_total,
-)
+from ._failures import DiskFullFailure, DownloadFailure, TransportFailure
+from ._open_part import OpenPart
+from ._partfile import Layout, Segment, unlink
+from ._range_source import PartRanges, RemoteChanged
+from ._ranges import content_length, strong_validator, unsatisfied_total
 from ._request import Requester, safe_url
-from ._resume import choose_name, find_part, layout_for, refuse_existing
+from ._resume import find_part, layout_for
 from ._retry import Attempts, Retryable
 from ._segments import fetch_segments, plan_segments, segmentable
 
@@ -93,18 +77,12 @@ __all__ = ["DownloadOptions", "download_file"]
 
 _log = logging.getLogger("_clientkit")
 
-_MIB: Final = 1024 * 1024
 _MAX_RESTARTS: Final = 3
-_CHECKPOINT_BYTES: Final = 32 * _MIB
 _DISK_FULL: Final = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
-class _Restart(Exception):
-    """The remote file is not the one the `.part` holds: start over from byte 0."""
-
-
 class _Download:
-    """One call of `download_file`: the state machine, its file descriptor and its counters."""
+    """One call of `download_file`: the attempts, the answers and what they mean for the `.part`."""
 
     def __init__(
         self,
@@ -120,20 +98,21 @@ class _Download:
         overwrite: bool = False,
     ) -> None:
         self._url, self._url_text, self._layout = url, str(url), layout
-        self._opts, self._clock, self._progress = options, clock, progress
-        self._requests = Requester(
-            client, url, auth=auth, options=options, clock=clock, part_path=self._part_text
+        self._opts = options
+        self._part = OpenPart(
+            layout,
+            self._url_text,
+            options=options,
+            clock=clock,
+            progress=progress,
+            overwrite=overwrite,
         )
-        self._name: str | None = layout.fixed_name
-        self._state: PartState | None = None
-        self._body: BodyWriter | None = None  # with the `.part`'s file descriptor, once open
-        self._done = 0  # bytes of the current representation on disk
-        self._since_checkpoint = 0
-        self._sidecar_lock = anyio.Lock()
+        self._requests = Requester(
+            client, url, auth=auth, options=options, clock=clock, part_path=self._part.part_text
+        )
         self._reissue_of, self._overwrite = reissue_of, overwrite
         self._restarts = 0
         self._attempts = Attempts(options.max_retries)
-        self._last_report = -math.inf
 
     async def run(self, *, resume: bool) -> pathlib.Path:
         deadline = self._opts.deadline
@@ -142,16 +121,16 @@ class _Download:
                 return await self._run(resume=resume)
             raise TransportFailure(
                 f"download of {safe_url(self._url)} did not finish within its deadline of "
-                f"{deadline:g} s; {self._done} bytes are on disk",
+                f"{deadline:g} s; {self._part.done} bytes are on disk",
                 request_sent=True,
             )
         except OSError as exc:
             if exc.errno not in _DISK_FULL:
                 raise
-            total = self._state.total if self._state is not None else None
+            total = self._part.total
             raise DiskFullFailure(
-                self._part_text() or str(self._layout.directory),
-                None if total is None else max(total - self._done, 0),
+                self._part.part_text() or str(self._layout.directory),
+                None if total is None else max(total - self._part.done, 0),
             ) from exc
 
     async def _run(self, *, resume: bool) -> pathlib.Path:
@@ -161,15 +140,12 @@ class _Download:
                 try:
                     await self._fetch()
                     break
-                except _Restart as why:
+                except RemoteChanged as why:
                     self._changed(str(why))
-                    await self._start_over()
-            return await self._finish()
+                    await self._part.start_over()
+            return await self._part.commit()
         finally:
-            if self._body is not None:
-                fd, self._body = self._body.fd, None
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(os.close, fd)
+            await self._part.close()
 
     def _changed(self, why: str) -> None:
         """The remote file changed: count it (a bounded number is tolerated) and reset the attempts."""
@@ -177,14 +153,13 @@ class _Download:
         if self._restarts > _MAX_RESTARTS:
             raise DownloadFailure(
                 f"the remote file changed {self._restarts} times during the download",
-                part_path=self._part_text(),
+                part_path=self._part.part_text(),
             )
         _log.debug("download restarts from byte 0", extra={"reason": why})
         self._attempts.new_representation()
 
-    # -- resume preparation
-
     async def _prepare(self, *, resume: bool) -> None:
+        """Find what an earlier call left for this destination, and resume it if it is trusted."""
         found = await find_part(
             self._layout,
             self._url_text,
@@ -193,16 +168,14 @@ class _Download:
             overwrite=self._overwrite,
         )
         if found.name is not None:
-            self._name = found.name
+            self._part.name = found.name
         state = found.state
         if state is None:
             return
-        self._state = state
-        await self._open_part(self._layout.part(state.name), truncate=False)
-        self._done = found.done
+        await self._part.resume(state, found.done)
         if found.rekey:
             # Re-keyed to the re-issued URL; recorded before the old sidecar goes.
-            await self._save_state()
+            await self._part.save()
             if found.old_sidecar is not None:
                 await anyio.to_thread.run_sync(unlink, found.old_sidecar)
             _log.debug(
@@ -210,43 +183,21 @@ class _Download:
             )
         _log.debug("resuming a download", extra={"bytes_on_disk": found.done, "total": state.total})
 
-    async def _open_part(self, part: pathlib.Path, *, truncate: bool) -> None:
-        fd = await anyio.to_thread.run_sync(lambda: open_part(part, truncate=truncate))
-        opts = self._opts
-        self._body = BodyWriter(
-            fd,
-            chunk_size=opts.chunk_size,
-            timeout=opts.timeout,
-            direct_read=opts.direct_read,
-            fsync=opts.fsync,
-            flush_due=self._report_due,
-        )
-
-    async def _start_over(self) -> None:
-        if self._body is not None:
-            await anyio.to_thread.run_sync(os.ftruncate, self._body.fd, 0)
-        self._done = 0
-        if self._state is not None:
-            self._state.validator = None
-            self._state.total = None
-            self._state.segments = None
-            await self._save_state()
-
     # -- sequential
 
     async def _fetch(self) -> None:
-        state = self._state
-        if state is not None and state.segments is not None:
-            await self._fetch_segments(state.segments, None)
+        part = self._part
+        if part.state is not None and part.state.segments is not None:
+            await self._fetch_segments(part.state.segments, None)
             return
         attempts = self._attempts
         while True:
-            offset = self._done
+            offset = part.done
             headers = {"Accept-Encoding": "identity"}
             if offset > 0:
                 headers["Range"] = f"bytes={offset}-"
-                if self._state is not None and self._state.validator is not None:
-                    headers["If-Range"] = self._state.validator
+                if part.validator is not None:
+                    headers["If-Range"] = part.validator
             elif self._opts.segments > 1:
                 # A bounded probe: its 206 tells the total and range support, and closing it early
                 # never throws away bytes in flight (an open `bytes=0-` would, a few MiB of them).
@@ -255,46 +206,49 @@ class _Download:
                 async with self._requests.open(headers) as response:
                     complete = await self._sequential(response, offset)
             except Retryable as failure:
-                await self.retry(attempts, failure, self._done)
+                await self._retry(attempts, failure)
                 continue
             if complete:
                 return
-            if not attempts.advanced(self._done):
+            if not attempts.advanced(part.done):
                 # A clean response that moved nothing (or only re-fetched bytes an earlier attempt
                 # had): count it, so a stuck server cannot loop forever.
                 stalled = Retryable("the response ended without progress", request_sent=True)
-                await self.retry(attempts, stalled, self._done)
+                await self._retry(attempts, stalled)
 
     async def _sequential(self, response: httpx.Response, offset: int) -> bool:
         """Handle one response to a sequential request; True when the file is complete on disk."""
         status = response.status_code
-        state = self._state
+        part = self._part
+        state = part.state
         if status == 416:
             total = unsatisfied_total(response.headers.get("content-range"))
             known = state.total if state is not None else None
             if total is not None and total == offset and (known is None or known == total):
                 if state is None:  # `bytes=0-` for an empty file
-                    await self._adopt(response, total)
+                    await part.adopt(response, total)
                 else:
                     state.total = total
-                self._report()
+                part.report()
                 return True
             if offset > 0:
-                raise _Restart(f"416 with complete length {total}, but {offset} bytes are on disk")
+                raise RemoteChanged(
+                    f"416 with complete length {total}, but {offset} bytes are on disk"
+                )
         if status == 200:
             if offset > 0:
                 _log.debug("200 to a range request: the file changed or ranges are ignored")
                 seen = state.validator if state is not None else None
                 if seen is not None and strong_validator(response.headers) != seen:
                     self._changed("a 200 with another validator: the file changed")
-                await self._start_over()
-            await self._adopt(response, content_length(response.headers))
-            await self._write(response, 0, None, None)
+                await part.start_over()
+            await part.adopt(response, content_length(response.headers))
+            await part.write(response, 0, None, None)
         elif status == 206:
-            _first, last, total = self._check_partial(response, offset, fresh=offset == 0)
+            _first, last, total = part.check_partial(response, offset, fresh=offset == 0)
             if offset == 0:  # a fresh representation (we asked for bytes=0-)
-                await self._adopt(response, total)
-                one_version = self._state is not None and self._state.validator is not None
+                await part.adopt(response, total)
+                one_version = part.validator is not None
                 if total is not None and segmentable(
                     response, total, self._opts, has_validator=one_version
                 ):
@@ -302,177 +256,43 @@ class _Download:
                     return True
             elif state is not None and total is not None and state.total is None:
                 state.total = total
-                await self._save_state()
-            self._report()
-            await self._write(response, offset, None, last + 1)
+                await part.save()
+            part.report()
+            await part.write(response, offset, None, last + 1)
         else:
             await self._requests.raise_for_status(response)
-        total = self._state.total if self._state is not None else None
+        total = part.total
         if total is None:
             return status == 200  # no length: a clean end of the body is the end of the file
-        if self._done > total:
+        if part.done > total:
             raise DownloadFailure(
-                f"size mismatch: {self._done} bytes on disk, the server said {total}",
-                part_path=self._part_text(),
+                f"size mismatch: {part.done} bytes on disk, the server said {total}",
+                part_path=part.part_text(),
             )
-        return self._done == total
+        return part.done == total
 
-    def _check_partial(
-        self, response: httpx.Response, start: int, end: int | None = None, *, fresh: bool = False
-    ) -> tuple[int, int, int | None]:
-        """`check_partial` against the state (`fresh`: from byte 0 without If-Range, any total)."""
-        state = None if fresh else self._state
-        try:
-            return check_partial(
-                response.headers,
-                start,
-                end,
-                sent=state.validator if state is not None else None,
-                known=state.total if state is not None else None,
-            )
-        except PartialMismatch as exc:
-            raise DownloadFailure(str(exc), part_path=self._part_text()) from None
-
-    async def _adopt(self, response: httpx.Response, total: int | None) -> None:
-        """Take a full (or from-zero) response as the file: name it, record it, open the `.part`."""
-        validator = strong_validator(response.headers)
-        if self._name is None:
-            disposition = response.headers.get("content-disposition")
-            content_type = response.headers.get("content-type")
-            final_url = str(response.url)
-            try:
-                self._name = await anyio.to_thread.run_sync(
-                    lambda: choose_name(
-                        self._layout.directory, disposition, final_url, content_type
-                    )
-                )
-            except ValueError as exc:  # e.g. a symlink in dest under the offered name
-                raise DownloadFailure(f"refusing the file name: {exc}") from exc
-            await refuse_existing(self._layout, self._name, overwrite=self._overwrite)
-        if self._state is None:
-            self._state = PartState(url=self._url_text, name=self._name)
-        self._state.validator = validator
-        self._state.total = total
-        self._state.segments = None
-        if self._body is None:
-            await self._open_part(self._layout.part(self._name), truncate=True)
-            self._done = 0
-        await self._save_state()
-
-    # -- segments (`_segments` runs them; this download is their `RangeSource`)
+    # -- segments (`_segments` runs them over the `PartRanges` of the `.part`)
 
     async def _begin_segments(self, response: httpx.Response, total: int) -> None:
-        state, body = self._state, self._body
-        assert state is not None  # noqa: S101 (adopted just before)
-        assert body is not None  # noqa: S101
-        state.segments = plan_segments(total, self._opts.segments, self._opts.min_segment_size)
-        await anyio.to_thread.run_sync(os.ftruncate, body.fd, total)
-        await self._save_state()
-        _log.debug("segmented download", extra={"segments": len(state.segments), "total": total})
-        await self._fetch_segments(state.segments, response)
+        segments = plan_segments(total, self._opts.segments, self._opts.min_segment_size)
+        await self._part.preallocate(segments, total)
+        _log.debug("segmented download", extra={"segments": len(segments), "total": total})
+        await self._fetch_segments(segments, response)
 
     async def _fetch_segments(self, segments: list[Segment], first: httpx.Response | None) -> None:
-        self._report()
+        self._part.report()
         await fetch_segments(
-            self,
+            PartRanges(self._requests, self._part),
             segments,
             concurrency=self._opts.segments,
             max_retries=self._opts.max_retries,
             first=first,
         )
 
-    @contextlib.asynccontextmanager
-    async def open_range(self, first: int, last: int) -> AsyncIterator[tuple[httpx.Response, int]]:
-        """A checked 206 for one segment (a 200 means the file changed: start over)."""
-        assert self._state is not None  # noqa: S101
-        headers = {"Accept-Encoding": "identity", "Range": f"bytes={first}-{last}"}
-        if self._state.validator is not None:
-            headers["If-Range"] = self._state.validator
-        async with self._requests.open(headers) as response:
-            if response.status_code == 200:
-                raise _Restart("200 to a segment request: the file changed")
-            if response.status_code != 206:
-                await self._requests.raise_for_status(response)
-            _, end, _ = self._check_partial(response, first, last)
-            yield response, end
-
-    async def write(self, response: httpx.Response, segment: Segment, stop: int) -> None:
-        """Write a segment's body (`RangeSource`)."""
-        await self._write(response, segment.position, segment, stop)
-
-    async def save(self) -> None:
-        """Record every segment's progress (`RangeSource`)."""
-        self._since_checkpoint = 0
-        await self._save_state()
-
-    # -- the body and its accounting
-
-    async def _write(
-        self, response: httpx.Response, position: int, segment: Segment | None, stop: int | None
-    ) -> None:
-        body = self._body
-        assert body is not None  # noqa: S101 (a response is written only once the `.part` is open)
-
-        async def wrote(size: int) -> None:
-            self._done += size
-            if segment is not None:
-                segment.done += size
-                self._since_checkpoint += size
-            self._report()
-            if segment is not None and self._since_checkpoint >= _CHECKPOINT_BYTES:
-                self._since_checkpoint = 0
-                await self._save_state()
-
-        await body.write_body(response, position=position, stop=stop, wrote=wrote)
-
-    def _report_due(self) -> bool:
-        """True when the progress callback has not been called for a while (bytes wait in memory)."""
-        return (
-            self._progress is not None
-            and self._clock.monotonic() - self._last_report >= self._opts.progress_interval
-        )
-
-    def _report(self) -> None:
-        if self._progress is not None:
-            self._last_report = self._clock.monotonic()
-            self._progress(self._done, self._state.total if self._state is not None else None)
-
-    async def _save_state(self) -> None:
-        if self._state is None:
-            return
-        data = self._state.to_json()
-        async with self._sidecar_lock:
-            await anyio.to_thread.run_sync(
-                write_sidecar, self._layout.sidecar, data, self._opts.fsync
-            )
-
-    async def retry(self, attempts: Attempts, failure: Retryable, position: int) -> None:
-        """Count a failed attempt that reached `position`: back off, or raise if none is left."""
-        await self._requests.retry(attempts, failure, position, on_disk=self._done)
-
-    # -- the end
-
-    async def _finish(self) -> pathlib.Path:
-        state, body = self._state, self._body
-        assert state is not None  # noqa: S101 (a completed fetch always adopted a response)
-        assert body is not None  # noqa: S101
-        size = (await anyio.to_thread.run_sync(os.fstat, body.fd)).st_size
-        if state.total is not None and (size != state.total or self._done != state.total):
-            raise DownloadFailure(
-                f"size mismatch: {size} bytes on disk, the server said {state.total}",
-                part_path=self._part_text(),
-            )
-        self._body = None
-        part, final = self._layout.part(state.name), self._layout.final(state.name)
-        # One worker-thread hop for the whole commit (a hop costs more CPU than a small file's body).
-        await anyio.to_thread.run_sync(
-            commit_part, body.fd, part, final, self._layout.sidecar, self._opts.fsync
-        )
-        _log.debug("download complete", extra={"bytes": size})
-        return final
-
-    def _part_text(self) -> str | None:
-        return str(self._layout.part(self._name)) if self._name is not None else None
+    async def _retry(self, attempts: Attempts, failure: Retryable) -> None:
+        """Count a failed sequential attempt: back off, or raise if none is left."""
+        done = self._part.done
+        await self._requests.retry(attempts, failure, done, on_disk=done)
 
 
 async def download_file(

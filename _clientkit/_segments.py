@@ -1,10 +1,11 @@
 """Segments: one version of a file fetched as up to N concurrent byte ranges, each resumed on its own.
 
-The download that owns the file supplies a `RangeSource`: a way to open a checked range (206, exact
-start, the known total, the same version) and to write a body into a segment. This module decides
-which ranges to ask for, runs them concurrently, and counts each segment's attempts on its own: a
-segment that makes progress clears its own count, a segment that fails too often ends the download
-(its siblings are cancelled, every segment's progress is saved for a resume).
+The download that owns the file supplies a `RangeSource` (`_range_source.PartRanges`): a way to
+open a checked range (206, exact start, the known total, the same version) and to write a body into a
+segment. This module decides which ranges to ask for, runs them concurrently, and counts each
+segment's attempts on its own: a segment that makes progress clears its own count, a segment that
+fails too often ends the download (its siblings are cancelled, every segment's progress is saved for
+a resume).
 """
 
 from __future__ import annotations

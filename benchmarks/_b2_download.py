@@ -264,11 +264,14 @@ def run(settings: Settings) -> Section:
     drops = 4 if quick else 8
     cap = 16 * MIB if quick else 64 * MIB
     capped_rounds = 2 if quick else 3
+    # nginx against aria2c: the two are within about 10 % of each other and a shared machine moves
+    # single rounds by as much, so this row takes more paired rounds for a steady median.
+    nginx_rounds = 2 if quick else 7
     work = settings.work / "b2"
     work.mkdir(parents=True, exist_ok=True)
     section = Section("B2", "download of a restored file over loopback")
     try:
-        plan = Plan(size, rounds, drops, cap, capped_rounds)
+        plan = Plan(size, rounds, drops, cap, capped_rounds, nginx_rounds)
         return _run(settings, section, work, plan, started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -276,13 +279,14 @@ def run(settings: Settings) -> Section:
 
 @attrs.frozen
 class Plan:
-    """How much B2 does: file size, paired rounds, injected drops, the cap and its rounds."""
+    """How much B2 does: file size, paired rounds, injected drops, the cap and its rounds (emulator, nginx)."""
 
     size: int
     rounds: int
     drops: int
     cap: int
     capped_rounds: int
+    nginx_rounds: int
 
 
 def _run(settings: Settings, section: Section, work: Path, plan: Plan, started: float) -> Section:
@@ -344,7 +348,7 @@ def _run(settings: Settings, section: Section, work: Path, plan: Plan, started: 
                     )
                 )
 
-    nginx_table, nginx_target = nginx_rows(work, original, cap=plan.cap, rounds=plan.capped_rounds)
+    nginx_table, nginx_target = nginx_rows(work, original, cap=plan.cap, rounds=plan.nginx_rounds)
     _report(
         section,
         expected.size,

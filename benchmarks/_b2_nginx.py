@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -95,6 +96,7 @@ def nginx_rows(work: Path, original: Path, *, cap: int, rounds: int) -> tuple[Ta
     if nginx is None or aria2c is None:
         why = f"not run: {' and '.join(missing)} not installed (Debian: apt-get install nginx-light aria2)"
         return None, Target(figure, ">= 1.0", why, None, "")
+    load_before = os.getloadavg()[0]
     digest = _sha256(original)
     rng = random.Random(2)
     runs: dict[str, list[tuple[ProcStats, float, int, int]]] = {"file x8": [], "aria2c": []}
@@ -143,12 +145,14 @@ def nginx_rows(work: Path, original: Path, *, cap: int, rounds: int) -> tuple[Ta
         for tool, rs in runs.items()
     ]
     pairs = list(zip(runs["file x8"], runs["aria2c"], strict=True))
-    whole = median([a[0].wall / o[0].wall for o, a in pairs])
+    ratios = [a[0].wall / o[0].wall for o, a in pairs]
+    whole = median(ratios)
     transfer = median([a[0].wall / o[1] for o, a in pairs])
     table = Table(
         f"nginx {_version_of(nginx)} on loopback, `limit_rate {cap // MIB}m` per connection, "
         f"{size / MIB:,.0f} MiB ({len(pairs)} paired rounds; throughput ours / aria2c's: {whole:.2f} "
-        f"whole process, {transfer:.2f} with our transfer time only)",
+        f"whole process (rounds {min(ratios):.2f}-{max(ratios):.2f}), {transfer:.2f} with our transfer "
+        f"time only; 1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
         [
             "tool",
             "MiB/s, whole process",

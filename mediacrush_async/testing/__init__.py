@@ -57,9 +57,10 @@ from __future__ import annotations
 
 from ._cli import main as emulator_main
 from ._config import EmulatorConfig
+from ._derived import expected_derived_bytes
 from ._emulator import MediaCrushEmulator, RunningEmulator, run_emulator
 from ._log import LogEntry
-from ._media import content_hash_of, expected_derived_bytes
+from ._media import content_hash_of
 from ._samples import SAMPLE_KINDS, sample_media
 
 __all__ = [

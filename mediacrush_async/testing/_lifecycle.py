@@ -17,16 +17,8 @@ import anyio.abc
 
 from ._blobs import Blob, SpoolWriter
 from ._config import EmulatorConfig
-from ._media import (
-    PROCESSORS,
-    MediaKind,
-    Output,
-    default_flags,
-    metadata_for,
-    plan_outputs,
-    sniff,
-    write_derived,
-)
+from ._derived import Output, plan_outputs, write_derived
+from ._media import PROCESSORS, MediaKind, default_flags, metadata_for, sniff
 from ._store import FailedRecord, FileRecord, Store
 
 logger = logging.getLogger("mediacrush_async.testing")

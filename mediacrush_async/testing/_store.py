@@ -9,7 +9,8 @@ import anyio
 import attrs
 
 from ._blobs import Blob
-from ._media import MediaKind, Output
+from ._derived import Output
+from ._media import MediaKind
 
 
 @attrs.define(eq=False)

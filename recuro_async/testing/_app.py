@@ -8,7 +8,7 @@ Routes (`ROUTES`):
     anything else                404 text/plain, as a web server would answer
 
 An API request is handled in this order: read the body (bounded), authenticate, admit it under the rate
-limit, maybe inject a 500, maybe delay, then parse and dispatch (`ACTIONS`); a response may then be dropped
+limit, maybe inject a 500, maybe delay, then parse and dispatch (`_actions.ACTION_HANDLERS`); a response may then be dropped
 mid-body. The app holds the `RecuroService` and nothing of the emulator object (no import circle).
 """
 
@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,14 +41,8 @@ from _servekit._http import (
     send_text,
 )
 from recuro_async.testing import _params
-from recuro_async.testing._catalog import (
-    ACTIONS,
-    FILTERS,
-    OUTPUT_FORMATS,
-    ApiError,
-    canonical_action,
-    format_named,
-)
+from recuro_async.testing._actions import ACTION_HANDLERS
+from recuro_async.testing._catalog import ACTIONS, ApiError, canonical_action, format_named
 from recuro_async.testing._log import LogEntry
 from recuro_async.testing._media import MIB, Blob, safe_name
 
@@ -121,9 +115,6 @@ ROUTES: tuple[_Route, ...] = (
     _Route(re.compile(r"/_emulator/faults"), frozenset({"GET", "HEAD"}), "_faults"),
 )
 _ALLOW_405 = frozenset({"_api", "_download"})  # other methods there: 405 (elsewhere: 404)
-
-Result = tuple[str | None, Any]  # (file_id, JSON result or None for an empty body)
-Action = Callable[["RecuroService", "_Request", str, Mapping[str, Any]], Awaitable[Result]]
 
 
 class EmulatorApp:
@@ -258,7 +249,7 @@ class EmulatorApp:
                 "ActionInvalid",
                 f"Unknown action '{raw_action[:100]}'; valid actions: {', '.join(ACTIONS)}.",
             )
-        file_id, result = await _ACTIONS[action](self._service, request, owner, params)
+        file_id, result = await ACTION_HANDLERS[action](self._service, request, owner, params)
         return action, file_id, result
 
     # ------------------------------------------------------------ download.php
@@ -356,96 +347,6 @@ class EmulatorApp:
         )
         if cut is not None:
             _drop(request.on_socket)
-
-
-# ---------------------------------------------------------------- the actions
-
-
-async def _list_media(
-    service: RecuroService, request: _Request, owner: str, _args: Mapping[str, Any]
-) -> Result:
-    now = anyio.current_time()
-    origin = request.origin(service.config.public_url)
-    listing = []
-    for media in service.owned_media(owner):
-        guid = media.restored_guid(now)
-        restored = "" if guid is None else service.restored_url(origin, guid)
-        listing.append({"file_id": media.file_id, "restored_file_url": restored})
-    return None, listing
-
-
-async def _list_filters(
-    _service: RecuroService, _request: _Request, _owner: str, _args: Mapping[str, Any]
-) -> Result:
-    return None, [{"name": n, "description": d, "example_url": u} for n, (d, u) in FILTERS.items()]
-
-
-async def _list_output_formats(
-    _service: RecuroService, _request: _Request, _owner: str, _args: Mapping[str, Any]
-) -> Result:
-    return None, [{"name": f.name, "long_name": f.long_name} for f in OUTPUT_FORMATS]
-
-
-async def _upload_media(
-    service: RecuroService, _request: _Request, owner: str, params: Mapping[str, Any]
-) -> Result:
-    url = _params.required_url(params, "original_file_url")
-    username = _params.optional_str(params, "username")
-    password = _params.optional_str(params, "password")
-    notify_url = _params.url_param(params, "notify_url", required=False)
-    media = await service.upload_media(
-        owner, url, username=username, password=password, notify_url=notify_url
-    )
-    return media.file_id, {"file_id": media.file_id}
-
-
-async def _start_job(
-    service: RecuroService, request: _Request, owner: str, params: Mapping[str, Any]
-) -> Result:
-    file_id = _params.file_id(params)
-    settings = _params.job_settings(params)
-    notify_url = _params.url_param(params, "notify_url", required=False)
-    media = service.lookup(owner, file_id)
-    origin = request.origin(service.config.public_url)
-    service.start_job(media, settings, notify_url=notify_url, origin=origin)
-    return file_id, None
-
-
-async def _get_progress(
-    service: RecuroService, request: _Request, owner: str, params: Mapping[str, Any]
-) -> Result:
-    file_id = _params.file_id(params)
-    snap = service.lookup(owner, file_id).snapshot(anyio.current_time())
-    progress: dict[str, Any] = {"state": snap.state, "progress": snap.progress}
-    if snap.guid is not None:
-        origin = request.origin(service.config.public_url)
-        progress["restored_file_url"] = service.restored_url(origin, snap.guid)
-    return file_id, progress
-
-
-async def _delete_media(
-    service: RecuroService, _request: _Request, owner: str, params: Mapping[str, Any]
-) -> Result:
-    file_id = _params.file_id(params)
-    try:
-        media = service.lookup(owner, file_id)
-    except ApiError:
-        if service.config.strict_delete:
-            raise
-        return file_id, None
-    await service.delete_media(media)
-    return file_id, None
-
-
-_ACTIONS: Mapping[str, Action] = {
-    "ListMedia": _list_media,
-    "ListFilters": _list_filters,
-    "ListOutputFormats": _list_output_formats,
-    "UploadMedia": _upload_media,
-    "StartJob": _start_job,
-    "GetProgress": _get_progress,
-    "DeleteMedia": _delete_media,
-}
 
 
 # ---------------------------------------------------------------- responses

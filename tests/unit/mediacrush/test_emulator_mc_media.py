@@ -17,14 +17,8 @@ from mediacrush_async.testing import (
     sample_media,
 )
 from mediacrush_async.testing._blobs import SpoolWriter
-from mediacrush_async.testing._media import (
-    ENTRY_TYPES,
-    default_flags,
-    metadata_for,
-    plan_outputs,
-    sniff,
-    write_derived,
-)
+from mediacrush_async.testing._derived import plan_outputs, write_derived
+from mediacrush_async.testing._media import ENTRY_TYPES, default_flags, metadata_for, sniff
 
 
 def reference_id(data: bytes) -> str:
