@@ -1,9 +1,9 @@
 """Showing a batch: rich progress bars on a terminal (overall and per active item), plain lines otherwise.
 
 One set of renderers for every service; a service brings its words (`Wording`: stage labels, what the
-overall bar counts, tab-separated lines for scripts or lines for people) and a hook that describes a
-finished item's result (`Describe`, e.g. the files of a MediaCrush manifest). Renderers consume the
-Runner's event stream; none prints secrets (events carry none).
+overall bar counts, tab-separated lines for scripts or lines for people), and its adapter's `Describer`
+hook says what a finished item's output stands for (the files of a MediaCrush manifest). Renderers
+consume the Runner's event stream; none prints secrets (events carry none).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Protocol, Self
@@ -32,7 +32,6 @@ from orchestrator._report import Report, redact_url
 from orchestrator._stages import Item, Stage
 
 __all__ = [
-    "Describe",
     "PlainRenderer",
     "Renderer",
     "RichRenderer",
@@ -74,10 +73,6 @@ _LABELS = {
     Stage.FAILED: "failed",
     Stage.PARKED: "parked",
 }
-
-
-Describe = Callable[[ItemDone], Awaitable[Sequence[str]]]
-"""A service's hook: the parts of a finished item's result (its files or links), for the renderers."""
 
 
 @attrs.frozen

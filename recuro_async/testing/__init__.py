@@ -95,6 +95,7 @@ from recuro_async.testing._media import (
     restored_size,
     sniff_container,
 )
+from recuro_async.testing._samples import make_samples
 
 __all__ = [
     "ACTIONS",
@@ -115,6 +116,7 @@ __all__ = [
     "emulator_main",
     "expected_restored_bytes",
     "expected_restored_file",
+    "make_samples",
     "restored_size",
     "run_emulator",
     "serve_asgi",

@@ -22,7 +22,7 @@ from mediacrush_async.testing import (
     sample_media,
 )
 from orchestrator._adapters.mediacrush import read_manifest
-from orchestrator.cli._mediacrush_cmds import UploadOptions, run_upload
+from orchestrator.cli.mediacrush import UploadOptions, run_upload
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = 0.01

@@ -11,7 +11,7 @@ import anyio
 
 from mediacrush_async import MediaCrushClient, content_hash
 from mediacrush_async.testing import EmulatorConfig, run_emulator, sample_media
-from orchestrator.cli._mediacrush_cmds import UploadOptions, run_upload
+from orchestrator.cli.mediacrush import UploadOptions, run_upload
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = 0.01
@@ -82,8 +82,8 @@ def test_the_terminal_view_does_not_say_processing_twice():
 
     from orchestrator._events import ItemProgress, ItemQueued, StageChanged
     from orchestrator._stages import Stage
-    from orchestrator.cli._mediacrush_cmds import wording
     from orchestrator.cli._render import RichRenderer
+    from orchestrator.cli.mediacrush import wording
 
     key = "/data/cat.gif"
     console = Console(file=io.StringIO(), force_terminal=True, width=100)

@@ -30,7 +30,8 @@ from orchestrator import (
     open_batch,
 )
 from orchestrator._service import Source
-from orchestrator.cli._main import EXIT_FAILED, EXIT_OK, Voice, exit_code, run_batch
+from orchestrator.cli._batchcmd import exit_code, run_batch
+from orchestrator.cli._main import EXIT_FAILED, EXIT_OK, Voice
 from orchestrator.cli._render import Wording, make_renderer
 
 
