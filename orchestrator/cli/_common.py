@@ -10,7 +10,7 @@ from typing import Any, Final
 from recuro_async import ConfigurationError, RecuroClient, RecuroError
 from recuro_async._constants import API_KEY_ENV, API_SECRET_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 
-from ._main import Service, Voice
+from ._main import Service, Voice, add_base_url
 
 __all__ = ["RECURO", "add_connection_arguments", "client_from_args"]
 
@@ -21,12 +21,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     Precedence, the same as `RecuroClient()`'s: the option, else the environment variable (an empty value
     counts as unset), else the production URL.
     """
-    parser.add_argument(
-        "--base-url",
-        default=os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
-        metavar="URL",
-        help=f"API base URL (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})",
-    )
+    add_base_url(parser, env=BASE_URL_ENV, default=DEFAULT_BASE_URL, what="API")
     parser.add_argument(
         "--api-key", default=None, metavar="KEY", help=f"API key (default: ${API_KEY_ENV})"
     )

@@ -28,6 +28,7 @@ __all__ = [
     "Service",
     "UsageError",
     "Voice",
+    "add_base_url",
     "add_command",
     "add_emulator_command",
     "dispatch",
@@ -194,6 +195,17 @@ class ExamplesFormatter(argparse.HelpFormatter):
         if text.lstrip().lower().startswith("example"):
             return "".join(indent + line for line in text.splitlines(keepends=True))
         return super()._fill_text(text, width, indent)
+
+
+def add_base_url(parser: argparse.ArgumentParser, *, env: str, default: str, what: str) -> None:
+    """--base-url: the option, else the environment variable `env` (an empty value counts as unset), else
+    `default`; the same precedence as the client's constructor."""
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get(env) or default,
+        metavar="URL",
+        help=f"{what} base URL (default: ${env}, else {default})",
+    )
 
 
 def add_command(

@@ -29,7 +29,7 @@ from orchestrator._events import (
     StageChanged,
 )
 from orchestrator._report import Report, redact_url
-from orchestrator._stages import Item, Stage
+from orchestrator._stages import TERMINAL_STAGES, Item, Stage
 
 __all__ = [
     "PlainRenderer",
@@ -45,19 +45,8 @@ _MAX_ROWS = 12  # per-item bars shown at once on a terminal
 _MAX_TABLE = 40  # larger batches list only the items that did not finish in the terminal table
 _RATE = 200 / 60  # the documented rate limit, requests per second (the ETA's budget bound)
 _CALLS_PER_ITEM = 3.3  # API requests per item in polling mode (B1)
-_IN_FLIGHT = frozenset(
-    {
-        Stage.STAGED,
-        Stage.UPLOADING,
-        Stage.UPLOADED,
-        Stage.READY,
-        Stage.STARTING,
-        Stage.RUNNING,
-        Stage.RESTORED,
-        Stage.DOWNLOADING,
-        Stage.DOWNLOADED,
-    }
-)
+# stages an item is in while something happens to it (a bar of its own, or counted in "and N more")
+_IN_FLIGHT = frozenset(Stage) - TERMINAL_STAGES - {Stage.QUEUED}
 _LABELS = {
     Stage.QUEUED: "queued",
     Stage.STAGED: "staged",
@@ -376,7 +365,7 @@ class RichRenderer:
                 self._row(event.key)
         elif isinstance(event, StageChanged):
             self._stage[event.key] = event.new
-            if event.new in (Stage.DONE, Stage.FAILED, Stage.PARKED):
+            if event.new in TERMINAL_STAGES:
                 self._drop(event.key)
             else:
                 task = self._row(event.key)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -59,6 +58,7 @@ from ._main import (
     Service,
     UsageError,
     Voice,
+    add_base_url,
     add_command,
     add_emulator_command,
     dispatch,
@@ -94,21 +94,13 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """--base-url (default: $MEDIACRUSH_BASE_URL, else the public server)."""
-    parser.add_argument(
-        "--base-url",
-        default=os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
-        metavar="URL",
-        help=f"server base URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})",
-    )
-
-
 MEDIACRUSH: Final = Service[MediaCrushClient](
     voice=Voice("mediacrush"),
     packages=("mediacrush_async",),
     connect=lambda args: MediaCrushClient(args.base_url),
-    add_connection=_add_connection_arguments,
+    add_connection=lambda parser: add_base_url(
+        parser, env=BASE_URL_ENV, default=DEFAULT_BASE_URL, what="server"
+    ),
     usage=(ConfigurationError,),
     failed=(MediaCrushError,),
     describe=describe,
@@ -503,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete each file from the server once its derived files are downloaded",
     )
-    _add_connection_arguments(upload)
+    MEDIACRUSH.add_connection(upload)
     upload.set_defaults(handler=_upload)
     hash_help = "the file's or album's 12-character hash"
     info = MEDIACRUSH.add(
