@@ -285,8 +285,7 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         problems.append(f"--notify-url {notify!r}: expected an http(s) URL or '{LOCAL_NOTIFY}'")
     journal = journal_path(adapter, args.out, args.journal) if adapter is not None else args.out
     if adapter is not None and not problems:
-        problem = await journal_problem(adapter, args.out, args.journal)
-        problems += [problem] if problem else []
+        problems += filter(None, [await journal_problem(adapter, args.out, args.journal)])
     if problems:
         if client is not None:
             await client.aclose()
