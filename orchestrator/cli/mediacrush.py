@@ -24,6 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Final
 
+import anyio.to_thread
 import attrs
 
 from mediacrush_async import (
@@ -53,7 +54,6 @@ from ._demo import add_demo_options, demo_handler
 from ._main import (
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     ExamplesFormatter,
     Service,
     UsageError,
@@ -68,7 +68,6 @@ from ._render import Wording, make_renderer
 
 __all__ = [
     "MEDIACRUSH",
-    "UploadOptions",
     "UploadOutcome",
     "build_parser",
     "check_inputs",
@@ -207,31 +206,6 @@ async def _rm(client: MediaCrushClient, args: argparse.Namespace) -> int:
 
 
 @attrs.frozen
-class UploadOptions:
-    """What `mediacrush upload` was asked to do.
-
-    Attributes:
-        files: the local files, as typed.
-        base_url: the server.
-        out: where derived files, manifests and the journal go; None uploads and waits only.
-        delete: delete each uploaded file from the server once its files are downloaded.
-        retry_failed: try the items that failed in an earlier run with the same --out again.
-        report: write the JSON report here.
-        max_active: files being worked on at once.
-        time_scale: scales the poll intervals and backoffs (for an emulator with a time scale).
-    """
-
-    files: tuple[str, ...]
-    base_url: str = DEFAULT_BASE_URL
-    out: Path | None = None
-    delete: bool = False
-    retry_failed: bool = False
-    report: Path | None = None
-    max_active: int = 16
-    time_scale: float = 1.0
-
-
-@attrs.frozen
 class UploadOutcome:
     """How the batch ended: the exit code and the items (in batch order)."""
 
@@ -263,33 +237,35 @@ def wording(*, downloads: bool) -> Wording:
 
 
 async def run_upload(
-    options: UploadOptions, *, tty: bool | None = None, watch_signals: bool = True
+    args: argparse.Namespace, *, tty: bool | None = None, watch_signals: bool = True
 ) -> UploadOutcome:
-    """Upload `options.files` as one batch through the orchestrator, showing progress; the outcome.
+    """Run `mediacrush upload` with parsed `args` as one batch through the orchestrator; the outcome.
 
-    Raises `UsageError` (a journal of another kind of batch in --out, or one another run holds) and
-    `ConfigurationError` (a bad base URL) before any request.
+    Raises `UsageError` (every problem with the files, --out and --report; a journal of another kind of
+    batch in --out, or one another run holds) and `ConfigurationError` (a bad base URL) before any request.
     """
-    words = wording(downloads=options.out is not None)
+    if problems := await anyio.to_thread.run_sync(check_inputs, args.files, args.out, args.report):
+        raise UsageError(problems)
+    words = wording(downloads=args.out is not None)
     renderer = make_renderer(tty=tty, wording=words)
-    # status is cheap and uploads are idempotent (content-hash ids): quick polls, nothing to settle,
-    # several uploads at once
     with tempfile.TemporaryDirectory(prefix="mediacrush-") as scratch:
-        out = options.out if options.out is not None else Path(scratch)
+        out = args.out if args.out is not None else Path(scratch)
+        # status is cheap and uploads are idempotent (content-hash ids): quick polls, nothing to settle,
+        # several uploads at once
         config = RunnerConfig(
             out,
             poll=PollSettings(min_interval=0.5, max_interval=10.0),
             settle=0.0,
-            keep_remote=not options.delete,
-            retry_failed=options.retry_failed,
-            max_active=options.max_active,
+            keep_remote=not args.delete,
+            retry_failed=args.retry_failed,
+            max_active=args.max_active,
             max_uploads=4,
             max_downloads=4,
-        ).scaled(options.time_scale)
-        async with MediaCrushClient(options.base_url) as client:
+        )
+        async with MediaCrushClient(args.base_url) as client:
             adapter = MediaCrushAdapter(
                 client,
-                download=options.out is not None,
+                download=args.out is not None,
                 on_upload_progress=lambda path, sent, total: renderer.upload_progress(
                     str(path), sent, total
                 ),
@@ -300,17 +276,17 @@ async def run_upload(
                 adapter,
                 out,
                 stager=PushStager(),
-                config=config,
+                config=config.scaled(args.time_scale),
                 crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
             )
             ended = await drive(
                 batch,
-                options.files,
+                args.files,
                 voice=VOICE,
                 wording=words,
                 renderer=renderer,
                 tty=tty,
-                report=options.report,
+                report=args.report,
                 watch_signals=watch_signals,
             )
     return UploadOutcome(exit_code(ended, VOICE), ended.items)
@@ -318,24 +294,11 @@ async def run_upload(
 
 def _upload(args: argparse.Namespace) -> int:
     MEDIACRUSH.configure_logging(verbose=args.verbose)
-    problems = check_inputs(args.files, args.out, args.report)
-    for problem in problems:
-        VOICE.fail(problem)
-    options = UploadOptions(
-        files=tuple(args.files),
-        base_url=args.base_url,
-        out=args.out,
-        delete=args.delete,
-        retry_failed=args.retry_failed,
-        report=args.report,
-        max_active=args.max_active,
-        time_scale=args.time_scale,
-    )
 
     async def main() -> int:
-        return (await run_upload(options)).code
+        return (await run_upload(args)).code
 
-    return MEDIACRUSH.run(main) if not problems else EXIT_USAGE
+    return MEDIACRUSH.run(main)
 
 
 # ---------------------------------------------------------------------- the demo's MediaCrush part
@@ -386,15 +349,14 @@ class MediaCrushDemo:
         tty: bool | None,
     ) -> tuple[int, Sequence[Item]]:
         """`mediacrush upload --out root/derived --delete` on the samples."""
-        options = UploadOptions(
-            files=tuple(str(p) for p in samples),
-            base_url=base_url,
-            out=root / "derived",
-            delete=True,
-            report=root / "report.json",
-            time_scale=args.time_scale,
+        upload = build_parser().parse_args(
+            [
+                *("upload", *map(str, samples), "--out", str(root / "derived"), "--delete"),
+                *("--report", str(root / "report.json"), "--base-url", base_url),
+                *("--time-scale", str(args.time_scale)),
+            ]
         )
-        outcome = await run_upload(options, tty=tty)
+        outcome = await run_upload(upload, tty=tty)
         return outcome.code, outcome.items
 
     def observe(self, emulator: Any, count: int) -> tuple[int, str]:  # noqa: ARG002
