@@ -43,8 +43,7 @@ __all__ = [
 
 _MAX_ROWS = 12  # per-item bars shown at once on a terminal
 _MAX_TABLE = 40  # larger batches list only the items that did not finish in the terminal table
-_RATE = 200 / 60  # the documented rate limit, requests per second (the ETA's budget bound)
-_CALLS_PER_ITEM = 3.3  # API requests per item in polling mode (B1)
+_CALLS_PER_ITEM = 3.3  # API requests per item in polling mode (B1, Recuro)
 # stages an item is in while something happens to it (a bar of its own, or counted in "and N more")
 _IN_FLIGHT = frozenset(Stage) - TERMINAL_STAGES - {Stage.QUEUED}
 _LABELS = {
@@ -72,7 +71,7 @@ class Wording:
         labels: what each stage is called.
         overall: the overall bar's name.
         title: the summary table's title.
-        rate: the API requests per second the service allows (the ETA's budget bound), or None.
+        rate: the API requests per second the batch may send (the ETA's budget bound), or None.
         tabs: plain output as tab-separated lines for scripts (`input, state, details...`, each state
             once) instead of lines for people.
         tab_stages: the stages the tab-separated lines name by their label (besides uploads).
@@ -81,7 +80,7 @@ class Wording:
     labels: Mapping[Stage, str] = attrs.field(factory=lambda: dict(_LABELS))
     overall: str = "batch"
     title: str = "restore summary"
-    rate: float | None = _RATE
+    rate: float | None = None
     tabs: bool = False
     tab_stages: frozenset[Stage] = frozenset({Stage.DOWNLOADING})
 

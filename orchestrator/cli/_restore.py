@@ -337,8 +337,9 @@ async def run_restore(
                 window=setup.window,
                 crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
             )
+            budget = Wording(rate=args.rate_limit / (60.0 * args.time_scale))  # the ETA's bound
             ended = await drive(
-                batch, setup.inputs, voice=VOICE, wording=Wording(), tty=tty, report=args.report
+                batch, setup.inputs, voice=VOICE, wording=budget, tty=tty, report=args.report
             )
     except UsageError as exc:
         for problem in exc.problems:

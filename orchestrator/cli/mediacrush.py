@@ -230,7 +230,6 @@ def wording(*, downloads: bool) -> Wording:
         labels=labels,
         overall="all files",
         title="upload summary",
-        rate=None,  # status calls are not limited: no budget bound on the ETA
         tabs=True,
         tab_stages=frozenset({Stage.DOWNLOADING}) if downloads else frozenset(),
     )
