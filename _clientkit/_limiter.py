@@ -43,7 +43,9 @@ __all__ = [
 ]
 
 DEFAULT_BURST = 10
-"""The default pacing burst: at most this many requests at once out of an idle limiter."""
+"""The smallest default pacing burst: at most `max(DEFAULT_BURST, max_requests // 4)` requests at once out
+of an idle limiter (`Pacing.even`). A quarter of the window lets a batch's tail (its last deletes, all due
+together) go at once instead of trickling out at the long-run rate; the log keeps the limit either way."""
 
 _logger = logging.getLogger("_clientkit")
 
@@ -130,8 +132,11 @@ class Pacing:
             raise ValueError(f"burst must be an int >= 1, got {value!r}")
 
     @classmethod
-    def even(cls, max_requests: int, period: float, *, burst: int = DEFAULT_BURST) -> Pacing:
-        """The limit spread evenly over its period: `max_requests / period` per second, burst <= `burst`."""
+    def even(cls, max_requests: int, period: float, *, burst: int | None = None) -> Pacing:
+        """The limit spread evenly over its period: `max_requests / period` per second, burst <= `burst`
+        (default: a quarter of the window, at least `DEFAULT_BURST`)."""
+        if burst is None:
+            burst = max(DEFAULT_BURST, max_requests // 4)
         return cls(rate=max_requests / period, burst=max(1, min(burst, max_requests)))
 
     def bucket(self) -> AsyncLimiter:

@@ -7,7 +7,10 @@ apart, because ListMedia names no source. The API document's `notify_url` can: t
 upload carries its own callback URL, keyed by the input's staging token, so a callback attributes one
 file_id to exactly one item: in this run, or after a crash in the rerun listening at the same address.
 
-Uploads that no callback can attribute (a URL input, a service without callbacks) still go one at a time.
+Callbacks are evidence, not the condition for overlapping uploads: the service need not call a rerun
+back. What makes several uploads in flight safe is the seal (`_seal.py`): an unanswered upload's input
+was never served, so its media can only fail. Callbacks still name the media of uploads whose fetch was
+served (a service that fetches before it answers) and the orphans of given-up uploads (`_orphans.py`).
 """
 
 from __future__ import annotations

@@ -155,8 +155,6 @@ async def open_batch(
             window=window,
             callbacks=attributing,
         )
-        if isinstance(stager, LocalFileServer):
-            stager.set_fetch_hook(runner.record_fetch)
         batch = Batch(runner, opened, spec, adapter)
         async with runner:
             yield batch

@@ -22,11 +22,13 @@ class RunnerConfig:
         notify_url: the full callback URL to hand the service (webhook mode), or None to poll.
         max_active: items that may hold media on the account at once.
         max_calls: API calls waiting at the client's limiter or in flight at once (the priority gate).
-        max_uploads: UploadMedia calls at once (default 1). Above 1, only uploads that can be attributed
-            after a lost answer share the wire (each with its own callback URL, or a content-addressed
-            service); the others go one at a time whatever this says (`_attribution.py`). After a crash
-            with several open, attribution needs the service to call the rerun back (at the same
-            address): one that does not leaves the items waiting `callback_wait`, then parked.
+        max_uploads: UploadMedia calls at once (default 8). Only uploads whose media cannot be mixed up
+            after a lost answer share the wire: staged local inputs once the service is seen to answer
+            before it fetches (the seal, `_seal.py`), or a content-addressed service's; the others go
+            one at a time whatever this says.
+        fetch_hold: seconds the staging server holds the service's fetch of an input whose upload is
+            not answered yet (the seal); a fetch held this long is served after all, and uploads go one
+            at a time from then on (the service fetches before it answers).
         max_staging: local files being staged at once.
         max_downloads: downloads at once.
         poll: the poll planner's intervals.
@@ -46,8 +48,8 @@ class RunnerConfig:
     retry_failed: bool = False
     notify_url: str | None = None
     max_active: int = 32
-    max_calls: int = 8
-    max_uploads: int = 1
+    max_calls: int = 16
+    max_uploads: int = 8
     max_staging: int = 4
     max_downloads: int = 4
     poll: PollSettings = attrs.Factory(PollSettings)
@@ -58,10 +60,14 @@ class RunnerConfig:
     verify_done: bool = True
     phase_timeout: float | None = None
     callback_wait: float = 1800.0
+    fetch_hold: float = 5.0
 
     def scaled(self, factor: float) -> RunnerConfig:
-        """This config with every duration multiplied by `factor`, once (for a service or emulator whose
-        clock runs `factor` times as fast as the real one: `--time-scale X`)."""
+        """This config with every duration of the service's clock multiplied by `factor`, once (for a
+        service or emulator whose clock runs `factor` times as fast as the real one: `--time-scale X`).
+
+        `fetch_hold` stays: it bounds our own answer's way into the journal, which no service clock speeds.
+        """
         poll = self.poll
         return attrs.evolve(
             self,

@@ -6,7 +6,7 @@ crash anywhere leaves the item in a stage whose step, run again, is safe:
 | stage | a rerun does | how it recognises an effect that already happened |
 | --- | --- | --- |
 | QUEUED, STAGED | stages the input, writes the upload intent, sends UploadMedia | nothing was sent yet |
-| UPLOADING | reconciles: a callback to the item's own upload URL, else ListMedia after the settle interval | the media the callback names (adopted); else new media not in the baseline and not owned, when no other upload is open (adopted); a fetch in the staging log without media parks the item |
+| UPLOADING | a sealed input never served (journal: no fetch) goes up again under a new URL, and its orphan is swept at the batch's end (`_seal.py`, `_orphans.py`); otherwise reconciles: a callback to the item's own upload URL, else ListMedia after the settle interval | the old URL is never served again, so media the lost upload made can only fail; the media a callback names (adopted); else new media not in the baseline and not owned, when no other upload is open (adopted); a fetch in the staging log without media parks the item |
 | UPLOADED | waits for the media (polls, callbacks) | GetProgress; an ingest failure of a staged local input may be ours (an earlier process's staging server died with it, or ours cut the fetch): the media goes to the trash and the item uploads again, at most three times in all |
 | READY | writes the start intent, sends StartJob | nothing was sent yet |
 | STARTING | reconciles: one GetProgress after the settle interval | a job state or a restored file proves the job started; media still ready proves it did not |
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -37,8 +37,10 @@ from ._effects import Gate, StaleItemError
 from ._events import ItemDone, ItemFailed
 from ._inputs import EMPTY_INPUT_CODE, empty_input_problem
 from ._journal import JournalError
+from ._orphans import OrphanSweeper
 from ._reconcile import Reconciler, Resolution, Verdict
 from ._scheduler import Priority
+from ._seal import UploadSeal
 from ._service import (
     BatchFatalError,
     ItemError,
@@ -66,7 +68,7 @@ if TYPE_CHECKING:
 
     from ._config import RunnerConfig
 
-__all__ = ["ItemMachine"]
+__all__ = ["ItemMachine", "UploadGivenUpError"]
 
 log = logging.getLogger("orchestrator")
 
@@ -74,6 +76,14 @@ log = logging.getLogger("orchestrator")
 _CRASH_UPLOADS: Final = 3
 # a StartJob refused while the media is ready fails its item on this refusal (a real refusal of the job)
 _START_REFUSALS: Final = 3
+
+
+class UploadGivenUpError(Exception):
+    """An unanswered upload was given up (`ItemMachine._give_up_upload`): a transient failure, so the
+    step is retried after a backoff, and a service that never answers leaves the item resumable."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key}: UploadMedia unanswered; the input goes up again under a new URL")
 
 
 class ItemMachine:
@@ -90,6 +100,8 @@ class ItemMachine:
         stager: Stager | None,
         clock: Clock,
         callbacks: UploadCallbacks | None = None,
+        seal: UploadSeal | None = None,
+        items: dict[str, Item] | None = None,
     ) -> None:
         self._adapter = adapter
         self._gate = gate
@@ -109,7 +121,19 @@ class ItemMachine:
             str, str
         ] = {}  # staging token -> the media its upload callback named
         self._attribution = anyio.Event()  # set (and renewed) whenever a callback attributes media
-        self._blind = anyio.CapacityLimiter(1)  # uploads no callback can attribute: one at a time
+        self._blind_busy = (
+            False  # an upload the seal cannot keep apart is on the wire (one at a time)
+        )
+        self._turn_over = anyio.Event()  # set (and renewed) when such an upload ends
+        self._seal = seal
+        self._orphans = OrphanSweeper(
+            adapter,
+            gate,
+            items if items is not None else {},
+            clock=clock,
+            settle=config.settle,
+            attributed=lambda: self._attributed,
+        )
         if callbacks is not None:
             callbacks.set_hook(self._upload_callback)
 
@@ -130,6 +154,10 @@ class ItemMachine:
     def key_of_token(self, token: str) -> str | None:
         """The item whose staged file has this token."""
         return self._tokens.get(token)
+
+    async def admit_fetch(self, token: str) -> bool:
+        """Wait until a fetch of `token` may be served (the seal); False: never serve it."""
+        return self._seal is None or await self._seal.admit(token)
 
     def remember_token(self, item: Item) -> None:
         """Route the staging server's access records of the item's token to it."""
@@ -288,14 +316,15 @@ class ItemMachine:
         answered = False
         gate = self._gate
         callback = self._callback_url(item)
-        # an upload a callback or the input's own content can attribute may share the wire with others
-        attributable = callback is not None or isinstance(self._adapter, Prechecker)
-        async with gate.lanes.uploads, contextlib.nullcontext() if attributable else self._blind:
+        token = self._sealed_token(item)
+        async with gate.lanes.uploads, self._upload_turn(token):
             async with gate.lanes.calls.hold(Priority.UPLOAD):
                 with gate.on_the_wire():
                     if gate.stopping:
                         return  # admit nothing new; the checkpoint below ends the task
                     await gate.save(item, Stage.UPLOADING, stage_token=item.stage_token)
+                    if token is not None and self._seal is not None:
+                        self._seal.expect(token)
                     try:
                         result = await gate.call(
                             None,
@@ -310,17 +339,90 @@ class ItemMachine:
                         )
                         answered = exc.answered
                     except ItemError:
+                        self._unseal(token)  # refused: no media was made
                         raise
                     except Exception:
                         # certainly not sent (the adapter says so by raising neither of ours)
+                        self._unseal(token)
                         await gate.save(item, Stage.STAGED, outcome="not-sent")
                         raise
                     else:
                         await self._uploaded(item, result)
+                        if token is not None and self._seal is not None:
+                            self._seal.answered(token)
                         return
             if item.stage is Stage.UPLOADING:
+                if self._unserved(item) and self._unseal(token):
+                    await self._give_up_upload(item)
+                    raise UploadGivenUpError(item.key)
                 await self._reconcile_uploads([item], settle=not answered)
         await anyio.lowlevel.checkpoint()
+
+    def _sealed_token(self, item: Item) -> str | None:
+        """The staging token whose fetches the seal holds during the item's upload (None: none)."""
+        if self._seal is None or not item.is_local or is_url(item.input):
+            return None
+        return item.stage_token
+
+    @contextlib.asynccontextmanager
+    async def _upload_turn(self, token: str | None) -> AsyncIterator[None]:
+        """One upload at a time, unless this one may share the wire (`_may_overlap`); one waiting for
+        its turn goes as soon as the seal allows overlap (learned from the upload before it)."""
+        while not self._may_overlap(token):
+            if not self._blind_busy:
+                self._blind_busy = True
+                try:
+                    yield
+                finally:
+                    self._blind_busy = False
+                    self._turn_over.set()
+                    self._turn_over = anyio.Event()
+                return
+            await self._turn_over.wait()
+        yield
+
+    def _may_overlap(self, token: str | None) -> bool:
+        """True when this upload may share the wire: sealed with a service that answers before it
+        fetches, or content-addressed (the input itself names its media)."""
+        if isinstance(self._adapter, Prechecker):
+            return True
+        return token is not None and self._seal is not None and self._seal.shares_the_wire
+
+    def _unseal(self, token: str | None) -> bool:
+        """Never serve `token` again (its upload is over without an answer); False when a fetch of
+        it was already served while the upload was open."""
+        return token is None or self._seal is None or self._seal.refuse(token)
+
+    def _unserved(self, item: Item) -> bool:
+        """True for an open upload of a sealed local input of which no byte was ever served: media it
+        made (if any) can never be analysed, so the input may simply go up again under a new URL."""
+        if self._sealed_token(item) is None or item.fetches:
+            return False
+        seen = self._stager.fetches(item.stage_token) if self._stager and item.stage_token else 0
+        return not seen
+
+    async def _give_up_upload(self, item: Item) -> None:
+        """Forget an unserved upload: its token goes to the journal's lost uploads first (its media is
+        swept as an orphan, `_orphans.py`), is never served again, and the input goes up anew."""
+        token = item.stage_token
+        assert token is not None  # noqa: S101 - only sealed (staged) uploads are given up
+        await self._orphans.lose(token)
+        if self._seal is not None:
+            self._seal.refuse(token)
+        if self._stager is not None:
+            await self._stager.unstage(token)
+        self._urls.pop(item.key, None)
+        log.info("unanswered upload given up; uploading the input again", extra={"item": item.key})
+        await self._gate.save(item, Stage.STAGED, stage_token=None, fetches=0, outcome="given-up")
+
+    async def sweep_orphans(self) -> None:
+        """Delete the orphans of given-up uploads, once no upload is open (the batch's end)."""
+        if not await self._orphans.pending():
+            return
+        try:
+            await self._orphans.sweep()
+        except Exception as exc:  # the next run looks again
+            log.warning("could not sweep the orphans of lost uploads: %s", type(exc).__name__)
 
     async def _already_there(self, item: Item) -> bool:
         """Ask a content-addressed service whether it has the input already; if so, nothing is sent.
@@ -364,6 +466,9 @@ class ItemMachine:
 
     async def _step_uploading(self, item: Item) -> None:
         # only reached for an intent left open; live ones are reconciled in _step_staged
+        if self._unserved(item):
+            await self._give_up_upload(item)  # its old URL is never served again
+            return
         await self._restage(item)
         async with self._gate.lanes.uploads:
             await self._reconcile_uploads([item], wait=True)
@@ -373,18 +478,24 @@ class ItemMachine:
     ) -> None:
         """Judge the uploads an earlier run left open, together (one listing); then take the baseline.
 
-        `listing` (the preflight's) serves as the baseline when no upload was left open.
+        Unserved ones (`_unserved`) are given up at once; the rest are judged from one listing.
+        `listing` (the preflight's) serves as the baseline when no upload was left open. The old
+        baseline stays while any upload is undecided or lost uploads' orphans wait to be swept: a new
+        one would hide their media.
         """
         media = listing
+        for item in [i for i in items if self._unserved(i)]:
+            await self._give_up_upload(item)
+        items = [i for i in items if i.stage is Stage.UPLOADING]
         if items:
             try:
                 media = await self._reconcile_uploads(items, wait=False)
             except Exception as exc:  # each item retries it in its own task
                 log.warning("reconciliation failed: %s", type(exc).__name__)
-                return  # keep the old baseline: a new one would hide those uploads' media
+                return
             if any(item.stage is Stage.UPLOADING for item in items):
-                return  # waiting for callbacks in their own tasks: the old baseline stays, as above
-        if baseline:
+                return  # waiting for callbacks in their own tasks
+        if baseline and not await self._orphans.pending():
             await self._reconciler.take_baseline(media)
 
     async def _reconcile_uploads(

@@ -53,6 +53,8 @@ PHASE_ENDS: Final = {
 _HISTORY = 64  # durations kept per phase for the model
 _SCORED = 16  # contacts at a prediction whose outcome decides whether to speculate
 _WINDOW_CAP = 64  # speculative contacts unanswered at once, at most
+# a sweep is due once it will collect this many of the waiting items (at least `_SWEEP_BATCH`)
+_SWEEP_SHARE, _SWEEP_BATCH = 1 / 8, 4
 
 
 @attrs.frozen
@@ -101,7 +103,7 @@ class _Waiting:
     last_contact: float  # the last probe, callback or sweep that found it not done
     last_probe: float  # the last probe or callback
     contacts: int = 0
-    predicted: float | None = None
+    predicted: float | None = None  # when its own progress rate says it ends (no margin)
     # a contact was handed out (scored when answered); it came at the item's target, not early to keep
     # in touch (only such a contact may be the next step itself); it is the next step itself
     contacted: bool = False
@@ -237,8 +239,8 @@ class PollPlanner:
             if fraction is not None and fraction > 0 and now > waiting.entered:
                 # the item's own progress rate: fraction done per second since the phase began
                 total = (now - waiting.entered) / min(fraction, 1.0)
-                waiting.predicted = waiting.entered + total * (1 + self._settings.margin)
-            elif waiting.predicted is not None and waiting.predicted <= now:
+                waiting.predicted = waiting.entered + total
+            elif waiting.predicted is not None and self._target(waiting) <= now:
                 waiting.predicted = None  # proved wrong; fall back to the model or backoff
             return
         if status.phase in (Phase.READY, Phase.RUNNING, Phase.RESTORED):
@@ -286,11 +288,12 @@ class PollPlanner:
 
     # ------------------------------------------------------------------ what to do
 
-    def plan(self, now: float, *, max_probes: int = 8) -> Plan:
+    def plan(self, now: float, *, max_probes: int = 8, may_sweep: bool = True) -> Plan:
         """What to ask at `now`: sweep or not, which items to probe, and when to plan again.
 
         The sweep and probes returned are taken as sent at `now` (they are not planned again until
-        their answer or `min_interval`).
+        their answer or `min_interval`). `may_sweep=False` while a sweep is still queued or on the
+        wire: its answer will tell what a second one would.
         """
         s = self._settings
         if not self._items:
@@ -300,7 +303,7 @@ class PollPlanner:
             scout = self._scouts.get(waiting.phase)
             if scout is None or waiting.entered < scout.entered:
                 self._scouts[waiting.phase] = waiting
-        sweep_due = self._sweep_due()
+        sweep_due = self._sweep_due() if may_sweep else None
         sweep = sweep_due is not None and sweep_due <= now
         due: list[tuple[float, str]] = []
         wake = math.inf if sweep_due is None or sweep else sweep_due
@@ -337,18 +340,37 @@ class PollPlanner:
             return (last if last is not None else first) + s.reconcile_interval
         # while nothing is known about the phase, only its oldest item paces the sweeps (backing off):
         # every item that enters it would otherwise ask for a sweep of its own
-        earliest = min(self._target(w) for w in swept if self._known_or_scout(w))
+        targets = sorted(self._sweep_target(w) for w in swept if self._known_or_scout(w))
         base = last if last is not None else first
-        # a sweep serves the whole batch: space sweeps by a fraction of the typical duration, so
-        # completions are collected several at a time instead of one sweep per item
+        # a sweep serves the whole batch: it is due once it will collect a share of the waiting items
+        # (or every one still in sight), or once the earliest has waited a fraction of the typical
+        # duration past its prediction, whichever comes first
         typical = [
             d for d in (self._models[p].expect(None) for p in self._sweep_phases) if d is not None
         ]
-        gap = s.min_interval
+        lag = s.min_interval
         if typical:
-            gap = max(typical) * s.sweep_fraction
-            gap = min(max(gap, s.min_interval), s.max_interval)
-        return min(max(earliest, base + gap), base + s.max_interval)
+            lag = min(max(max(typical) * s.sweep_fraction, s.min_interval), s.max_interval)
+        share = min(len(targets), max(_SWEEP_BATCH, math.ceil(len(swept) * _SWEEP_SHARE)))
+        due = min(targets[share - 1], targets[0] + lag)
+        return min(max(due, base + s.min_interval), base + self._cold_spacing(swept, s.max_interval))
+
+    def _cold_spacing(self, swept: list[_Waiting], spacing: float) -> float:
+        """The longest time between sweeps: `spacing`, or shorter while a phase has no completions yet.
+
+        Then only the scout's own progress predicts anything, and other items, shorter ones, may end
+        well before it: sweep every `sweep_fraction` of the scout's expected duration, so the first
+        completions (which teach the model) are seen when they happen.
+        """
+        s = self._settings
+        for phase in {w.phase for w in swept}:
+            scout = self._scouts.get(phase)
+            if scout is None or self._models[phase].expect(None) is not None:
+                continue
+            expected = self._expected(scout)
+            if expected is not None and sum(1 for w in swept if w.phase is phase) > 1:
+                spacing = min(spacing, max(expected * s.sweep_fraction, s.min_interval))
+        return spacing
 
     def _known_or_scout(self, waiting: _Waiting) -> bool:
         known = (
@@ -386,11 +408,19 @@ class PollPlanner:
         )
         return max(overdue, waiting.last_probe + s.max_interval / 2)
 
+    def _sweep_target(self, waiting: _Waiting) -> float:
+        """When a sweep should first look for the item: its predicted completion without the margin.
+        A sweep that looks too early costs one request for the whole batch, not one per item."""
+        expected = self._expected(waiting)
+        if expected is None or waiting.entered + expected <= waiting.last_contact:
+            return self._target(waiting)
+        return waiting.entered + expected
+
     def _target(self, waiting: _Waiting) -> float:
         """When the item is predicted done (plus margin), or its backoff time when nothing is known."""
         s = self._settings
         if waiting.predicted is not None:
-            return waiting.predicted
+            return waiting.entered + (waiting.predicted - waiting.entered) * (1 + s.margin)
         expected = self._models[waiting.phase].expect(waiting.size)
         if expected is not None:
             at = waiting.entered + expected * (1 + s.margin)

@@ -9,15 +9,16 @@ timeout, so a request still in flight has been processed), one GetProgress: a jo
 proves the job started; media still `READY` proves it did not (start again, with a new intent); a failure
 is the item's failure; anything else is ambiguous, and the item is parked for a person.
 
-**UploadMedia** (the file_id is what we lack). After the settle interval, one ListMedia. Media on the
+**UploadMedia** (the file_id is what we lack). A sealed staged input of which no byte was served is not
+judged here: it goes up again (`_seal.py`, `ItemMachine._give_up_upload`). Otherwise, after the settle
+interval, one ListMedia. Media on the
 account that the journal does not own, and that was not there when the run started (the *baseline*,
 taken once per run after earlier intents were settled), are *candidates*:
 - no candidate: nothing was created. If the staging server's access log shows the service fetched the
   file, that contradicts it, so the item is parked; otherwise the upload never happened (upload again);
-- a callback for the item's own upload URL names its media (`_attribution.py`): adopt that one. This is
-  what lets several uploads be in flight at once: each staged input's upload has its own callback URL;
-- one open upload, one candidate, and no other upload open anywhere: it is ours (adopt it). Uploads no
-  callback can attribute run one at a time, so this settles them;
+- a callback for the item's own upload URL names its media (`_attribution.py`): adopt that one;
+- one open upload, one candidate, and no other upload open anywhere: it is ours (adopt it). Uploads the
+  seal cannot keep apart run one at a time, so this settles them;
 - anything else (more candidates than open uploads, or several of each): while a callback may still come
   (or another upload is still open), wait and look again; then it is ambiguous. The items are parked and
   the candidates are left alone: the batch never deletes media it cannot prove it owns.

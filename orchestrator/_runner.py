@@ -49,6 +49,7 @@ from ._journal import Journal, JournalError
 from ._polling import PollPlanner
 from ._reconcile import Reconciler
 from ._scheduler import Lanes, Priority
+from ._seal import UploadSeal
 from ._service import (
     BatchFatalError,
     Preflight,
@@ -58,7 +59,7 @@ from ._service import (
     sweep_phases,
 )
 from ._stages import ACTIVE_STAGES, TERMINAL_STAGES, IllegalTransitionError, Item, Stage
-from ._staging import Stager
+from ._staging import HoldsFetches, Stager
 from ._watch import Watcher
 
 __all__ = ["Runner", "RunnerConfig", "input_key"]
@@ -110,6 +111,8 @@ class Runner(anyio.AsyncContextManagerMixin):
             adapter, self._gate, planner, self._clock, phase_timeout=config.phase_timeout
         )
         self._items: dict[str, Item] = {}
+        # the staging server holds a fetch until its upload's answer is committed (`_seal.py`)
+        seal = UploadSeal(hold=config.fetch_hold) if isinstance(stager, HoldsFetches) else None
         reconciler = Reconciler(
             adapter, self._gate, self._items, stager=stager, clock=self._clock, settle=config.settle
         )
@@ -122,7 +125,11 @@ class Runner(anyio.AsyncContextManagerMixin):
             stager=stager,
             clock=self._clock,
             callbacks=callbacks,
+            seal=seal,
+            items=self._items,
         )
+        if isinstance(stager, HoldsFetches):
+            stager.set_fetch_hook(self.record_fetch)
         self._tg: anyio.abc.TaskGroup | None = None
         self._running = False
         self._fatal: str | None = None
@@ -192,12 +199,20 @@ class Runner(anyio.AsyncContextManagerMixin):
         """Wait until the batch has ended (after `BatchDone` was sent)."""
         await self._finished.wait()
 
-    async def record_fetch(self, token: str) -> None:
-        """The service started fetching a staged file: count it in the journal (upload evidence)."""
+    async def record_fetch(self, token: str) -> bool:
+        """The service started fetching a staged file: once its upload's answer is committed (the
+        seal), count it in the journal (upload evidence) before a byte is served. False: refuse it
+        (its upload was given up, so its media must fail)."""
         key = self._machine.key_of_token(token)
         item = self._items.get(key) if key is not None else None
-        if item is not None and item.stage_token == token:
-            await self._gate.count_fetch(item)
+        if item is None or item.stage_token != token:
+            return True
+        if not await self._machine.admit_fetch(token):
+            return False
+        if item.stage_token != token:
+            return False  # given up while it waited
+        await self._gate.count_fetch(item)
+        return True
 
     def notify(self, remote_id: str, status: RemoteStatus) -> None:
         """News about `remote_id` from a callback (webhook mode); unknown ids are kept for a while."""
@@ -310,6 +325,12 @@ class Runner(anyio.AsyncContextManagerMixin):
                         break
                     await lanes.active.acquire(Priority.UPLOAD)
                     items_tg.start_soon(machine.drive, item)
+            if not self._gate.stopping and not any(
+                i.stage in (Stage.UPLOADING, Stage.PARKED) for i in self._items.values()
+            ):
+                await (
+                    machine.sweep_orphans()
+                )  # no upload is open: what is new on the account is known
             poll_tg.cancel_scope.cancel()
 
 

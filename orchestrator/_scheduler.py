@@ -33,7 +33,7 @@ __all__ = ["Lanes", "Priority", "PrioritySemaphore"]
 class Priority(IntEnum):
     """Lower goes first."""
 
-    FINISH = 0  # StartJob, DeleteMedia, reconciliation: calls that move admitted items toward done
+    FINISH = 0  # StartJob, DeleteMedia, ListMedia sweeps, reconciliation: calls that move items toward done
     UPLOAD = 1  # UploadMedia: new work
     POLL = 2  # GetProgress, ListMedia: observation
 

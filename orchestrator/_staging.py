@@ -26,7 +26,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final, Protocol, Self
+from typing import Final, Protocol, Self, runtime_checkable
 
 import anyio
 import anyio.abc
@@ -37,7 +37,16 @@ from _servekit._files import Source, select, send_file
 from _servekit._http import Receive, Scope, Send, header_map, send_bytes
 from _servekit._serve import KEEP_ALIVE, bind_socket, serve
 
-__all__ = ["AccessRecord", "LocalFileServer", "PushStager", "StagedSource", "Stager", "is_url"]
+__all__ = [
+    "AccessRecord",
+    "FetchHook",
+    "HoldsFetches",
+    "LocalFileServer",
+    "PushStager",
+    "StagedSource",
+    "Stager",
+    "is_url",
+]
 
 log = logging.getLogger("orchestrator")
 
@@ -94,6 +103,22 @@ class Stager(Protocol):
         ...
 
 
+FetchHook = Callable[[str], Awaitable[bool]]
+"""`await hook(token)` when the service starts fetching a staged file, before any byte is served; it
+answers whether to serve it (False: answered 404)."""
+
+
+@runtime_checkable
+class HoldsFetches(Protocol):
+    """A stager that serves the files itself and awaits a hook before serving each fetch: the batch can
+    count fetches durably and hold them until their upload is answered (`_seal.py`). A fetch of a token
+    unstaged while the hook ran is not served."""
+
+    def set_fetch_hook(self, hook: FetchHook | None) -> None:
+        """Await `hook(token)` whenever the service starts a GET of a staged file (False: refuse it)."""
+        ...
+
+
 def _readable(path: Path) -> Path:
     """`path` made absolute; `OSError` unless it is a readable regular file (blocking)."""
     mode = path.stat().st_mode
@@ -131,7 +156,8 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
     `bind` is where it listens (port 0 picks a free one); `public_url` is where the service reaches it
     (default: the bound address). `on_access` is called with each `AccessRecord`. `on_fetch` (settable
     later with `set_fetch_hook`) is awaited with the token when a GET of a staged file arrives, before any
-    byte is served: the place to make fetch evidence durable (the runner writes it to the journal).
+    byte is served: the place to make fetch evidence durable (the runner writes it to the journal), and
+    to hold the fetch until the upload is answered (`_seal.py`); a token unstaged meanwhile answers 404.
     `read_timeout`: a client that has not sent a whole request (headers and body) this many seconds
     after connecting, or after starting its next request, is disconnected; idle kept-alive connections
     close after `keep_alive` seconds (`KEEP_ALIVE_TIMEOUT`). A 206 carries no `Accept-Ranges`, as
@@ -144,7 +170,7 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         bind: tuple[str, int] = ("127.0.0.1", 0),
         public_url: str | None = None,
         on_access: Callable[[AccessRecord], object] | None = None,
-        on_fetch: Callable[[str], Awaitable[None]] | None = None,
+        on_fetch: FetchHook | None = None,
         read_timeout: float = READ_TIMEOUT,
         keep_alive: float = KEEP_ALIVE_TIMEOUT,
         accept_ranges_on_206: bool = False,
@@ -181,8 +207,8 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
         address serves the URLs and receives the callbacks the service still has for it."""
         self._preferred = port
 
-    def set_fetch_hook(self, hook: Callable[[str], Awaitable[None]] | None) -> None:
-        """Await `hook(token)` whenever the service starts a GET of a staged file."""
+    def set_fetch_hook(self, hook: FetchHook | None) -> None:
+        """Await `hook(token)` whenever the service starts a GET of a staged file (False: refuse it)."""
         self._on_fetch = hook
 
     def mount(self, prefix: str, app: Callable[..., Awaitable[None]]) -> str:
@@ -292,11 +318,19 @@ class LocalFileServer(anyio.AsyncContextManagerMixin):
             except OSError:
                 record.status = await _plain(send, 404, b"not found")
                 return
-            if method == "GET" and self._on_fetch is not None:
-                await self._on_fetch(token)
+            # the hook may hold the fetch (the upload seal); a refused or meanwhile unstaged one is not
+            # served
+            if method == "GET" and not await self._fetch_allowed(token, file):
+                record.status = await _plain(send, 404, b"not found")
+                return
             await self._send_file(send, file, stat, headers, record, head=method == "HEAD")
         finally:
             self._remember(record)
+
+    async def _fetch_allowed(self, token: str, file: Path) -> bool:
+        if self._on_fetch is None:
+            return True
+        return await self._on_fetch(token) and self._files.get(token) == file
 
     async def _send_file(
         self,

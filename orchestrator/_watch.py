@@ -80,6 +80,7 @@ class Watcher:
         self._early: dict[str, RemoteStatus] = {}
         self._wake = anyio.Event()
         self._probes_in_flight = 0
+        self._sweeping = False  # a sweep is queued at the call gate or on the wire
         # a refused StartJob is judged by a GetProgress until a refusal is recognised by its answer
         self._refusal_cost = 2
 
@@ -211,9 +212,12 @@ class Watcher:
                 self._wake = anyio.Event()
                 now = self._clock.monotonic()
                 budget = max(self._gate.lanes.calls.slots // 2, 1) - self._probes_in_flight
-                plan = self._planner.plan(now, max_probes=max(budget, 0))
+                plan = self._planner.plan(
+                    now, max_probes=max(budget, 0), may_sweep=not self._sweeping
+                )
                 if plan.sweep:
                     self._probes_in_flight += 1
+                    self._sweeping = True
                     tg.start_soon(self._sweep)
                 for key in plan.probes:
                     self._probes_in_flight += 1
@@ -278,7 +282,9 @@ class Watcher:
         try:
             now = self._clock.monotonic()
             try:
-                media = await self._gate.call(Priority.POLL, list_media(self._adapter))
+                # one call that can move every waiting item toward done: it goes with the calls that
+                # finish items, not behind them (queued behind a batch's deletes, it delays downloads)
+                media = await self._gate.call(Priority.FINISH, list_media(self._adapter))
             except Exception as exc:
                 log.info("sweep failed", extra={"error": type(exc).__name__})
                 return
@@ -293,4 +299,5 @@ class Watcher:
             self._planner.observe_sweep(now, restored)
         finally:
             self._probes_in_flight -= 1
+            self._sweeping = False
             self.wake()

@@ -16,7 +16,7 @@ from fakeclock import LoopClock, run_virtual
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _clientkit._limiter import Pacing, SlidingWindowLimiter, slot
+from _clientkit._limiter import DEFAULT_BURST, Pacing, SlidingWindowLimiter, slot
 
 BACKLOG = 1000
 
@@ -83,16 +83,24 @@ def test_a_paced_backlog_never_exceeds_burst_plus_rate_per_second_nor_the_window
     assert _worst(released, period) <= max_requests
 
 
-def test_the_default_pacing_spreads_200_per_minute_evenly_with_a_burst_of_ten():
-    """`Pacing.even(200, 60)`: 10 at once out of an idle limiter, then one every 0.3 s; 200 per minute."""
+def test_the_default_pacing_spreads_200_per_minute_evenly_with_a_burst_of_a_quarter():
+    """`Pacing.even(200, 60)`: 50 at once out of an idle limiter (a batch's tail of deletes goes at
+    once), then one every 0.3 s; 200 per minute."""
     pacing = Pacing.even(200, 60.0)
-    assert (pacing.rate, pacing.burst) == (200 / 60.0, 10)
+    assert (pacing.rate, pacing.burst) == (200 / 60.0, 50)
     admitted, _ = _backlog(200, 60.0, pacing, [0.0] * BACKLOG)
-    assert sorted(admitted)[:11] == pytest.approx([0.0] * 10 + [0.3])
-    assert _worst(admitted, 1.0) == 13  # 10 + 3.33
+    assert sorted(admitted)[:51] == pytest.approx([0.0] * 50 + [0.3])
+    assert _worst(admitted, 1.0) == 53  # 50 + 3.33
     assert _worst(admitted, 60.0) == 200
     # It still sustains the limit: 1,000 requests take five minutes, minus the burst's head start.
-    assert max(admitted) == pytest.approx((BACKLOG - 10) * 0.3, abs=0.31)
+    assert max(admitted) == pytest.approx((BACKLOG - 50) * 0.3, abs=0.31)
+
+
+def test_small_limits_keep_the_minimum_burst():
+    """A quarter of a small window is less than `DEFAULT_BURST`: the minimum holds (capped by the limit)."""
+    assert Pacing.even(20, 60.0).burst == DEFAULT_BURST
+    assert Pacing.even(4, 60.0).burst == 4
+    assert Pacing.even(200, 60.0, burst=7).burst == 7
 
 
 def test_without_pacing_a_backlog_goes_out_in_bursts_of_the_whole_limit():
@@ -125,14 +133,14 @@ def test_pacing_must_be_a_pacing_value():
 
 
 async def test_the_recuro_clients_default_limiter_paces_on_the_real_clock_only():
-    """`RecuroClient()` paces its default limiter (200 per 60 s, bursts of 10); with an injected clock, which aiolimiter cannot follow, it does not."""
+    """`RecuroClient()` paces its default limiter (200 per 60 s, bursts of 50, a quarter of the window); with an injected clock, which aiolimiter cannot follow, it does not."""
     from fakeclock import FakeClock
 
     from recuro_async import RateLimit, RecuroClient
 
     async with RecuroClient("key", "secret", rate_limit=RateLimit(200, 60.0)) as client:
         assert isinstance(client.limiter, SlidingWindowLimiter)
-        assert client.limiter.pacing == Pacing.even(200, 60.0) == Pacing(200 / 60.0, 10)
+        assert client.limiter.pacing == Pacing.even(200, 60.0) == Pacing(200 / 60.0, 50)
     async with RecuroClient("key", "secret", clock=FakeClock()) as client:
         assert isinstance(client.limiter, SlidingWindowLimiter)
         assert client.limiter.pacing is None

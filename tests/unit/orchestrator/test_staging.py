@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 import pytest
 
@@ -129,3 +130,50 @@ def test_urls_pass_through():
     assert is_url("HTTP://example.org/a.mov")
     assert not is_url("relative/a.mov")
     assert not is_url("ftp://example.org/a.mov")
+
+
+async def test_the_fetch_hook_holds_a_fetch_and_may_refuse_it(media):
+    """The hook runs before any byte is served: a held GET waits for it; a refused one, or one whose
+    token was unstaged while it waited, is answered 404 with nothing sent (the upload seal)."""
+    release = anyio.Event()
+    both_asked = anyio.Event()
+    verdicts = {"held": True, "refused": False}
+    asked: list[str] = []
+    async with LocalFileServer() as server, httpx.AsyncClient() as http:
+        held = await server.stage(media)
+        refused = await server.stage(media)
+        dropped = await server.stage(media)
+        names = {held.token: "held", refused.token: "refused", dropped.token: "dropped"}
+
+        async def hook(token: str) -> bool:
+            asked.append(names[token])
+            if len(asked) == 2:
+                both_asked.set()
+            if names[token] != "refused":
+                await release.wait()
+            return verdicts.get(names[token], True)
+
+        server.set_fetch_hook(hook)
+        results: dict[str, httpx.Response] = {}
+
+        async def get(name: str, url: str) -> None:
+            results[name] = await http.get(url)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get, "held", held.source)
+            tg.start_soon(get, "dropped", dropped.source)
+            await both_asked.wait()
+            assert results == {}  # both wait for the hook
+            assert dropped.token is not None
+            await server.unstage(dropped.token)
+            release.set()
+        results["refused"] = await http.get(refused.source)
+        assert results["held"].status_code == 200
+        assert results["held"].content == DATA
+        for name in ("refused", "dropped"):
+            assert results[name].status_code == 404
+            assert DATA not in results[name].content
+        assert held.token is not None
+        assert refused.token is not None
+        assert server.fetches(held.token) == 1
+        assert server.fetches(refused.token) == 0

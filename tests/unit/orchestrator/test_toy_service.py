@@ -212,4 +212,5 @@ def test_a_config_scaled_scales_every_duration_once():
     assert (scaled.settle, scaled.backoff, scaled.backoff_cap) == (15.0, 0.5, 15.0)
     assert (scaled.phase_timeout, scaled.callback_wait) == (50.0, 900.0)
     assert (scaled.max_active, scaled.step_retries, scaled.poll.margin) == (7, 5, 0.1)
+    assert scaled.fetch_hold == config.fetch_hold  # our own latency, not the service's clock
     assert RunnerConfig(out_dir=Path("out")).scaled(2.0).phase_timeout is None
