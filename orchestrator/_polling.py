@@ -353,7 +353,9 @@ class PollPlanner:
             lag = min(max(max(typical) * s.sweep_fraction, s.min_interval), s.max_interval)
         share = min(len(targets), max(_SWEEP_BATCH, math.ceil(len(swept) * _SWEEP_SHARE)))
         due = min(targets[share - 1], targets[0] + lag)
-        return min(max(due, base + s.min_interval), base + self._cold_spacing(swept, s.max_interval))
+        return min(
+            max(due, base + s.min_interval), base + self._cold_spacing(swept, s.max_interval)
+        )
 
     def _cold_spacing(self, swept: list[_Waiting], spacing: float) -> float:
         """The longest time between sweeps: `spacing`, or shorter while a phase has no completions yet.

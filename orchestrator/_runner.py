@@ -203,11 +203,11 @@ class Runner(anyio.AsyncContextManagerMixin):
         """The service started fetching a staged file: once its upload's answer is committed (the
         seal), count it in the journal (upload evidence) before a byte is served. False: refuse it
         (its upload was given up, so its media must fail)."""
-        key = self._machine.key_of_token(token)
+        key = self._machine.uploads.key_of_token(token)
         item = self._items.get(key) if key is not None else None
         if item is None or item.stage_token != token:
             return True
-        if not await self._machine.admit_fetch(token):
+        if not await self._machine.uploads.admit_fetch(token):
             return False
         if item.stage_token != token:
             return False  # given up while it waited
@@ -298,7 +298,7 @@ class Runner(anyio.AsyncContextManagerMixin):
         self._items.update(known)
         for item in known.values():
             self._watcher.watch(item)
-            machine.remember_token(item)
+            machine.uploads.remember_token(item)
         resumed = [i for i in work if i.stage in ACTIVE_STAGES or machine.needs_cleanup(i)]
         # the longest work first: the service's processing time grows with the media's size
         fresh = sorted(
@@ -310,11 +310,11 @@ class Runner(anyio.AsyncContextManagerMixin):
         async with anyio.create_task_group() as poll_tg:
             poll_tg.start_soon(self._watcher.poll_loop)
             for remote_id in await self._gate.trash():
-                await machine.delete_trash(remote_id)
+                await machine.uploads.delete_trash(remote_id)
             async with anyio.create_task_group() as items_tg:
                 open_uploads = [i for i in resumed if i.stage is Stage.UPLOADING]
                 if fresh or open_uploads:
-                    await machine.reconcile_open_uploads(
+                    await machine.uploads.reconcile_open_uploads(
                         open_uploads, baseline=bool(fresh), listing=listing
                     )
                 for item in resumed:
@@ -329,7 +329,7 @@ class Runner(anyio.AsyncContextManagerMixin):
                 i.stage in (Stage.UPLOADING, Stage.PARKED) for i in self._items.values()
             ):
                 await (
-                    machine.sweep_orphans()
+                    machine.uploads.sweep_orphans()
                 )  # no upload is open: what is new on the account is known
             poll_tg.cancel_scope.cancel()
 

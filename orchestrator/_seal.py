@@ -12,7 +12,7 @@ It needs a service that answers UploadMedia before it fetches (the document says
 download a supplied link", and calls back "once the upload and analyzing" is done). A service that
 fetches first would wait for the answer forever: a fetch held `hold` seconds is served after all, the
 seal is broken for that upload (its fetch is counted while it is open, so reconciliation knows), and the
-batch learns `FetchTiming.BEFORE_ANSWER`: from then on uploads go one at a time. Until the first upload
+batch learns `FetchTiming.BEFORE_ANSWER`: from then on no fetch is held and uploads go one at a time. Until the first upload
 of a run has been answered without a held fetch timing out, uploads go one at a time too.
 """
 
@@ -95,6 +95,9 @@ class UploadSeal:
             return False
         event = self._open.get(token)
         if event is None:
+            return True
+        if self.timing is FetchTiming.BEFORE_ANSWER:  # its answer waits for these bytes: no hold
+            self._broken.add(token)
             return True
         with anyio.move_on_after(self._hold):
             await event.wait()

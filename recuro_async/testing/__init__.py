@@ -64,7 +64,15 @@ Callbacks (the document's exact bodies) are retried on a transport error, 408, 4
 Time: ``time_scale`` multiplies processing durations (media analysis ``media_base_seconds +
 media_seconds_per_mib * MiB``; a job ``job_base_seconds + job_seconds_per_mib * MiB``, x1.5 with Colorize,
 x1.25 at 1080, x2 at 2160), callback retry pauses, and the rate-limit window (``rate_period *
-time_scale``). MediaUploading lasts as long as the real fetch of the original.
+time_scale``). MediaUploading lasts as long as the real fetch of the original. ``jitter=F`` (``recuro
+emulator --jitter F``) multiplies each media's analysis time and each job's running time by its own seeded
+factor from [1-F, 1+F] (the document names no times; default 0: exact).
+
+UploadMedia: the document does not say whether the original is fetched before the answer. By default
+(``fetch_timing="after-answer"``) the file_id is answered at once and the fetch runs in the background;
+``fetch_timing="before-answer"`` (``--fetch-timing before-answer``) fetches the whole original first, as a
+server validating the link synchronously would, then answers the file_id (a failed fetch still fails the
+media with MediaUploadFailed, seen by GetProgress and the callback).
 """
 
 from __future__ import annotations
@@ -88,6 +96,7 @@ from recuro_async.testing._emulator import (
     serve_asgi,
 )
 from recuro_async.testing._faults import FaultRecord
+from recuro_async.testing._lifecycle import ProcessingTimes
 from recuro_async.testing._log import LogEntry
 from recuro_async.testing._media import (
     expected_restored_bytes,
@@ -110,6 +119,7 @@ __all__ = [
     "EmulatorConfig",
     "FaultRecord",
     "LogEntry",
+    "ProcessingTimes",
     "RecuroEmulator",
     "RunningEmulator",
     "bind_socket",

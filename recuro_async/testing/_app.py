@@ -393,7 +393,7 @@ async def _upload_media(
     username = _params.optional_str(params, "username")
     password = _params.optional_str(params, "password")
     notify_url = _params.url_param(params, "notify_url", required=False)
-    media = service.upload_media(
+    media = await service.upload_media(
         owner, url, username=username, password=password, notify_url=notify_url
     )
     return media.file_id, {"file_id": media.file_id}

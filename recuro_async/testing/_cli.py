@@ -17,7 +17,7 @@ from typing import Final
 
 import anyio
 
-from recuro_async.testing._config import ALTERNATE_ERROR_CODES, EmulatorConfig
+from recuro_async.testing._config import ALTERNATE_ERROR_CODES, FETCH_TIMINGS, EmulatorConfig
 from recuro_async.testing._emulator import run_emulator
 
 EXIT_INTERRUPTED: Final = 130
@@ -63,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MIN-MAX",
         help="extra delay of each API response in seconds, uniform in MIN-MAX and seeded by --seed "
         "(one number: 0 to it). Example: --latency 0.02-0.4",
+    )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="vary each media's analysis and each job's running time by a factor drawn from "
+        "[1-F, 1+F], seeded by --seed (0 <= F < 1; default 0: exact times). Example: --jitter 0.3",
+    )
+    parser.add_argument(
+        "--fetch-timing",
+        choices=FETCH_TIMINGS,
+        default="after-answer",
+        help="when UploadMedia fetches the original: after-answer (default: answer at once, fetch in "
+        "the background) or before-answer (fetch the whole original, then answer the file_id)",
     )
     parser.add_argument(
         "--bandwidth", type=float, default=None, help="download cap in bytes/s per connection"
@@ -123,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency_min=args.latency[0],
             latency=args.latency[1],
             restored_url_ttl=args.restored_url_ttl,
+            jitter=args.jitter,
+            fetch_timing=args.fetch_timing,
             error_codes=ALTERNATE_ERROR_CODES if args.error_codes == "alternate" else {},
         )
         if args.fault_rate:

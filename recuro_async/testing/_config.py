@@ -59,6 +59,24 @@ def _refusal(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         raise ValueError(f"{attribute.name} must be '400' or '429', got {value!r}")
 
 
+def _jitter(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(
+            f"{attribute.name} must be >= 0 and < 1 (the share by which each duration may vary), "
+            f"got {value!r}"
+        )
+
+
+FETCH_TIMINGS: Final = ("after-answer", "before-answer")
+
+
+def _fetch_timing(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in FETCH_TIMINGS:
+        raise ValueError(
+            f"{attribute.name} must be 'after-answer' or 'before-answer', got {value!r}"
+        )
+
+
 def _public_url(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is None:
         return
@@ -106,6 +124,16 @@ class EmulatorConfig:
         media_base_seconds, media_seconds_per_mib: analysis time after the fetch (MediaQueued..MediaAnalyze).
         job_base_seconds, job_seconds_per_mib: a job's running time (x1.5 with Colorize, x1.25 at 1080,
             x2 at 2160).
+        jitter: 0 (default): durations are exactly as above. F in (0, 1): each media's analysis time and
+            each job's running time is multiplied by its own factor drawn uniformly from [1-F, 1+F], seeded
+            by `seed` and the file_id (and the job's number on that media), so a run is reproducible for a
+            seed and request order and does not depend on task scheduling. The document names no times.
+        fetch_timing: when UploadMedia fetches original_file_url; the document does not say.
+            "after-answer" (default): it answers with the file_id at once and fetches in the background
+            (MediaUploading shows the fetch). "before-answer": it fetches the whole original (the same
+            fetch, limits and failures) before it answers, as a server that validates the link
+            synchronously would; the answer is still the file_id, and a failed fetch still fails the
+            media with MediaUploadFailed (GetProgress, callback), not the UploadMedia request.
         fault_rate: share of API requests answered 500 InternalError (before any effect).
         drop_rate: share of API responses cut off mid-body after the action took effect.
         truncate_rate: share of downloads cut off mid-body.
@@ -157,6 +185,10 @@ class EmulatorConfig:
     )
     job_base_seconds: float = attrs.field(default=10.0, converter=float, validator=_non_negative)
     job_seconds_per_mib: float = attrs.field(default=2.0, converter=float, validator=_non_negative)
+    jitter: float = attrs.field(default=0.0, converter=float, validator=_jitter)
+    fetch_timing: Literal["after-answer", "before-answer"] = attrs.field(
+        default="after-answer", validator=_fetch_timing
+    )
     fault_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     drop_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     truncate_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)

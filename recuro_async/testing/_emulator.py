@@ -25,12 +25,14 @@ from recuro_async.testing._callbacks import CallbackAttempt
 from recuro_async.testing._catalog import STATES, ApiError, canonical_state
 from recuro_async.testing._config import EmulatorConfig
 from recuro_async.testing._faults import FaultPlan, FaultRecord
+from recuro_async.testing._lifecycle import ProcessingTimes
 from recuro_async.testing._log import LogEntry, RequestLog
 from recuro_async.testing._ratelimit import SlidingWindowLimit
 from recuro_async.testing._service import RecuroService, Runtime
 
 __all__ = [
     "CallbackAttempt",
+    "ProcessingTimes",
     "RecuroEmulator",
     "RunningEmulator",
     "bind_socket",
@@ -248,6 +250,11 @@ class RecuroEmulator:
     def notify(self) -> None:
         """Wake `wait_until` callers."""
         self._service.notify()
+
+    def processing_times(self, file_id: str) -> ProcessingTimes:
+        """The analysis and job running times drawn for `file_id` (real seconds; with `jitter`, each its
+        own), kept after DeleteMedia, so a benchmark can compute its lower bound from what was drawn."""
+        return self._service.processing_times.get(file_id, ProcessingTimes())
 
     def restored_bytes_sent(self, file_id: str) -> int:
         """Body bytes of `file_id`'s restored files handed to the HTTP server so far, all downloads.

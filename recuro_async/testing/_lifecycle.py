@@ -5,6 +5,10 @@ when the timeline begins; GetProgress locates `now` on it, so answering costs no
 ticks. Only what must happen at a moment (fetching the original, making the restored file, POSTing a
 callback) runs as a task, in the service (`_service.py`).
 
+Durations vary per media and per job when `jitter` is set: `jitter_factor` draws each factor from its own
+`random.Random` seeded by the seed and the file_id, never from a shared stream, so the times do not depend on
+the order in which tasks happen to run.
+
 Queueing: jobs share `max_concurrent_jobs` slots, first come first served. A job's slot is chosen when it is
 started (the earliest slot to free up), so its JobQueued wait is known at once; a deleted or failed job keeps
 its slot until the moment its timeline had reserved (failed: until it failed).
@@ -13,6 +17,7 @@ its slot until the moment its timeline had reserved (failed: until it failed).
 from __future__ import annotations
 
 import heapq
+import random
 from collections.abc import Sequence
 
 import anyio
@@ -67,6 +72,18 @@ def timeline(
     return tuple(segments)
 
 
+def jitter_factor(jitter: float, seed: int, *parts: str | int) -> float:
+    """A duration multiplier drawn uniformly from [1 - jitter, 1 + jitter] by a Random of its own.
+
+    Seeded by `seed` and `parts` (the file_id and what is timed), so the same media gets the same factor
+    whatever else runs; exactly 1.0 when `jitter` is 0.
+    """
+    if jitter == 0:
+        return 1.0
+    key = ":".join(map(str, ("recuro-emulator", seed, *parts)))
+    return random.Random(key).uniform(1.0 - jitter, 1.0 + jitter)
+
+
 def locate(segments: Sequence[Segment], now: float) -> tuple[str, float] | None:
     """Return (state, progress 0-100) at `now`, or None when `now` is past the last segment."""
     for seg in segments:
@@ -75,6 +92,19 @@ def locate(segments: Sequence[Segment], now: float) -> tuple[str, float] | None:
             done = 0.0 if span <= 0 else max(0.0, now - seg.start) / span
             return seg.state, round(min(100.0, 100.0 * done), 1)
     return None
+
+
+@attrs.frozen
+class ProcessingTimes:
+    """The processing times drawn for one media file, in real seconds (kept after DeleteMedia).
+
+    Attributes:
+        analysis: MediaQueued..MediaAnalyze, once the original was fetched (None before, or if it failed).
+        jobs: each accepted job's running time, JobQueued wait excluded, in the order they were started.
+    """
+
+    analysis: float | None = None
+    jobs: tuple[float, ...] = ()
 
 
 @attrs.frozen
@@ -145,6 +175,9 @@ class Media:
         job: the current (last) job.
         deleted: whether DeleteMedia removed it.
         fetch_scope: cancels the fetch when the media is deleted.
+        fetched: set once the fetch of the original has ended, whatever its outcome (UploadMedia waits
+            for it with `fetch_timing="before-answer"`).
+        jobs_started: how many jobs StartJob has accepted on it (numbers each job's jitter draw).
     """
 
     file_id: str
@@ -164,6 +197,8 @@ class Media:
     job: Job | None = None
     deleted: bool = False
     fetch_scope: anyio.CancelScope | None = attrs.field(default=None, repr=False)
+    fetched: anyio.Event = attrs.field(factory=anyio.Event, repr=False)
+    jobs_started: int = 0
 
     @property
     def media_done_at(self) -> float | None:

@@ -32,7 +32,9 @@ from recuro_async.testing._lifecycle import (
     Job,
     JobSlots,
     Media,
+    ProcessingTimes,
     Segment,
+    jitter_factor,
     timeline,
 )
 from recuro_async.testing._log import RequestLog
@@ -99,6 +101,7 @@ class RecuroService:
         self._guid_rng = ids
         self._url_key = hashlib.sha256(f"recuro-emulator:{cfg.seed}:urls".encode()).digest()
         self._restored_sent: dict[str, int] = {}
+        self.processing_times: dict[str, ProcessingTimes] = {}
         self.changed = anyio.Event()
         self._fetch_limiter = anyio.CapacityLimiter(cfg.max_concurrent_fetches)
         self._restore_limiter = anyio.CapacityLimiter(2)
@@ -201,7 +204,7 @@ class RecuroService:
         """The media whose current job's restored file has this guid."""
         return self._guids.get(guid)
 
-    def upload_media(
+    async def upload_media(
         self,
         owner: str,
         original_file_url: str,
@@ -210,7 +213,11 @@ class RecuroService:
         password: str | None,
         notify_url: str | None,
     ) -> Media:
-        """Register a new media file and start fetching its original."""
+        """Register a new media file and start fetching its original.
+
+        The fetch runs in the service's task group either way; with `fetch_timing="before-answer"` the
+        caller also waits until it has ended (a cancelled request leaves the fetch running).
+        """
         tg = self._require_running()
         file_id = f"ids-{self._next_id}{extension_of(original_file_url)}"
         self._next_id += 1
@@ -227,6 +234,8 @@ class RecuroService:
         self.media[file_id] = media
         self._by_owner.setdefault(owner, {})[file_id] = media
         tg.start_soon(self._fetch, media, name=f"fetch {file_id}")
+        if self.config.fetch_timing == "before-answer":
+            await media.fetched.wait()
         return media
 
     def start_job(
@@ -250,10 +259,12 @@ class RecuroService:
             raise ApiError("MediaNotReady", "The media is not ready for restoration yet.")
         cfg = self.config
         mib = media.original.size / MIB
+        number = media.jobs_started + 1
         run = cfg.scaled(
             (cfg.job_base_seconds + cfg.job_seconds_per_mib * mib)
             * (1.5 if settings.colorize else 1.0)
             * _SCALING_FACTOR[settings.output_scaling]
+            * jitter_factor(cfg.jitter, cfg.seed, media.file_id, "job", number)
         )
         fail_point = self.fault_plan.job_failure(media.file_id)
         start, end, fail_at = self._slots.reserve(now, run, fail_point)
@@ -274,6 +285,9 @@ class RecuroService:
         if previous is not None:
             self._guids.pop(previous.guid, None)
         media.job = job
+        media.jobs_started = number
+        drawn = self.processing_times.get(media.file_id, ProcessingTimes())
+        self.processing_times[media.file_id] = attrs.evolve(drawn, jobs=(*drawn.jobs, run))
         self._guids[guid] = media
         if fail_at is None:
             tg.start_soon(self._produce, media, job, name=f"restore {media.file_id}")
@@ -299,6 +313,12 @@ class RecuroService:
     # ------------------------------------------------------------ background work
 
     async def _fetch(self, media: Media) -> None:
+        try:
+            await self._fetch_and_analyze(media)
+        finally:
+            media.fetched.set()
+
+    async def _fetch_and_analyze(self, media: Media) -> None:
         cfg = self.config
         blob = None
         with anyio.CancelScope() as scope:
@@ -339,8 +359,11 @@ class RecuroService:
             return
         media.original = blob
         media.container = container
-        duration = cfg.scaled(cfg.media_base_seconds + cfg.media_seconds_per_mib * blob.size / MIB)
+        duration = cfg.scaled(
+            cfg.media_base_seconds + cfg.media_seconds_per_mib * blob.size / MIB
+        ) * jitter_factor(cfg.jitter, cfg.seed, media.file_id, "analysis")
         media.segments = timeline(anyio.current_time(), duration, MEDIA_SHARES)
+        self.processing_times[media.file_id] = ProcessingTimes(analysis=duration)
         self.notify()
         if media.notify_url is not None:
             self._require_running().start_soon(

@@ -209,3 +209,28 @@ async def test_restore_downloads_in_segments_when_asked(tmp_path, canary_key, ca
     assert code == 0
     assert (tmp_path / "out" / "long.mp4").read_bytes() == expected(big)
     assert len(ranges) >= 3, f"{len(ranges)} ranges: the download was not segmented"
+
+
+async def test_a_server_that_fetches_before_answering_gets_one_upload_at_a_time(
+    tmp_path, canary_key, canary_secret, caplog
+):
+    """A server that fetches the original before it answers UploadMedia (the document is silent): the
+    first held fetch times out and is served, the batch learns the dialect once, and every item ends
+    done with one job, nothing left (issue 14: the upload seal on another reading of the document)."""
+    originals = make_samples(tmp_path / "in", 12)
+    async with emulator(canary_secret, canary_key, fetch_timing="before-answer") as running:
+        with caplog.at_level("INFO", logger="orchestrator"):
+            code = await restore(running, [*map(str, originals)], tmp_path / "out")
+        left = running.emulator.media_ids()
+        jobs = started_jobs(running)
+    assert code == 0
+    for original in originals:
+        assert (tmp_path / "out" / f"{original.stem}.mp4").read_bytes() == expected(original)
+    assert set(jobs.values()) == {1}
+    assert len(jobs) == 12
+    assert left == []
+    learned = [r.getMessage() for r in caplog.records if "before it answers" in r.getMessage()]
+    assert len(learned) == 1, learned
+    assert not [
+        r for r in caplog.records if "answers UploadMedia before fetching" in r.getMessage()
+    ]

@@ -312,3 +312,20 @@ async def test_the_seal_holds_a_fetch_until_answered_and_refuses_after_a_lost_an
     assert seal.timing is FetchTiming.AFTER_ANSWER
     assert await seal.admit("b") is False  # never served again
     assert await seal.admit("unknown") is True  # not an open upload: no hold
+
+
+async def test_once_the_service_is_known_to_fetch_first_no_fetch_is_held_again() -> None:
+    """Only the fetch that revealed the dialect waits `hold`; later uploads are served at once (each
+    one otherwise waits the whole hold, since its answer needs the bytes)."""
+    seal = UploadSeal(hold=0.05)
+    seal.expect("first")
+    assert await seal.admit("first") is True  # held `hold`, then served: the seal is broken
+    assert seal.timing is FetchTiming.BEFORE_ANSWER
+    seal.answered("first")
+    seal.expect("second")
+    served = None
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # any wait inside admit() would end here, leaving `served` unset
+        served = await seal.admit("second")
+    assert served is True
+    assert seal.broken("second")  # served while open: reconciliation must know
