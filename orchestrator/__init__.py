@@ -31,6 +31,7 @@ from ._polling import PollSettings
 from ._report import Report, ReportItem, build_report
 from ._runner import Runner, RunnerConfig
 from ._service import (
+    Describer,
     ItemError,
     JobSpec,
     Notifier,
@@ -53,6 +54,7 @@ __all__ = [
     "AccessRecord",
     "Batch",
     "BatchDone",
+    "Describer",
     "DownloadProgress",
     "Event",
     "Intent",

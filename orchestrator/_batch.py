@@ -13,7 +13,7 @@ start, an account listing) is found on the adapter by `isinstance`, so a new ser
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -24,11 +24,11 @@ from ._attribution import StagedCallbacks, UploadCallbacks
 from ._budget import JournaledWindow
 from ._config import RunnerConfig
 from ._effects import CrashPoint
-from ._events import Event
+from ._events import Event, ItemDone
 from ._journal import Journal
 from ._report import Report, build_report
 from ._runner import Runner
-from ._service import JobSpec, Notifier, RemoteStatus, ServiceAdapter
+from ._service import Describer, JobSpec, Notifier, RemoteStatus, ServiceAdapter
 from ._stages import Item
 from ._staging import LocalFileServer, Stager
 
@@ -46,7 +46,7 @@ def journal_path(adapter: ServiceAdapter, out: Path, journal: Path | None = None
 
 @attrs.define
 class Batch:
-    """An open batch: its runner (to run, stop or abort it), journal and job spec.
+    """An open batch: its runner (to run, stop or abort it), journal, job spec and adapter.
 
     `items` is the batch's final state, read from the journal once the runner has ended (empty before).
     """
@@ -54,11 +54,18 @@ class Batch:
     runner: Runner
     journal: Journal
     spec: JobSpec
+    adapter: ServiceAdapter
     items: list[Item] = attrs.field(factory=list)
 
     def run(self, inputs: Iterable[str]) -> MemoryObjectReceiveStream[Event]:
         """Start the batch (the journal's items plus `inputs`); the stream of its events."""
         return self.runner.run(inputs)
+
+    async def describe(self, event: ItemDone) -> Sequence[str]:
+        """What a finished item's output stands for (its files), when the service says (`Describer`)."""
+        if isinstance(self.adapter, Describer):
+            return await self.adapter.describe(Path(event.output_path))
+        return ()
 
     def report(self, *, interrupted: bool = False) -> Report:
         """The report of the ended batch."""
@@ -148,7 +155,7 @@ async def open_batch(
             window=window,
             callbacks=attributing,
         )
-        batch = Batch(runner, opened, spec)
+        batch = Batch(runner, opened, spec, adapter)
         async with runner:
             yield batch
         batch.items = await opened.load()

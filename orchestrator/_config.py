@@ -61,3 +61,25 @@ class RunnerConfig:
     phase_timeout: float | None = None
     callback_wait: float = 1800.0
     fetch_hold: float = 5.0
+
+    def scaled(self, factor: float) -> RunnerConfig:
+        """This config with every duration of the service's clock multiplied by `factor`, once (for a
+        service or emulator whose clock runs `factor` times as fast as the real one: `--time-scale X`).
+
+        `fetch_hold` stays: it bounds our own answer's way into the journal, which no service clock speeds.
+        """
+        poll = self.poll
+        return attrs.evolve(
+            self,
+            poll=attrs.evolve(
+                poll,
+                min_interval=poll.min_interval * factor,
+                max_interval=poll.max_interval * factor,
+                reconcile_interval=poll.reconcile_interval * factor,
+            ),
+            settle=self.settle * factor,
+            backoff=self.backoff * factor,
+            backoff_cap=self.backoff_cap * factor,
+            phase_timeout=None if self.phase_timeout is None else self.phase_timeout * factor,
+            callback_wait=self.callback_wait * factor,
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -39,7 +39,14 @@ class Policy(Protocol):
     async def emit_failed(self, item: Item) -> None: ...
 
 
-__all__ = ["EMPTY_INPUT_CODE", "empty_input_problem", "input_key", "prepare", "size_and_sha256"]
+__all__ = [
+    "EMPTY_INPUT_CODE",
+    "empty_input_problem",
+    "input_key",
+    "local_file_problem",
+    "prepare",
+    "size_and_sha256",
+]
 
 log = logging.getLogger("orchestrator")
 
@@ -194,3 +201,25 @@ def empty_input_problem(name: str, size: int | None) -> str | None:
     if size == 0:
         return f"{name}: the file is empty (0 bytes); there is nothing to send"
     return None
+
+
+def local_file_problem(text: str, *, suffixes: Collection[str] | None = None) -> str | None:
+    """What is wrong with a local input (missing, not a regular file, a container not in `suffixes`,
+    unreadable, empty), or None: checked before any request (blocking)."""
+    path = Path(text).expanduser()
+    try:
+        if not path.exists():
+            return f"{text}: no such file"
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "is special"
+            return f"{text}: {what}, not a regular file"
+        if suffixes is not None and path.suffix.lower() not in suffixes:
+            allowed = ", ".join(sorted(e.lstrip(".").upper() for e in suffixes))
+            found = path.suffix or "(no extension)"
+            return f"{text}: unsupported container {found!r}; supported: {allowed}"
+        with path.open("rb") as handle:
+            handle.read(1)
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"{text}: cannot read the file ({exc.strerror or exc})"
+    return empty_input_problem(text, size)

@@ -26,6 +26,7 @@ import attrs
 
 __all__ = [
     "BatchFatalError",
+    "Describer",
     "ItemError",
     "JobSpec",
     "LinkExpiredError",
@@ -198,8 +199,9 @@ class ServiceAdapter(Protocol):
 
     What only some services do is an optional capability the engine discovers with `isinstance`:
     `Starter` (a job to start once the media is ready), `Sweeper` (one listing of the whole account),
-    `Notifier` (callbacks), `Prechecker` (content-addressed ids) and `Preflight` (a first call that checks
-    the credentials). An adapter without them is a service that processes what it is given by itself.
+    `Notifier` (callbacks), `Prechecker` (content-addressed ids), `Preflight` (a first call that checks
+    the credentials) and `Describer` (an output that stands for several files). An adapter without them
+    is a service that processes what it is given by itself.
 
     Attributes:
         name: the service name.
@@ -336,6 +338,16 @@ class Preflight(Protocol):
 
     async def preflight(self) -> list[RemoteMedia]:
         """List the account's media, or raise `BatchFatalError` saying what to fix."""
+        ...
+
+
+@runtime_checkable
+class Describer(Protocol):
+    """An optional capability: the parts of a finished item's output (the files a MediaCrush manifest
+    lists), for a display. Without it an item's output is its one file."""
+
+    async def describe(self, output: Path) -> list[str]:
+        """The paths (or URLs) an item's output at `output` stands for."""
         ...
 
 

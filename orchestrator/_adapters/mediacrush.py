@@ -348,6 +348,11 @@ class MediaCrushAdapter:
             await anyio.to_thread.run_sync(_write_manifest, dest, manifest)
         return dest
 
+    async def describe(self, output: Path) -> list[str]:
+        """The files an item's manifest lists: where each was downloaded, else its URL (`Describer`)."""
+        manifest = await anyio.to_thread.run_sync(read_manifest, output)
+        return [f.path or f.url for f in manifest.files]
+
     async def _info(self, file_hash: str) -> File:
         blob = await self._client.info(file_hash)
         if isinstance(blob, Album):

@@ -1,21 +1,18 @@
-"""What every `recuro` subcommand shares: credentials, base URL and client construction."""
+"""What every `recuro` subcommand shares: credentials, base URL, client construction, errors (`RECURO`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final
 
 from recuro_async import ConfigurationError, RecuroClient, RecuroError
 from recuro_async._constants import API_KEY_ENV, API_SECRET_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 
-from ._main import Voice, run_async
+from ._main import Service, Voice, add_base_url
 
-__all__ = ["VOICE", "add_connection_arguments", "client_from_args", "run_client_call"]
-
-VOICE: Final = Voice("recuro")
+__all__ = ["RECURO", "add_connection_arguments", "client_from_args"]
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,12 +21,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     Precedence, the same as `RecuroClient()`'s: the option, else the environment variable (an empty value
     counts as unset), else the production URL.
     """
-    parser.add_argument(
-        "--base-url",
-        default=os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
-        metavar="URL",
-        help=f"API base URL (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})",
-    )
+    add_base_url(parser, env=BASE_URL_ENV, default=DEFAULT_BASE_URL, what="API")
     parser.add_argument(
         "--api-key", default=None, metavar="KEY", help=f"API key (default: ${API_KEY_ENV})"
     )
@@ -79,6 +71,11 @@ def client_from_args(args: argparse.Namespace, **kwargs: Any) -> RecuroClient:
     return RecuroClient(key, secret, base_url=args.base_url, **kwargs)
 
 
-def run_client_call(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run a `recuro` subcommand: configuration errors exit 2, API failures 1, Ctrl-C 130."""
-    return run_async(VOICE, main, usage=(ConfigurationError,), failed=(RecuroError,))
+RECURO: Final = Service[RecuroClient](
+    voice=Voice("recuro"),
+    packages=("recuro_async",),
+    connect=client_from_args,
+    add_connection=add_connection_arguments,
+    usage=(ConfigurationError,),
+    failed=(RecuroError,),
+)

@@ -1,4 +1,4 @@
-"""What every command shares: exit codes, messages, logging, Ctrl-C, the async runner, dispatch, and the batch.
+"""What every command shares: exit codes, messages, logging, Ctrl-C, the async runner, dispatch, argparse.
 
 Exit codes (SPEC 6), the same for every service: 0 all done, 1 some items failed (or were parked, or are
 pending), 2 usage or configuration error (and a batch stopped by something to fix on our side, such as a
@@ -12,47 +12,33 @@ import logging
 import os
 import signal
 import sys
-import tempfile
-from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import attrs
-
-from orchestrator._batch import Batch
-from orchestrator._config import RunnerConfig
-from orchestrator._events import BatchDone, ItemDone, ItemQueued
-from orchestrator._inputs import empty_input_problem
-from orchestrator._polling import PollSettings
-from orchestrator._report import Report
-from orchestrator._stages import Item
-
-from ._render import Describe, Renderer
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
-    "Ended",
     "ExamplesFormatter",
+    "Service",
     "UsageError",
     "Voice",
-    "configure_logging",
+    "add_base_url",
+    "add_command",
+    "add_emulator_command",
     "dispatch",
-    "exit_code",
-    "local_file_problem",
-    "out_dir_problem",
     "positive_float",
     "positive_int",
     "print_rows",
-    "run_async",
-    "run_batch",
-    "scaled_config",
     "watch_interrupts",
 ]
+
+ClientT = TypeVar("ClientT")
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -83,36 +69,80 @@ class Voice:
         self.say(f"error: {message}")
 
 
-# ---------------------------------------------------------------------- running a command
+@attrs.frozen
+class Service(Generic[ClientT]):
+    """What a program's commands share: its voice, its client (built from the arguments), its errors.
 
+    Attributes:
+        voice: the program's lines on stderr.
+        packages: the client packages whose logs `configure_logging` shows.
+        connect: a client configured from the arguments (raises a `usage` error when it cannot be).
+        add_connection: the options `connect` reads (base URL, credentials).
+        usage: the client's errors that mean "fix the command" (exit 2).
+        failed: the client's errors that mean "the call failed" (exit 1), told with `describe`.
+    """
 
-def run_async(
-    voice: Voice,
-    main: Callable[[], Coroutine[Any, Any, int]],
-    *,
-    usage: tuple[type[Exception], ...] = (),
-    failed: tuple[type[Exception], ...] = (),
-    describe: Callable[[Exception], str] = str,
-    on_interrupt: str = "interrupted",
-) -> int:
-    """Run a subcommand: `UsageError`, `usage` errors and `ValueError` exit 2, `failed` 1, Ctrl-C 130."""
-    usage_errors: tuple[type[Exception], ...] = (*usage, ValueError)
-    try:
-        return anyio.run(main)
-    except KeyboardInterrupt:
-        # outside the batch's signal watcher: every transition is committed, the journal is consistent
-        voice.fail(on_interrupt)
-        return EXIT_INTERRUPTED
-    except UsageError as exc:
-        for problem in exc.problems:
-            voice.fail(problem)
-        return EXIT_USAGE
-    except usage_errors as exc:
-        voice.fail(str(exc))
-        return EXIT_USAGE
-    except failed as exc:
-        voice.fail(describe(exc))
-        return EXIT_FAILED
+    voice: Voice
+    packages: tuple[str, ...]
+    connect: Callable[[argparse.Namespace], AbstractAsyncContextManager[ClientT]]
+    add_connection: Callable[[argparse.ArgumentParser], None]
+    usage: tuple[type[Exception], ...] = ()
+    failed: tuple[type[Exception], ...] = ()
+    describe: Callable[[Exception], str] = str
+
+    def run(
+        self, main: Callable[[], Coroutine[Any, Any, int]], *, on_interrupt: str = "interrupted"
+    ) -> int:
+        """Run a subcommand: `UsageError`, `usage` errors and `ValueError` exit 2, `failed` 1, Ctrl-C 130."""
+        usage: tuple[type[Exception], ...] = (*self.usage, ValueError)
+        try:
+            return anyio.run(main)
+        except KeyboardInterrupt:
+            # outside the batch's signal watcher: every transition is committed, the journal is consistent
+            self.voice.fail(on_interrupt)
+            return EXIT_INTERRUPTED
+        except UsageError as exc:
+            for problem in exc.problems:
+                self.voice.fail(problem)
+            return EXIT_USAGE
+        except usage as exc:
+            self.voice.fail(str(exc))
+            return EXIT_USAGE
+        except self.failed as exc:
+            self.voice.fail(self.describe(exc))
+            return EXIT_FAILED
+
+    def add(
+        self,
+        sub: argparse._SubParsersAction[argparse.ArgumentParser],
+        command: Callable[[ClientT, argparse.Namespace], Awaitable[int]],
+        *texts: str,
+    ) -> argparse.ArgumentParser:
+        """A one-call subcommand (`add_command(sub, *texts)`): `command(client, args)` with a client
+        from the arguments, under `run`; the caller adds the command's own arguments."""
+
+        def handler(args: argparse.Namespace) -> int:
+            async def main() -> int:
+                async with self.connect(args) as client:
+                    return await command(client, args)
+
+            return self.run(main)
+
+        parser = add_command(sub, *texts)
+        self.add_connection(parser)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    def configure_logging(self, *, verbose: bool) -> None:
+        """The engine's and the client's logs on stderr: errors only, or what they decide with `verbose`."""
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Formatter(self.voice.prog))
+        for name in ("orchestrator", *self.packages):
+            logger = logging.getLogger(name)
+            logger.setLevel(logging.INFO if verbose else logging.ERROR)
+            if not logger.handlers:
+                logger.addHandler(handler)
+                logger.propagate = False
 
 
 class _Formatter(logging.Formatter):
@@ -136,18 +166,6 @@ class _Formatter(logging.Formatter):
         return text
 
 
-def configure_logging(prog: str, packages: Iterable[str], *, verbose: bool) -> None:
-    """The engine's and the client's logs on stderr: errors only, or what they decide with `verbose`."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(prog))
-    for name in ("orchestrator", *packages):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO if verbose else logging.ERROR)
-        if not logger.handlers:
-            logger.addHandler(handler)
-            logger.propagate = False
-
-
 async def watch_interrupts(
     stop: Callable[[], object], abort: Callable[[], object], *, say: Callable[[str], object]
 ) -> None:
@@ -167,171 +185,6 @@ async def watch_interrupts(
                 abort()
 
 
-# ---------------------------------------------------------------------- checks before any request
-
-
-def local_file_problem(text: str, *, suffixes: Collection[str] | None = None) -> str | None:
-    """What is wrong with a local input (missing, not a file, a container not in `suffixes`, unreadable,
-    empty), or None (blocking)."""
-    path = Path(text).expanduser()
-    try:
-        if not path.exists():
-            return f"{text}: no such file"
-        if not path.is_file():
-            what = "is a directory" if path.is_dir() else "is special"
-            return f"{text}: {what}, not a regular file"
-        if suffixes is not None and path.suffix.lower() not in suffixes:
-            allowed = ", ".join(sorted(e.lstrip(".").upper() for e in suffixes))
-            found = path.suffix or "(no extension)"
-            return f"{text}: unsupported container {found!r}; supported: {allowed}"
-        with path.open("rb") as handle:
-            handle.read(1)
-        size = path.stat().st_size
-    except OSError as exc:
-        return f"{text}: cannot read the file ({exc.strerror or exc})"
-    return empty_input_problem(text, size)
-
-
-def out_dir_problem(out: Path) -> str | None:
-    """What is wrong with an output directory (made if missing), or None (blocking)."""
-    if out.exists() and not out.is_dir():
-        return f"--out {str(out)!r}: not a directory"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        return f"--out {str(out)!r}: not a writable directory ({exc.strerror or exc})"
-    return None
-
-
-# ---------------------------------------------------------------------- the batch
-
-
-def scaled_config(
-    out: Path,
-    time_scale: float,
-    *,
-    poll: tuple[float, float],
-    settle: float,
-    reconcile_interval: float | None = None,
-    phase_timeout: float | None = None,
-    webhook: bool = False,
-    **knobs: Any,
-) -> RunnerConfig:
-    """The engine's knobs, each duration given in seconds at time scale 1 and scaled here, once.
-
-    `poll` is the (shortest, longest) poll interval; `knobs` are `RunnerConfig`'s other fields.
-    `--time-scale X` scales all of them (and the emulator's clock) for tests and demos.
-    """
-    scaled = {"reconcile_interval": reconcile_interval * time_scale} if reconcile_interval else {}
-    return RunnerConfig(
-        out_dir=out,
-        poll=PollSettings(
-            min_interval=poll[0] * time_scale,
-            max_interval=poll[1] * time_scale,
-            webhook=webhook,
-            **scaled,
-        ),
-        settle=settle * time_scale,
-        phase_timeout=None if phase_timeout is None else phase_timeout * time_scale,
-        backoff=1.0 * time_scale,
-        backoff_cap=30.0 * time_scale,
-        callback_wait=_CALLBACK_WAIT * time_scale,
-        **knobs,
-    )
-
-
-_CALLBACK_WAIT: Final = 1800.0  # seconds an undecidable upload waits for its callback, at scale 1
-
-
-@attrs.frozen
-class Ended:
-    """How a batch ended: its last event (None when it never ended), its report and its items."""
-
-    last: BatchDone | None
-    report: Report
-    items: tuple[Item, ...] = ()
-
-    @property
-    def fatal(self) -> str | None:
-        """What stopped the batch on our side (a full disk...), or None."""
-        return self.last.error if self.last is not None else None
-
-    @property
-    def interrupted(self) -> bool:
-        """True when Ctrl-C (or SIGTERM) ended the batch early."""
-        return self.report.interrupted
-
-
-async def run_batch(
-    opened: AbstractAsyncContextManager[Batch],
-    inputs: Sequence[str],
-    *,
-    renderer: Renderer,
-    voice: Voice,
-    describe: Describe | None = None,
-    report: Path | None = None,
-    watch_signals: bool = True,
-) -> Ended:
-    """Run an opened batch (`open_batch(...)`), showing its events; Ctrl-C stops it, a second aborts it.
-
-    `describe` is the service's hook that describes a finished item's result (its files) for the renderer.
-    """
-    last: BatchDone | None = None
-    items: dict[str, Item] = {}
-    async with opened as batch, anyio.create_task_group() as tg:
-        runner = batch.runner
-        if watch_signals:
-            tg.start_soon(lambda: watch_interrupts(runner.stop, runner.abort, say=voice.say))
-        with renderer:
-            async for event in batch.run(inputs):
-                item: Item | None = None
-                if isinstance(event, BatchDone):
-                    last = event
-                elif not isinstance(event, ItemQueued):
-                    item = items.get(event.key)
-                    if (
-                        item is None
-                    ):  # items admitted since the last look: one snapshot for them all
-                        items = {i.key: i for i in runner.items}
-                        item = items.get(event.key)
-                details: Sequence[str] = ()
-                if isinstance(event, ItemDone) and describe is not None:
-                    details = await describe(event)
-                renderer.handle(event, item, details)
-        tg.cancel_scope.cancel()
-        stopped = runner.stopping
-    fatal = last.error if last is not None else None
-    interrupted = last is None or last.interrupted or (stopped and fatal is None)
-    ended = Ended(last, batch.report(interrupted=interrupted), tuple(batch.items))
-    if report is not None:
-        await anyio.Path(report).write_text(ended.report.to_json(), encoding="utf-8")
-    return ended
-
-
-def exit_code(ended: Ended, voice: Voice, *, retry_option: str = "--retry-failed") -> int:
-    """The exit code of an ended batch, after saying what to do next."""
-    if ended.fatal is not None:
-        voice.fail(f"the batch stopped: {ended.fatal}; rerun the same command to resume")
-        return EXIT_USAGE  # something to fix on our side (disk, journal), then rerun
-    if ended.interrupted:
-        voice.say("interrupted; rerun the same command to resume")
-        return EXIT_INTERRUPTED
-    totals = ended.report.totals
-    if totals["pending"]:
-        voice.say(
-            f"{totals['pending']} item(s) stopped on our side and kept their media; "
-            "rerun the same command to resume them"
-        )
-    if totals["failed"]:
-        voice.say(
-            f"{totals['failed']} item(s) failed; rerun the same command with {retry_option} "
-            "to try them again"
-        )
-    return EXIT_FAILED if ended.report.failed else EXIT_OK
-
-
 # ---------------------------------------------------------------------- argparse
 
 
@@ -342,6 +195,34 @@ class ExamplesFormatter(argparse.HelpFormatter):
         if text.lstrip().lower().startswith("example"):
             return "".join(indent + line for line in text.splitlines(keepends=True))
         return super()._fill_text(text, width, indent)
+
+
+def add_base_url(parser: argparse.ArgumentParser, *, env: str, default: str, what: str) -> None:
+    """--base-url: the option, else the environment variable `env` (an empty value counts as unset), else
+    `default`; the same precedence as the client's constructor."""
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get(env) or default,
+        metavar="URL",
+        help=f"{what} base URL (default: ${env}, else {default})",
+    )
+
+
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    one_line: str,
+    description: str,
+    epilog: str,
+) -> argparse.ArgumentParser:
+    """A subcommand with its line in the command list, its description and its examples (`--help`)."""
+    return sub.add_parser(
+        name,
+        help=one_line,
+        description=description,
+        epilog=epilog if epilog.startswith("example") else f"example:\n  {epilog}",
+        formatter_class=ExamplesFormatter,
+    )
 
 
 def dispatch(
@@ -369,6 +250,14 @@ def dispatch(
         os.close(devnull)
         return 0
     return code
+
+
+def add_emulator_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], one_line: str
+) -> None:
+    """`PROG emulator ...`, listed here; `dispatch` hands its arguments to the emulator's own parser."""
+    emulator = sub.add_parser("emulator", help=one_line, add_help=False)
+    emulator.add_argument("options", nargs=argparse.REMAINDER, help="see 'emulator --help'")
 
 
 def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -1,9 +1,9 @@
 """Showing a batch: rich progress bars on a terminal (overall and per active item), plain lines otherwise.
 
 One set of renderers for every service; a service brings its words (`Wording`: stage labels, what the
-overall bar counts, tab-separated lines for scripts or lines for people) and a hook that describes a
-finished item's result (`Describe`, e.g. the files of a MediaCrush manifest). Renderers consume the
-Runner's event stream; none prints secrets (events carry none).
+overall bar counts, tab-separated lines for scripts or lines for people), and its adapter's `Describer`
+hook says what a finished item's output stands for (the files of a MediaCrush manifest). Renderers
+consume the Runner's event stream; none prints secrets (events carry none).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Protocol, Self
@@ -29,10 +29,9 @@ from orchestrator._events import (
     StageChanged,
 )
 from orchestrator._report import Report, redact_url
-from orchestrator._stages import Item, Stage
+from orchestrator._stages import TERMINAL_STAGES, Item, Stage
 
 __all__ = [
-    "Describe",
     "PlainRenderer",
     "Renderer",
     "RichRenderer",
@@ -44,21 +43,9 @@ __all__ = [
 
 _MAX_ROWS = 12  # per-item bars shown at once on a terminal
 _MAX_TABLE = 40  # larger batches list only the items that did not finish in the terminal table
-_RATE = 200 / 60  # the documented rate limit, requests per second (the ETA's budget bound)
-_CALLS_PER_ITEM = 3.3  # API requests per item in polling mode (B1)
-_IN_FLIGHT = frozenset(
-    {
-        Stage.STAGED,
-        Stage.UPLOADING,
-        Stage.UPLOADED,
-        Stage.READY,
-        Stage.STARTING,
-        Stage.RUNNING,
-        Stage.RESTORED,
-        Stage.DOWNLOADING,
-        Stage.DOWNLOADED,
-    }
-)
+_CALLS_PER_ITEM = 3.3  # API requests per item in polling mode (B1, Recuro)
+# stages an item is in while something happens to it (a bar of its own, or counted in "and N more")
+_IN_FLIGHT = frozenset(Stage) - TERMINAL_STAGES - {Stage.QUEUED}
 _LABELS = {
     Stage.QUEUED: "queued",
     Stage.STAGED: "staged",
@@ -76,10 +63,6 @@ _LABELS = {
 }
 
 
-Describe = Callable[[ItemDone], Awaitable[Sequence[str]]]
-"""A service's hook: the parts of a finished item's result (its files or links), for the renderers."""
-
-
 @attrs.frozen
 class Wording:
     """A service's words for the shared renderers.
@@ -88,7 +71,7 @@ class Wording:
         labels: what each stage is called.
         overall: the overall bar's name.
         title: the summary table's title.
-        rate: the API requests per second the service allows (the ETA's budget bound), or None.
+        rate: the API requests per second the batch may send (the ETA's budget bound), or None.
         tabs: plain output as tab-separated lines for scripts (`input, state, details...`, each state
             once) instead of lines for people.
         tab_stages: the stages the tab-separated lines name by their label (besides uploads).
@@ -97,7 +80,7 @@ class Wording:
     labels: Mapping[Stage, str] = attrs.field(factory=lambda: dict(_LABELS))
     overall: str = "batch"
     title: str = "restore summary"
-    rate: float | None = _RATE
+    rate: float | None = None
     tabs: bool = False
     tab_stages: frozenset[Stage] = frozenset({Stage.DOWNLOADING})
 
@@ -381,7 +364,7 @@ class RichRenderer:
                 self._row(event.key)
         elif isinstance(event, StageChanged):
             self._stage[event.key] = event.new
-            if event.new in (Stage.DONE, Stage.FAILED, Stage.PARKED):
+            if event.new in TERMINAL_STAGES:
                 self._drop(event.key)
             else:
                 task = self._row(event.key)

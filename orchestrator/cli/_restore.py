@@ -12,12 +12,9 @@ configuration error, 130 interrupted (rerun the same command to resume).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ipaddress
 import os
 import sys
 import urllib.parse
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,7 +28,8 @@ from orchestrator._batch import LOCAL_NOTIFY, journal_path, open_batch
 from orchestrator._budget import JournaledWindow
 from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
-from orchestrator._journal import Journal, JournalError
+from orchestrator._inputs import local_file_problem
+from orchestrator._polling import PollSettings
 from orchestrator._staging import LocalFileServer, is_url
 from recuro_async import (
     ConfigurationError,
@@ -43,23 +41,12 @@ from recuro_async import (
 )
 from recuro_async._client import REDIS_URL_ENV
 from recuro_async._constants import DEFAULT_TIMEOUT
+from recuro_async._validate import is_loopback_host
 
-from ._main import (
-    EXIT_USAGE,
-    ExamplesFormatter,
-    UsageError,
-    Voice,
-    configure_logging,
-    exit_code,
-    local_file_problem,
-    out_dir_problem,
-    positive_float,
-    positive_int,
-    run_async,
-    run_batch,
-    scaled_config,
-)
-from ._render import make_renderer, print_summary
+from ._batchcmd import add_batch_options, drive, exit_code, input_problems, journal_problem
+from ._common import RECURO, add_connection_arguments, client_from_args
+from ._main import EXIT_USAGE, ExamplesFormatter, UsageError, positive_float, positive_int
+from ._render import Wording
 
 __all__ = [
     "DEFAULT_JOURNAL_NAME",
@@ -70,7 +57,7 @@ __all__ = [
     "run_restore",
 ]
 
-VOICE: Final = Voice("recuro")
+VOICE: Final = RECURO.voice
 DEFAULT_JOURNAL_NAME: Final = ".recuro-journal.sqlite"
 _RATE_REQUESTS: Final = 200  # the API's rate limit: requests per 60 s window
 # Little's law: items in flight = throughput x time each spends on the service. The rate budget finishes at
@@ -118,7 +105,16 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         help="a restoration filter; repeat for several (see `recuro filters`)",
     )
     parser.add_argument("--scale", choices=["1080", "2160"], default=None, help="output resolution")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    add_batch_options(
+        parser,
+        noun="item",
+        out_help=None,
+        max_active=DEFAULT_MAX_ACTIVE,
+        max_active_help=f"media on the account at once (default: {DEFAULT_MAX_ACTIVE}, the rate limit's "
+        "requests per window: by Little's law the rate budget, about 3.2 calls per item, keeps that many "
+        "items busy while each spends up to about three rate windows on the service; lower it to cap the "
+        "media held on the account, raise it for jobs that take longer)",
+    )
     parser.add_argument(
         "--journal",
         type=Path,
@@ -129,25 +125,11 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-remote", action="store_true", help="do not delete media from the account"
     )
     parser.add_argument(
-        "--max-active",
-        type=positive_int,
-        default=DEFAULT_MAX_ACTIVE,
-        metavar="N",
-        help=f"media on the account at once (default: {DEFAULT_MAX_ACTIVE}, the rate limit's requests "
-        "per window: by Little's law the rate budget, about 3.2 calls per item, keeps that many items "
-        "busy while each spends up to about three rate windows on the service; lower it to cap the "
-        "media held on the account, raise it for jobs that take longer)",
-    )
-    parser.add_argument(
         "--notify-url",
         metavar="URL",
         help="public base URL of the local server for callbacks (webhook mode); "
         f"'{LOCAL_NOTIFY}' uses the server's own address (loopback services)",
     )
-    parser.add_argument(
-        "--retry-failed", action="store_true", help="try the items that failed before again"
-    )
-    parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report to FILE")
     parser.add_argument(
         "--stage-url",
         metavar="URL",
@@ -158,13 +140,6 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         "--stage-bind",
         metavar="HOST:PORT",
         help="where the local file server listens (default: 127.0.0.1 on a free port)",
-    )
-    parser.add_argument(
-        "--time-scale",
-        type=positive_float,
-        default=1.0,
-        metavar="X",
-        help="scale the poll intervals and the rate-limit window (for an emulator run with --time-scale)",
     )
     parser.add_argument(
         "--stage-timeout",
@@ -196,15 +171,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         help="share the account's rate budget with other processes through Redis at URL "
         f"(redis://, unix://; default: ${REDIS_URL_ENV}, else this process alone)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
-    _add_connection_arguments(parser)
-
-
-def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    from ._common import add_connection_arguments
-
-    with contextlib.suppress(argparse.ArgumentError):  # the dispatcher may have added them
-        add_connection_arguments(parser)
+    add_connection_arguments(parser)
 
 
 # ---------------------------------------------------------------------- setup (no remote calls)
@@ -222,26 +189,10 @@ class _Setup:
     window: JournaledWindow
 
 
-def _is_loopback_url(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _read_list(path: Path) -> list[str]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
 def _check_input(text: str) -> str | None:
     """A problem with one input, or None."""
     if is_url(text):
-        parts = urllib.parse.urlsplit(text)
-        return None if parts.netloc else f"{text}: not a valid URL"
+        return None if urllib.parse.urlsplit(text).netloc else f"{text}: not a valid URL"
     if "://" in text:
         return f"{text}: only http(s) URLs or local files can be restored"
     return local_file_problem(text, suffixes={c.value for c in InputContainer})
@@ -262,32 +213,47 @@ def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     inputs = list(args.inputs)
     if args.from_file is not None:
         try:
-            inputs.extend(_read_list(args.from_file))
+            lines = args.from_file.read_text(encoding="utf-8").splitlines()
+            inputs += [x.strip() for x in lines if x.strip() and not x.lstrip().startswith("#")]
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"--from-file {args.from_file}: cannot read it ({exc})")
-    if not inputs and not problems:
-        problems.append("no inputs: name media files or URLs, or use --from-file")
-    problems.extend(p for p in map(_check_input, inputs) if p is not None)
-    out_problem = out_dir_problem(args.out)
-    if out_problem:
-        problems.append(out_problem)
+    none = None if problems else "no inputs: name media files or URLs, or use --from-file"
+    problems += input_problems(inputs, _check_input, out=args.out, report=None, none=none)
     return inputs, problems
 
 
-def _config(args: argparse.Namespace) -> RunnerConfig:
-    """Recuro's numbers (seconds at time scale 1): a few calls per item inside 200 requests a minute."""
-    return scaled_config(
-        args.out.resolve(),
-        args.time_scale,
-        poll=(2.0, 60.0),
-        reconcile_interval=300.0,
-        settle=30.0,
-        phase_timeout=args.stage_timeout,
-        keep_remote=args.keep_remote,
-        retry_failed=args.retry_failed,
-        max_active=args.max_active,
-        webhook=args.notify_url is not None,
-    )
+def _client(
+    args: argparse.Namespace, credentials: tuple[str, str] | None
+) -> tuple[RecuroClient, JournaledWindow]:
+    """The client, its limiter wrapped so that its window survives a kill (kept in the journal)."""
+    period = 60.0 * args.time_scale
+    limiter: dict[str, Any]
+    if redis_url := args.redis_url or os.environ.get(REDIS_URL_ENV):
+        # the window lives in Redis, shared and kept there; the client owns it
+        limiter = {"rate_limit": RateLimit(args.rate_limit, period), "redis_url": redis_url}
+    else:  # paced: a token bucket in front of the log sends a backlog out evenly, not at window edges
+        limiter = {
+            "limiter": JournaledWindow(
+                SlidingWindowLimiter(
+                    args.rate_limit,
+                    period,
+                    grace=DEFAULT_TIMEOUT,
+                    pacing=Pacing.even(args.rate_limit, period),
+                )
+            )
+        }
+    downloads = DownloadOptions(segments=args.segments)
+    if credentials is not None:
+        client = RecuroClient(
+            *credentials, base_url=args.base_url, download_options=downloads, **limiter
+        )
+    else:
+        client = client_from_args(args, download_options=downloads, **limiter)
+    window = client.limiter
+    if isinstance(window, RedisLimiter):
+        window = JournaledWindow(window)  # its snapshots are empty: Redis keeps it
+    assert isinstance(window, JournaledWindow)  # noqa: S101 - built above
+    return client, window
 
 
 async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) -> _Setup:
@@ -295,83 +261,55 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     client: RecuroClient | None = None
     adapter: RecuroAdapter | None = None
     try:
-        # the client's limiter, wrapped so that its window survives a kill (kept in the journal)
-        # and paced (a token bucket in front of the log: a backlog goes out evenly, not at window edges)
-        period = 60.0 * args.time_scale
-        window = JournaledWindow(
-            SlidingWindowLimiter(
-                args.rate_limit,
-                period,
-                grace=DEFAULT_TIMEOUT,
-                pacing=Pacing.even(args.rate_limit, period),
-            )
+        client, window = _client(args, credentials)
+        adapter = RecuroAdapter(
+            client, output_format=args.format, filters=args.filters, output_scaling=args.scale
         )
-        downloads = DownloadOptions(segments=args.segments)
-        limiter: dict[str, Any] = {"limiter": window}
-        redis_url = args.redis_url or os.environ.get(REDIS_URL_ENV)
-        if redis_url:  # the window lives in Redis, shared and kept there; the client owns it
-            limiter = {
-                "rate_limit": RateLimit(args.rate_limit, 60.0 * args.time_scale),
-                "redis_url": redis_url,
-            }
-        if credentials is not None:
-            client = RecuroClient(
-                *credentials, base_url=args.base_url, download_options=downloads, **limiter
-            )
-        else:
-            from ._common import client_from_args
-
-            client = client_from_args(args, download_options=downloads, **limiter)
-        if isinstance(client.limiter, RedisLimiter):
-            window = JournaledWindow(client.limiter)  # its snapshots are empty: Redis keeps it
-    except ConfigurationError as exc:
+    except (ConfigurationError, ValueError) as exc:
         problems.append(str(exc))
-    if client is not None:
-        try:
-            adapter = RecuroAdapter(
-                client, output_format=args.format, filters=args.filters, output_scaling=args.scale
-            )
-        except ValueError as exc:
-            problems.append(str(exc))
     local = any(not is_url(i) for i in inputs)
     try:
         bind = _parse_bind(args.stage_bind)
     except ValueError as exc:
         problems.append(str(exc))
         bind = ("127.0.0.1", 0)
-    loopback_api = _is_loopback_url(args.base_url)
     if args.stage_url and not args.stage_bind:
         problems.append("--stage-url needs --stage-bind HOST:PORT (the address it forwards to)")
-    if local and not args.stage_url and not loopback_api:
+    api_host = urllib.parse.urlsplit(args.base_url).hostname or ""
+    if local and not args.stage_url and not is_loopback_host(api_host):
         problems.append(
             "local inputs need --stage-url: the public URL at which the service can fetch them"
         )
-    notify_base = args.notify_url
-    if notify_base is not None and notify_base != LOCAL_NOTIFY and not is_url(notify_base):
-        problems.append(
-            f"--notify-url {notify_base!r}: expected an http(s) URL or '{LOCAL_NOTIFY}'"
-        )
+    notify = args.notify_url
+    if notify is not None and notify != LOCAL_NOTIFY and not is_url(notify):
+        problems.append(f"--notify-url {notify!r}: expected an http(s) URL or '{LOCAL_NOTIFY}'")
     journal = journal_path(adapter, args.out, args.journal) if adapter is not None else args.out
     if adapter is not None and not problems:
-        try:
-            await Journal.check(journal, adapter.job_spec())
-        except JournalError as exc:
-            problems.append(str(exc))
+        problems += filter(None, [await journal_problem(adapter, args.out, args.journal)])
     if problems:
         if client is not None:
             await client.aclose()
         raise UsageError(problems)
     assert client is not None  # noqa: S101 - no problems means both exist
     assert adapter is not None  # noqa: S101
-    needs_server = local or notify_base is not None
+    config = RunnerConfig(
+        args.out.resolve(),
+        keep_remote=args.keep_remote,
+        retry_failed=args.retry_failed,
+        max_active=args.max_active,
+        phase_timeout=args.stage_timeout,
+        poll=PollSettings(webhook=notify is not None),  # a few calls per item in 200 a minute
+    )
     return _Setup(
         inputs=inputs,
         client=client,
         adapter=adapter,
         journal=journal,
-        config=_config(args),
-        stager=LocalFileServer(bind=bind, public_url=args.stage_url) if needs_server else None,
-        notify_base=notify_base,
+        config=config.scaled(args.time_scale),
+        stager=LocalFileServer(bind=bind, public_url=args.stage_url)
+        if local or notify is not None
+        else None,
+        notify_base=notify,
         window=window,
     )
 
@@ -388,57 +326,42 @@ async def run_restore(
     """Run `recuro restore` with parsed `args`; returns the exit code."""
     try:
         setup = await _setup(args, credentials)
+        async with setup.client:
+            batch = open_batch(
+                setup.adapter,
+                setup.config.out_dir,
+                stager=setup.stager,
+                notify=setup.notify_base,
+                journal=setup.journal,
+                config=setup.config,
+                window=setup.window,
+                crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
+            )
+            budget = Wording(rate=args.rate_limit / (60.0 * args.time_scale))  # the ETA's bound
+            ended = await drive(
+                batch, setup.inputs, voice=VOICE, wording=budget, tty=tty, report=args.report
+            )
     except UsageError as exc:
         for problem in exc.problems:
             VOICE.fail(problem)
         return EXIT_USAGE
-    async with setup.client:
-        batch = open_batch(
-            setup.adapter,
-            setup.config.out_dir,
-            stager=setup.stager,
-            notify=setup.notify_base,
-            journal=setup.journal,
-            config=setup.config,
-            window=setup.window,
-            crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
-        )
-        try:
-            ended = await run_batch(
-                batch,
-                setup.inputs,
-                renderer=make_renderer(tty=tty),
-                voice=VOICE,
-                report=args.report,
-            )
-        except JournalError as exc:  # another run holds the journal
-            VOICE.fail(str(exc))
-            return EXIT_USAGE
-    print_summary(ended.report, tty=tty)
     return exit_code(ended, VOICE)
 
 
 def main_restore(args: argparse.Namespace) -> int:
     """`recuro restore`: the synchronous entry point the dispatcher calls."""
-    configure_logging("recuro", ["recuro_async"], verbose=getattr(args, "verbose", False))
-    return run_async(
-        VOICE,
-        lambda: run_restore(args),
-        on_interrupt="interrupted; rerun the same command to resume",
+    RECURO.configure_logging(verbose=getattr(args, "verbose", False))
+    return RECURO.run(
+        lambda: run_restore(args), on_interrupt="interrupted; rerun the same command to resume"
     )
 
 
-def _standalone(argv: Sequence[str] | None = None) -> int:
-    """`python -m orchestrator.cli._restore ...`: the restore command without the dispatcher."""
-    parser = argparse.ArgumentParser(
+if __name__ == "__main__":  # `python -m orchestrator.cli._restore ...`, without the dispatcher
+    _parser = argparse.ArgumentParser(
         prog="recuro restore",
         description=RESTORE_DESCRIPTION,
         epilog=RESTORE_EPILOG,
         formatter_class=ExamplesFormatter,
     )
-    add_restore_arguments(parser)
-    return main_restore(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(_standalone())
+    add_restore_arguments(_parser)
+    sys.exit(main_restore(_parser.parse_args()))

@@ -1,22 +1,422 @@
-"""The `mediacrush` command: upload, inspect and delete media on a MediaCrush server, or run its emulator."""
+"""The `mediacrush` command: upload, inspect and delete media on a MediaCrush server, or run its emulator.
+
+`upload` runs the batch through the orchestrator (`MediaCrushAdapter`): each file is uploaded after a
+content-hash pre-check, processing is awaited, and with `--out` every derived file (files and extras) is
+downloaded there next to a `<input>.mediacrush.json` manifest and a journal, so rerunning the same command
+resumes. A failed processing fails its item only; the others go on. Everything the user typed is checked
+before any request: bad input exits 2 naming the file.
+
+Output: rich progress bars and a summary table on a terminal; otherwise tab-separated lines on stdout, the
+input first and its state second (`uploading` when its bytes go out, `uploaded\tHASH`, or
+`already uploaded\tHASH` when the content-hash check found it on the server; `pending`, `processing`,
+`ready`; `downloading` with --out; then `done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes:
+0 all done, 1 some failed, 2 usage or configuration error, 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, Final
 
-from ._main import ExamplesFormatter, dispatch
-from ._mediacrush_cmds import add_commands
-from ._mediacrush_demo import add_demo_command
+import anyio.to_thread
+import attrs
 
-__all__ = ["build_parser", "main"]
+from mediacrush_async import (
+    Album,
+    ConfigurationError,
+    File,
+    MediaCrushAPIError,
+    MediaCrushClient,
+    MediaCrushError,
+    NotFoundError,
+    NotOwnerError,
+    ServerError,
+    content_hash,
+)
+from mediacrush_async._constants import BASE_URL_ENV, DEFAULT_BASE_URL
+from orchestrator._adapters.mediacrush import MediaCrushAdapter, read_manifest
+from orchestrator._batch import open_batch
+from orchestrator._config import RunnerConfig
+from orchestrator._effects import CrashPoint
+from orchestrator._inputs import local_file_problem
+from orchestrator._polling import PollSettings
+from orchestrator._stages import Item, Stage
+from orchestrator._staging import PushStager
+
+from ._batchcmd import add_batch_options, drive, exit_code, input_problems, journal_problem
+from ._demo import add_demo_options, demo_handler
+from ._main import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ExamplesFormatter,
+    Service,
+    UsageError,
+    Voice,
+    add_base_url,
+    add_command,
+    add_emulator_command,
+    dispatch,
+    print_rows,
+)
+from ._render import Wording, make_renderer
+
+__all__ = [
+    "MEDIACRUSH",
+    "UploadOutcome",
+    "build_parser",
+    "check_inputs",
+    "main",
+    "run_upload",
+    "wording",
+]
+
+_API_REASONS: Final = {
+    401: "refused: only the address that uploaded it may do this",
+    404: "no such file or album",
+    413: "too large",
+    415: "not a file (an album?)",
+    420: "the upload budget of this address is spent; try again later",
+}
 
 
-def _emulator(argv: Sequence[str]) -> int:
-    from mediacrush_async.testing._cli import main as emulator_main
+def describe(exc: BaseException) -> str:
+    """A readable one-line reason for a client error."""
+    if isinstance(exc, MediaCrushAPIError):
+        reason = _API_REASONS.get(exc.status_code)
+        return f"{reason} ({exc})" if reason else str(exc)
+    return str(exc) or type(exc).__name__
 
-    return emulator_main(argv)
+
+MEDIACRUSH: Final = Service[MediaCrushClient](
+    voice=Voice("mediacrush"),
+    packages=("mediacrush_async",),
+    connect=lambda args: MediaCrushClient(args.base_url),
+    add_connection=lambda parser: add_base_url(
+        parser, env=BASE_URL_ENV, default=DEFAULT_BASE_URL, what="server"
+    ),
+    usage=(ConfigurationError,),
+    failed=(MediaCrushError,),
+    describe=describe,
+)
+VOICE: Final = MEDIACRUSH.voice
+
+# ---------------------------------------------------------------------- info, status, rm
+
+
+def _file_rows(blob: File) -> list[tuple[str, str]]:
+    rows = [
+        ("hash", blob.hash),
+        ("type", blob.type or ""),
+        ("blob_type", blob.blob_type or ""),
+        ("original", blob.original or ""),
+    ]
+    if blob.title:
+        rows.append(("title", blob.title))
+    if blob.description:
+        rows.append(("description", blob.description))
+    if blob.compression is not None:
+        rows.append(("compression", f"{blob.compression:g}"))
+    if blob.flags:
+        rows.append(("flags", " ".join(f"{k}={str(v).lower()}" for k, v in blob.flags.items())))
+    meta = blob.metadata
+    if meta is not None:
+        if meta.dimensions is not None:
+            rows.append(("dimensions", f"{meta.dimensions.width}x{meta.dimensions.height}"))
+        if meta.duration is not None:
+            rows.append(("duration", f"{meta.duration:g} s"))
+        for name, value in (("has_audio", meta.has_audio), ("has_video", meta.has_video)):
+            if value is not None:
+                rows.append((name, "yes" if value else "no"))
+    rows.extend(("file", e.url or e.file) for e in blob.files)
+    rows.extend(("extra", e.url or e.file) for e in blob.extras)
+    return rows
+
+
+def _album_rows(album: Album) -> list[tuple[str, str]]:
+    rows = [("hash", album.hash), ("type", album.type), ("blob_type", album.blob_type or "")]
+    if album.title:
+        rows.append(("title", album.title))
+    rows.extend(("item", f"{f.hash}\t{f.blob_type or ''}") for f in album.files)
+    return rows
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | list | set | frozenset):
+        return list(value)
+    return str(value)
+
+
+async def _info(client: MediaCrushClient, args: argparse.Namespace) -> int:
+    try:
+        blob = await client.info(args.hash)
+    except NotFoundError:
+        VOICE.fail(f"{args.hash}: no such file or album")
+        return EXIT_FAILED
+    except ServerError:
+        # a file whose processing failed has no object any more: its status says why
+        status = await client.status(args.hash)
+        if not status.status.is_failure:
+            raise
+        VOICE.fail(f"{args.hash}: processing failed ({status.raw_status or status.status.value})")
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(attrs.asdict(blob), indent=2, sort_keys=True, default=_jsonable))
+    else:
+        rows = _album_rows(blob) if isinstance(blob, Album) else _file_rows(blob)
+        print_rows(("field", "value"), rows)
+    return EXIT_OK
+
+
+async def _status(client: MediaCrushClient, args: argparse.Namespace) -> int:
+    statuses = await client.status_many(args.hashes)
+    rows = []
+    for file_hash in dict.fromkeys(args.hashes):
+        status = statuses.get(file_hash)
+        if status is None:
+            rows.append((file_hash, "not found", ""))
+        else:
+            blob_type = status.file.blob_type if status.file is not None else None
+            rows.append((file_hash, status.raw_status or status.status.value, blob_type or ""))
+    print_rows(("hash", "status", "blob_type"), rows)
+    missing = [row[0] for row in rows if row[1] == "not found"]
+    for file_hash in missing:
+        VOICE.fail(f"{file_hash}: no such file")
+    return EXIT_FAILED if missing else EXIT_OK
+
+
+async def _rm(client: MediaCrushClient, args: argparse.Namespace) -> int:
+    try:
+        await client.delete(args.hash)
+    except (NotOwnerError, NotFoundError) as exc:
+        VOICE.fail(f"{args.hash}: {describe(exc)}")
+        return EXIT_FAILED
+    print(f"deleted {args.hash}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- upload
+
+
+@attrs.frozen
+class UploadOutcome:
+    """How the batch ended: the exit code and the items (in batch order)."""
+
+    code: int
+    items: tuple[Item, ...]
+
+
+def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = None) -> list[str]:
+    """Every problem with the files, the output directory and the report path, one line each (blocking)."""
+    return input_problems(
+        files, local_file_problem, out=out, report=report, none="no files to upload"
+    )
+
+
+def wording(*, downloads: bool) -> Wording:
+    """MediaCrush's words for the shared renderers: files are checked, processed and downloaded."""
+    labels = dict(Wording().labels)
+    # the bar's detail shows the server's own state (pending, processing, ready) after "uploaded"
+    labels |= {Stage.UPLOADING: "checking", Stage.UPLOADED: "uploaded"}
+    labels[Stage.DOWNLOADING] = "downloading" if downloads else "listing files"
+    return Wording(
+        labels=labels,
+        overall="all files",
+        title="upload summary",
+        tabs=True,
+        tab_stages=frozenset({Stage.DOWNLOADING}) if downloads else frozenset(),
+    )
+
+
+async def run_upload(
+    args: argparse.Namespace, *, tty: bool | None = None, watch_signals: bool = True
+) -> UploadOutcome:
+    """Run `mediacrush upload` with parsed `args` as one batch through the orchestrator; the outcome.
+
+    Raises `UsageError` (every problem with the files, --out and --report; a journal of another kind of
+    batch in --out, or one another run holds) and `ConfigurationError` (a bad base URL) before any request.
+    """
+    if problems := await anyio.to_thread.run_sync(check_inputs, args.files, args.out, args.report):
+        raise UsageError(problems)
+    words = wording(downloads=args.out is not None)
+    renderer = make_renderer(tty=tty, wording=words)
+    with tempfile.TemporaryDirectory(prefix="mediacrush-") as scratch:
+        out = args.out if args.out is not None else Path(scratch)
+        # status is cheap and uploads are idempotent (content-hash ids): quick polls, nothing to settle,
+        # several uploads at once
+        config = RunnerConfig(
+            out,
+            poll=PollSettings(min_interval=0.5, max_interval=10.0),
+            settle=0.0,
+            keep_remote=not args.delete,
+            retry_failed=args.retry_failed,
+            max_active=args.max_active,
+            max_uploads=4,
+            max_downloads=4,
+        )
+        async with MediaCrushClient(args.base_url) as client:
+            adapter = MediaCrushAdapter(
+                client,
+                download=args.out is not None,
+                on_upload_progress=lambda path, sent, total: renderer.upload_progress(
+                    str(path), sent, total
+                ),
+            )
+            if problem := await journal_problem(adapter, out):
+                raise UsageError([problem])
+            batch = open_batch(
+                adapter,
+                out,
+                stager=PushStager(),
+                config=config.scaled(args.time_scale),
+                crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
+            )
+            ended = await drive(
+                batch,
+                args.files,
+                voice=VOICE,
+                wording=words,
+                renderer=renderer,
+                tty=tty,
+                report=args.report,
+                watch_signals=watch_signals,
+            )
+    return UploadOutcome(exit_code(ended, VOICE), ended.items)
+
+
+def _upload(args: argparse.Namespace) -> int:
+    MEDIACRUSH.configure_logging(verbose=args.verbose)
+
+    async def main() -> int:
+        return (await run_upload(args)).code
+
+    return MEDIACRUSH.run(main)
+
+
+# ---------------------------------------------------------------------- the demo's MediaCrush part
+
+# (file name, emulator sample kind, size in bytes); the text file is expected to fail as unrecognised
+SAMPLES: Final = (
+    ("cat.gif", "gif", 48_000),
+    ("loop.gif", "gif", 160_000),
+    ("photo.png", "png", 64_000),
+    ("diagram.png", "png", 12_000),
+    ("song.mp3", "mp3", 420_000),
+    ("jingle.mp3", "mp3", 60_000),
+    ("clip.mp4", "mp4", 1_500_000),
+    ("teaser.mp4", "mp4", 240_000),
+)
+NON_MEDIA: Final = ("notes.txt", "text", 3_000)
+EXPECTED_FAILURE: Final = "unrecognised"
+
+
+class MediaCrushDemo:
+    """`mediacrush demo`: upload sample media through `mediacrush upload --out DIR --delete`, compare
+    every derived file with the emulator's `expected_derived_bytes`; the text file must fail."""
+
+    def samples(self, directory: Path, args: argparse.Namespace) -> list[Path]:
+        """The media samples, then the text file."""
+        from mediacrush_async.testing import sample_media
+
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for n, (name, kind, size) in enumerate((*SAMPLES, NON_MEDIA)):
+            path = directory / name
+            path.write_bytes(sample_media(kind, size=size, seed=args.seed + n))
+            paths.append(path)
+        return paths
+
+    def emulator(self, time_scale: float, seed: int) -> AbstractAsyncContextManager[Any]:
+        """The MediaCrush emulator."""
+        from mediacrush_async.testing import EmulatorConfig, run_emulator
+
+        return run_emulator(EmulatorConfig(time_scale=time_scale, seed=seed))
+
+    async def run(
+        self,
+        base_url: str,
+        samples: Sequence[Path],
+        root: Path,
+        args: argparse.Namespace,
+        tty: bool | None,
+    ) -> tuple[int, Sequence[Item]]:
+        """`mediacrush upload --out root/derived --delete` on the samples."""
+        upload = build_parser().parse_args(
+            [
+                *("upload", *map(str, samples), "--out", str(root / "derived"), "--delete"),
+                *("--report", str(root / "report.json"), "--base-url", base_url),
+                *("--time-scale", str(args.time_scale)),
+            ]
+        )
+        outcome = await run_upload(upload, tty=tty)
+        return outcome.code, outcome.items
+
+    def observe(self, emulator: Any, count: int) -> tuple[int, str]:  # noqa: ARG002
+        """Requests served and files left on the server."""
+        left = len(emulator.stored_names())
+        return left, f"{len(emulator.log)} requests, {left} files left on the server"
+
+    def verify(
+        self,
+        samples: Sequence[Path],
+        root: Path,  # noqa: ARG002 - the manifests name the files
+        items: Sequence[Item],
+    ) -> tuple[list[str], str]:
+        """Every derived file of each media sample; the text file failed as unrecognised."""
+        from mediacrush_async.testing import expected_derived_bytes
+
+        by_input = {Path(item.key): item for item in items}
+        problems: list[str] = []
+        verified = media_ok = 0
+        for source in samples:
+            item = by_input.get(source.resolve())
+            if source.name == NON_MEDIA[0]:
+                failed_as = item.error_code if item and item.stage is Stage.FAILED else None
+                if failed_as != EXPECTED_FAILURE:
+                    problems.append(f"{source.name}: expected to fail as {EXPECTED_FAILURE}")
+                continue
+            if item is None or item.stage is not Stage.DONE:
+                why = (
+                    "not in the batch"
+                    if item is None
+                    else f"{item.stage.value} ({item.error_code})"
+                )
+                problems.append(f"{source.name}: {why}")
+                continue
+            original = source.read_bytes()
+            manifest = read_manifest(item.output_path)
+            if manifest.hash != content_hash(original) or not manifest.files:
+                problems.append(f"{source.name}: no derived files for its content hash")
+                continue
+            found = len(problems)
+            for derived in manifest.files:
+                expected = expected_derived_bytes(
+                    original, derived.name, original_ext=source.suffix.lstrip(".")
+                )
+                if derived.path is None or Path(derived.path).read_bytes() != expected:
+                    problems.append(f"{source.name}: {derived.name} differs from what was expected")
+                else:
+                    verified += 1
+            media_ok += len(problems) == found
+        text = (
+            f"failed as {EXPECTED_FAILURE}, as expected"
+            if not any(p.startswith(NON_MEDIA[0]) for p in problems)
+            else "did not fail as expected"
+        )
+        return problems, (
+            f"{media_ok}/{len(SAMPLES)} media files verified ({verified} derived files byte-identical "
+            f"to the emulator's expected bytes); {NON_MEDIA[0]} {text}"
+        )
+
+
+# ---------------------------------------------------------------------- the parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,15 +432,85 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=ExamplesFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_commands(sub)
-    add_demo_command(sub)
-    emulator = sub.add_parser(
-        "emulator",
-        help="serve the MediaCrush emulator on loopback (prints MEDIACRUSH_BASE_URL first)",
-        add_help=False,
+    upload = add_command(
+        sub,
+        "upload",
+        "upload files, wait for processing, download the derived files",
+        "Upload each FILE (skipped when the server already has its bytes), wait until it is processed "
+        "and, with --out, download its derived files (files and extras) there. Rerun the same command "
+        "with the same --out to resume.",
+        "examples:\n"
+        "  mediacrush upload cat.gif song.mp3                # upload, wait, print the URLs\n"
+        "  mediacrush upload clips/*.mp4 --out derived/      # and download every derived file",
     )
-    emulator.add_argument("options", nargs=argparse.REMAINDER, help="see 'emulator --help'")
+    upload.add_argument("files", nargs="+", metavar="FILE", help="local media files")
+    add_batch_options(
+        upload,
+        noun="file",
+        out_help="download the derived files here (with a manifest per file and a journal)",
+        max_active=16,
+        max_active_help="files worked on at once (default: 16)",
+    )
+    upload.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete each file from the server once its derived files are downloaded",
+    )
+    MEDIACRUSH.add_connection(upload)
+    upload.set_defaults(handler=_upload)
+    hash_help = "the file's or album's 12-character hash"
+    info = MEDIACRUSH.add(
+        sub,
+        _info,
+        "info",
+        "show a file or album object",
+        "Show what the server knows of a file or album: type, derived files, flags, metadata (or, for "
+        "an album, its files). An unknown hash exits 1.",
+        "examples:\n  mediacrush info tVWMM_ziA3nm\n  mediacrush info tVWMM_ziA3nm --json",
+    )
+    info.add_argument("hash", metavar="HASH", help=hash_help)
+    info.add_argument("--json", action="store_true", help="print the object as JSON")
+    MEDIACRUSH.add(
+        sub,
+        _status,
+        "status",
+        "show the processing status of files",
+        "Show the processing status of each file (pending, processing, ready, done, or a failure such "
+        "as unrecognised), one line per hash. Exits 1 if a hash is unknown.",
+        "mediacrush status tVWMM_ziA3nm LxqXxVPAvqqB",
+    ).add_argument("hashes", nargs="+", metavar="HASH", help="12-character file hashes")
+    MEDIACRUSH.add(
+        sub,
+        _rm,
+        "rm",
+        "delete a file or album (only its uploader's address may)",
+        "Delete a file or album from the server. Only the address that uploaded it may; deleting a "
+        "file removes it for everyone who uploaded the same bytes.",
+        "mediacrush rm tVWMM_ziA3nm",
+    ).add_argument("hash", metavar="HASH", help=hash_help)
+    demo = add_command(
+        sub,
+        "demo",
+        "upload sample media to the embedded emulator and verify every derived file",
+        "Run the MediaCrush job end to end on the embedded emulator (no network): upload sample media "
+        "through exactly the `mediacrush upload --out DIR --delete` path, check every derived file "
+        "byte for byte, and print a summary. A text file among the samples is expected to fail as "
+        "unrecognised.",
+        "examples:\n  mediacrush demo\n  mediacrush demo --out demo/    "
+        "# keep the samples, derived files and report.json in demo/",
+    )
+    add_demo_options(demo, kept="samples and derived files")
+    demo.set_defaults(handler=demo_handler(MediaCrushDemo(), MEDIACRUSH))
+    add_emulator_command(
+        sub, "serve the MediaCrush emulator on loopback (prints MEDIACRUSH_BASE_URL first)"
+    )
     return parser
+
+
+def _emulator(argv: Sequence[str]) -> int:
+    from mediacrush_async.testing._cli import main as emulator_main
+
+    return emulator_main(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

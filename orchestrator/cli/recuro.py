@@ -1,24 +1,261 @@
-"""The `recuro` command: one subcommand per job (see SPEC section 6, or `recuro --help`)."""
+"""The `recuro` command: one subcommand per job (see SPEC section 6, or `recuro --help`).
+
+`restore` (the batch) lives in `_restore.py`; here are the one-call subcommands, the demo's Recuro part and
+the parser.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, Final
 
-from ._client_cmds import add_client_commands
-from ._demo import add_demo_arguments, main_demo
-from ._main import ExamplesFormatter, dispatch
-from ._restore import RESTORE_DESCRIPTION, RESTORE_EPILOG, add_restore_arguments, main_restore
+from orchestrator._stages import Item
+from recuro_async import DestinationExistsError, RecuroClient
+
+from ._common import RECURO
+from ._demo import add_demo_options, demo_handler
+from ._main import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ExamplesFormatter,
+    add_command,
+    add_emulator_command,
+    dispatch,
+    positive_int,
+    print_rows,
+)
+from ._restore import (
+    RESTORE_DESCRIPTION,
+    RESTORE_EPILOG,
+    add_restore_arguments,
+    main_restore,
+    run_restore,
+)
 
 __all__ = ["build_parser", "main"]
 
+# ---------------------------------------------------------------------- one call each
 
-def _emulator(argv: Sequence[str]) -> int:
-    from recuro_async.testing._cli import main as emulator_main
 
-    return emulator_main(argv)
+async def _filters(client: RecuroClient, args: argparse.Namespace) -> int:  # noqa: ARG001
+    infos = await client.list_filters()
+    rows = [(i.name, i.description, i.example_url or "") for i in infos]
+    print_rows(("name", "description", "example"), rows)
+    return EXIT_OK
 
+
+async def _formats(client: RecuroClient, args: argparse.Namespace) -> int:  # noqa: ARG001
+    infos = await client.list_output_formats()
+    print_rows(("name", "long name"), [(i.name, i.long_name) for i in infos])
+    return EXIT_OK
+
+
+async def _ls(client: RecuroClient, args: argparse.Namespace) -> int:  # noqa: ARG001
+    media = await client.list_media()
+    rows = [(m.file_id, m.restored_file_url or "") for m in media]
+    print_rows(("file_id", "restored file"), rows)
+    return EXIT_OK
+
+
+async def _progress(client: RecuroClient, args: argparse.Namespace) -> int:
+    progress = await client.get_progress(args.file_id)
+    state = progress.raw_state or progress.state.value
+    row = (state, f"{progress.progress:g}", progress.restored_file_url or "")
+    print_rows(("state", "progress", "restored file"), [row])
+    return EXIT_OK
+
+
+async def _rm(client: RecuroClient, args: argparse.Namespace) -> int:
+    await client.delete_media(args.file_id, missing_ok=False)
+    print(f"deleted {args.file_id}")
+    return EXIT_OK
+
+
+async def _download(client: RecuroClient, args: argparse.Namespace) -> int:
+    try:
+        if sys.stderr.isatty():
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
+            with Progress(*columns) as bar:
+                task = bar.add_task("download", total=None)
+                path = await client.download(
+                    args.url,
+                    args.out,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    overwrite=args.overwrite,
+                )
+        else:
+            path = await client.download(args.url, args.out, overwrite=args.overwrite)
+    except DestinationExistsError as exc:
+        RECURO.voice.fail(f"{exc.path} exists; pass --overwrite to replace it")
+        return EXIT_FAILED
+    print(path)
+    return EXIT_OK
+
+
+def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    RECURO.add(
+        sub,
+        _filters,
+        "filters",
+        "list the restoration filters the service offers",
+        "List the restoration filters the service offers: name, description and an example URL. The "
+        "names are what `recuro restore --filter` accepts.",
+        "recuro filters",
+    )
+    RECURO.add(
+        sub,
+        _formats,
+        "formats",
+        "list the output formats the service offers",
+        "List the output formats the service offers: name and long name. The names are what "
+        "`recuro restore --format` accepts.",
+        "recuro formats",
+    )
+    RECURO.add(
+        sub,
+        _ls,
+        "ls",
+        "list the media on the account",
+        "List every media file on the account: its file_id and, once a job finished, the URL of its "
+        "restored file.",
+        "recuro ls",
+    )
+    file_id = "the media's file_id (as `recuro ls` shows it)"
+    RECURO.add(
+        sub,
+        _progress,
+        "progress",
+        "show the state and progress of one media file",
+        "Show the state of one media file (MediaUploading ... JobCompleted), its progress within that "
+        "state (0-100) and, once restored, the URL of the restored file.",
+        "recuro progress ids-345643.mov",
+    ).add_argument("file_id", help=file_id)
+    RECURO.add(
+        sub,
+        _rm,
+        "rm",
+        "delete one media file and its restored files",
+        "Delete one media file and everything derived from it from the account (DeleteMedia). An "
+        "unknown file_id is an error (exit 1).",
+        "recuro rm ids-345643.mov",
+    ).add_argument("file_id", help=file_id)
+    download = RECURO.add(
+        sub,
+        _download,
+        "download",
+        "download a restored file (resumable)",
+        "Download a restored file to --out, resuming a partial download and verifying its size; the "
+        "file name comes from the server. Prints the path of the finished file.",
+        "recuro download 'https://www.recuromedia.com/download.php?guid=1c8d4737-a0d4-42fb-8276-"
+        "271426eb9128' --out restored/",
+    )
+    download.add_argument(
+        "url", help="the restored file's URL (as `recuro progress` or `recuro ls` shows it)"
+    )
+    download.add_argument(
+        "--out",
+        default=".",
+        metavar="PATH",
+        help="a directory, or the file to write (default: the current directory); a path ending "
+        "with / is a directory, created if missing (--out restored/)",
+    )
+    download.add_argument(
+        "--overwrite", action="store_true", help="replace the file if it exists (default: refuse)"
+    )
+
+
+# ---------------------------------------------------------------------- the demo's Recuro part
+
+DEMO_FORMAT: Final = "Mp4H264"
+DEMO_FILTERS: Final = ("Noise", "ColorBalance")
+DEMO_SCALE: Final = "1080"
+
+
+class RecuroDemo:
+    """`recuro demo`: restore sample reels through `recuro restore`, compare with the emulator's bytes."""
+
+    def samples(self, directory: Path, args: argparse.Namespace) -> list[Path]:
+        """`--count` reels of varied containers and sizes."""
+        from recuro_async.testing import make_samples
+
+        return make_samples(directory, args.count, args.seed)
+
+    def emulator(self, time_scale: float, seed: int) -> AbstractAsyncContextManager[Any]:
+        """The Recuro emulator (it takes the demo's built-in credentials)."""
+        from recuro_async.testing import EmulatorConfig, run_emulator
+
+        return run_emulator(EmulatorConfig(time_scale=time_scale, seed=seed))
+
+    async def run(
+        self,
+        base_url: str,
+        samples: Sequence[Path],
+        root: Path,
+        args: argparse.Namespace,
+        tty: bool | None,
+    ) -> tuple[int, Sequence[Item]]:
+        """`recuro restore` on the samples, into `root/restored`."""
+        from recuro_async.testing import DEMO_API_KEY, DEMO_API_SECRET
+
+        parser = argparse.ArgumentParser(prog="recuro restore")
+        add_restore_arguments(parser)
+        restore = parser.parse_args(
+            [
+                *map(str, samples),
+                *("--format", DEMO_FORMAT, "--scale", DEMO_SCALE),
+                *[a for name in DEMO_FILTERS for a in ("--filter", name)],
+                *("--out", str(root / "restored"), "--report", str(root / "report.json")),
+                *("--base-url", base_url, "--time-scale", str(args.time_scale)),
+            ]
+        )
+        code = await run_restore(restore, credentials=(DEMO_API_KEY, DEMO_API_SECRET), tty=tty)
+        return code, ()
+
+    def observe(self, emulator: Any, count: int) -> tuple[int, str]:
+        """API requests (downloads apart), the busiest rate window, media left on the account."""
+        requests = sum(1 for e in emulator.log if e.action != "download")
+        left = len(emulator.media_ids())
+        return left, (
+            f"{requests} API requests ({requests / count:.2f} per item), peak "
+            f"{emulator.peak_window_count()} in any rate window (limit 200), {left} media left on "
+            "the account"
+        )
+
+    def verify(
+        self,
+        samples: Sequence[Path],
+        root: Path,
+        items: Sequence[Item],  # noqa: ARG002 - the outputs are found by name
+    ) -> tuple[list[str], str]:
+        """Each output against the emulator's expected restored bytes."""
+        from recuro_async.testing import expected_restored_bytes
+
+        problems = []
+        for original in samples:
+            output = root / "restored" / (original.stem + ".mp4")
+            expected = expected_restored_bytes(
+                original.read_bytes(),
+                output_format=DEMO_FORMAT,
+                filters=list(DEMO_FILTERS),
+                output_scaling=DEMO_SCALE,
+            )
+            if not output.is_file():
+                problems.append(f"{original.name}: no output")
+            elif output.read_bytes() != expected:
+                problems.append(f"{original.name}: output differs from the expected restored bytes")
+        verified = len(samples) - len(problems)
+        return problems, (
+            f"{verified}/{len(samples)} outputs byte-identical to the expected restored bytes"
+        )
+
+
+# ---------------------------------------------------------------------- the parser
 
 _EPILOG = """\
 examples:
@@ -30,16 +267,6 @@ Every command reads RECURO_BASE_URL, RECURO_API_KEY and RECURO_API_SECRET (or --
 --api-secret-file). Exit codes: 0 all done, 1 some items failed, 2 usage or configuration error,
 130 interrupted. `recuro COMMAND --help` tells more."""
 
-_DEMO_DESCRIPTION = (
-    "Start the Recuro emulator on loopback, write sample media files, restore them as one batch through "
-    "exactly the `recuro restore` path (staging, journal, downloads, progress), check every output byte "
-    "for byte and print a summary. No credentials, no network."
-)
-_DEMO_EPILOG = """\
-examples:
-  recuro demo
-  recuro demo --count 100 --out demo/    # keep the samples, outputs and report.json in demo/"""
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `recuro` and its subcommands."""
@@ -50,32 +277,41 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=ExamplesFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    restore = sub.add_parser(
+    restore = add_command(
+        sub,
         "restore",
-        help="restore a batch of files or URLs (resumable, inside the rate limit)",
-        description=RESTORE_DESCRIPTION,
-        epilog=RESTORE_EPILOG,
-        formatter_class=ExamplesFormatter,
+        "restore a batch of files or URLs (resumable, inside the rate limit)",
+        RESTORE_DESCRIPTION,
+        RESTORE_EPILOG,
     )
     add_restore_arguments(restore)
     restore.set_defaults(handler=main_restore)
-    demo = sub.add_parser(
+    demo = add_command(
+        sub,
         "demo",
-        help="the main job on the embedded emulator: a batch restore, verified byte for byte",
-        description=_DEMO_DESCRIPTION,
-        epilog=_DEMO_EPILOG,
-        formatter_class=ExamplesFormatter,
+        "the main job on the embedded emulator: a batch restore, verified byte for byte",
+        "Start the Recuro emulator on loopback, write sample media files, restore them as one batch "
+        "through exactly the `recuro restore` path (staging, journal, downloads, progress), check every "
+        "output byte for byte and print a summary. No credentials, no network.",
+        "examples:\n  recuro demo\n  recuro demo --count 100 --out demo/    "
+        "# keep the samples, outputs and report.json in demo/",
     )
-    add_demo_arguments(demo)
-    demo.set_defaults(handler=main_demo)
-    add_client_commands(sub)
-    emulator = sub.add_parser(
-        "emulator",
-        help="serve the Recuro emulator on loopback (prints RECURO_BASE_URL/KEY/SECRET first)",
-        add_help=False,
+    demo.add_argument(
+        "--count", type=positive_int, default=36, help="sample files to restore (default: 36)"
     )
-    emulator.add_argument("options", nargs=argparse.REMAINDER, help="see 'emulator --help'")
+    add_demo_options(demo, kept="samples and outputs")
+    demo.set_defaults(handler=demo_handler(RecuroDemo(), RECURO))
+    _add_client_commands(sub)
+    add_emulator_command(
+        sub, "serve the Recuro emulator on loopback (prints RECURO_BASE_URL/KEY/SECRET first)"
+    )
     return parser
+
+
+def _emulator(argv: Sequence[str]) -> int:
+    from recuro_async.testing._cli import main as emulator_main
+
+    return emulator_main(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

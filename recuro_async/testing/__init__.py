@@ -104,6 +104,7 @@ from recuro_async.testing._media import (
     restored_size,
     sniff_container,
 )
+from recuro_async.testing._samples import make_samples
 
 __all__ = [
     "ACTIONS",
@@ -125,6 +126,7 @@ __all__ = [
     "emulator_main",
     "expected_restored_bytes",
     "expected_restored_file",
+    "make_samples",
     "restored_size",
     "run_emulator",
     "serve_asgi",

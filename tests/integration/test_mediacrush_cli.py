@@ -22,7 +22,7 @@ from mediacrush_async.testing import (
     sample_media,
 )
 from orchestrator._adapters.mediacrush import read_manifest
-from orchestrator.cli._mediacrush_cmds import UploadOptions, run_upload
+from orchestrator.cli.mediacrush import build_parser, run_upload
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = 0.01
@@ -193,13 +193,11 @@ async def test_terminal_view_shows_bars_and_a_summary_table(tmp_path, capsys):
     """On a terminal the batch is shown with progress bars and ends with a summary table."""
     source = write(tmp_path, "cat.gif", "gif")
     async with emulator() as running:
-        options = UploadOptions(
-            files=(str(source),),
-            base_url=running.base_url,
-            out=tmp_path / "out",
-            time_scale=TIME_SCALE,
-        )
-        outcome = await run_upload(options, tty=True, watch_signals=False)
+        args = build_parser().parse_args(
+            ["upload", str(source), "--out", str(tmp_path / "out"), "--base-url", running.base_url,
+             "--time-scale", str(TIME_SCALE)]
+        )  # fmt: skip
+        outcome = await run_upload(args, tty=True, watch_signals=False)
     shown = capsys.readouterr().out
     assert outcome.code == 0
     assert "all files" in shown

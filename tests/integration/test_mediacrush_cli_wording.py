@@ -11,10 +11,14 @@ import anyio
 
 from mediacrush_async import MediaCrushClient, content_hash
 from mediacrush_async.testing import EmulatorConfig, run_emulator, sample_media
-from orchestrator.cli._mediacrush_cmds import UploadOptions, run_upload
+from orchestrator.cli.mediacrush import build_parser, run_upload
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = 0.01
+
+
+def _upload_args(*argv: str):
+    return build_parser().parse_args(["upload", *argv, "--time-scale", str(TIME_SCALE)])
 
 
 def _write(directory: Path, name: str, kind: str, seed: int = 1) -> Path:
@@ -31,10 +35,8 @@ async def test_without_out_nothing_is_said_to_download(tmp_path, capsys):
     """Without --out nothing is downloaded, so no line says `downloading`."""
     source = _write(tmp_path, "photo.png", "png")
     async with run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as running:
-        options = UploadOptions(
-            files=(str(source),), base_url=running.base_url, time_scale=TIME_SCALE
-        )
-        outcome = await run_upload(options, tty=False, watch_signals=False)
+        args = _upload_args(str(source), "--base-url", running.base_url)
+        outcome = await run_upload(args, tty=False, watch_signals=False)
     assert outcome.code == 0
     states = _states(capsys.readouterr().out)
     assert "downloading" not in states
@@ -45,13 +47,10 @@ async def test_with_out_the_download_is_said(tmp_path, capsys):
     """With --out the download step is shown as before."""
     source = _write(tmp_path, "photo.png", "png")
     async with run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as running:
-        options = UploadOptions(
-            files=(str(source),),
-            base_url=running.base_url,
-            out=tmp_path / "out",
-            time_scale=TIME_SCALE,
+        args = _upload_args(
+            str(source), "--base-url", running.base_url, "--out", str(tmp_path / "out")
         )
-        outcome = await run_upload(options, tty=False, watch_signals=False)
+        outcome = await run_upload(args, tty=False, watch_signals=False)
     assert outcome.code == 0
     states = _states(capsys.readouterr().out)
     assert states.index("uploading") < states.index("downloading") < states.index("done")
@@ -63,10 +62,8 @@ async def test_a_skipped_upload_is_not_said_to_upload(tmp_path, capsys):
     async with run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as running:
         async with MediaCrushClient(running.base_url) as client:
             await client.upload_file(source)
-        options = UploadOptions(
-            files=(str(source),), base_url=running.base_url, time_scale=TIME_SCALE
-        )
-        outcome = await run_upload(options, tty=False, watch_signals=False)
+        args = _upload_args(str(source), "--base-url", running.base_url)
+        outcome = await run_upload(args, tty=False, watch_signals=False)
     assert outcome.code == 0
     lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     states = [line[1] for line in lines]
@@ -82,8 +79,8 @@ def test_the_terminal_view_does_not_say_processing_twice():
 
     from orchestrator._events import ItemProgress, ItemQueued, StageChanged
     from orchestrator._stages import Stage
-    from orchestrator.cli._mediacrush_cmds import wording
     from orchestrator.cli._render import RichRenderer
+    from orchestrator.cli.mediacrush import wording
 
     key = "/data/cat.gif"
     console = Console(file=io.StringIO(), force_terminal=True, width=100)

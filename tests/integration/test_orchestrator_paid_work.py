@@ -15,9 +15,8 @@ import sys
 import anyio
 from test_orchestrator_recuro import emulator, expected, parse, restore, started_jobs
 
-from orchestrator.cli._demo import make_samples
 from orchestrator.cli._restore import run_restore
-from recuro_async.testing import ALTERNATE_ERROR_CODES
+from recuro_async.testing import ALTERNATE_ERROR_CODES, make_samples
 
 
 async def test_an_expired_link_mid_download_resumes_from_a_fresh_one(

@@ -12,12 +12,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator.cli._demo import make_samples
 from orchestrator.cli._restore import add_restore_arguments, run_restore
 from recuro_async.testing import (
     EmulatorConfig,
     RunningEmulator,
     expected_restored_bytes,
+    make_samples,
     run_emulator,
 )
 
@@ -291,10 +291,12 @@ async def test_journal_holds_no_secret_and_one_row_per_item(
 
 async def test_demo_runs_the_whole_job(tmp_path, capsys):
     """`recuro demo` restores its samples through the restore path and verifies every output."""
+    from orchestrator.cli._common import RECURO
     from orchestrator.cli._demo import run_demo
+    from orchestrator.cli.recuro import RecuroDemo
 
     args = argparse.Namespace(count=8, time_scale=TIME_SCALE, out=tmp_path, seed=5)
-    assert await run_demo(args, tty=False) == 0
+    assert await run_demo(RecuroDemo(), RECURO, args, tty=False) == 0
     out = capsys.readouterr().out
     assert "8/8 outputs byte-identical" in out
     assert "0 media left on the account" in out

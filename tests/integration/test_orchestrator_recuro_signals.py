@@ -14,8 +14,7 @@ import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from orchestrator.cli._demo import make_samples
-from recuro_async.testing import EmulatorConfig, RunningEmulator, run_emulator
+from recuro_async.testing import EmulatorConfig, RunningEmulator, make_samples, run_emulator
 
 TIME_SCALE = 0.05
 

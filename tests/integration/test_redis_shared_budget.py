@@ -21,9 +21,8 @@ import anyio.abc
 import pytest
 from redisserver import RedisServer
 
-from orchestrator.cli._demo import make_samples
 from recuro_async import RedisLimiter
-from recuro_async.testing import EmulatorConfig, run_emulator
+from recuro_async.testing import EmulatorConfig, make_samples, run_emulator
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,8 @@ import os
 
 import pytest
 
-from orchestrator.cli._demo import make_samples
 from orchestrator.cli._restore import add_restore_arguments, run_restore
-from recuro_async.testing import EmulatorConfig, expected_restored_bytes, run_emulator
+from recuro_async.testing import EmulatorConfig, expected_restored_bytes, make_samples, run_emulator
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ import pytest
 
 from mediacrush_async import InvalidArgumentError, MediaCrushClient
 from orchestrator._inputs import EMPTY_INPUT_CODE, empty_input_problem
-from orchestrator.cli._mediacrush_cmds import check_inputs
 from orchestrator.cli._restore import add_restore_arguments, run_restore
+from orchestrator.cli.mediacrush import check_inputs
 
 
 def test_the_pure_check_names_the_input_and_the_reason():

@@ -30,7 +30,8 @@ from orchestrator import (
     open_batch,
 )
 from orchestrator._service import Source
-from orchestrator.cli._main import EXIT_FAILED, EXIT_OK, Voice, exit_code, run_batch
+from orchestrator.cli._batchcmd import exit_code, run_batch
+from orchestrator.cli._main import EXIT_FAILED, EXIT_OK, Voice
 from orchestrator.cli._render import Wording, make_renderer
 
 
@@ -163,3 +164,53 @@ async def test_callbacks_for_a_service_without_them_are_refused_before_the_journ
         async with open_batch(CopyService(), out, stager=PushStager(), notify="local"):
             pass
     assert not out.exists()
+
+
+class DescribedCopyService(CopyService):
+    """The toy with the optional `Describer` capability: its output stands for two files."""
+
+    async def describe(self, output: Path) -> list[str]:
+        return [f"{output}#1", f"{output}#2"]
+
+
+async def test_the_describer_hook_names_what_an_output_stands_for(tmp_path, inputs, capsys):
+    """A `Describer` adapter's parts of a finished output reach the renderer (a toy without it: the file)."""
+    wording = Wording(overall="all copies", title="copy summary", rate=None, tabs=True)
+    for service, out in (
+        (DescribedCopyService(), tmp_path / "two"),
+        (CopyService(), tmp_path / "one"),
+    ):
+        await run_batch(
+            open_batch(service, out, stager=PushStager(), config=_config(out)),
+            inputs[:1],
+            renderer=make_renderer(tty=False, wording=wording),
+            voice=Voice("copy"),
+            watch_signals=False,
+        )
+    done = [
+        line.split("\t")[3:] for line in capsys.readouterr().out.splitlines() if "\tdone\t" in line
+    ]
+    output = tmp_path / "two" / "a.txt.upper"
+    assert done == [[f"{output}#1", f"{output}#2"], [str(tmp_path / "one" / "a.txt.upper")]]
+
+
+def test_a_config_scaled_scales_every_duration_once():
+    """`RunnerConfig.scaled(x)` multiplies every duration (poll, settle, backoffs, timeouts) and no count."""
+    config = RunnerConfig(
+        out_dir=Path("out"),
+        poll=PollSettings(min_interval=2.0, max_interval=60.0, reconcile_interval=300.0),
+        settle=30.0,
+        backoff=1.0,
+        backoff_cap=30.0,
+        phase_timeout=100.0,
+        callback_wait=1800.0,
+        max_active=7,
+    )
+    scaled = config.scaled(0.5)
+    assert (scaled.poll.min_interval, scaled.poll.max_interval) == (1.0, 30.0)
+    assert scaled.poll.reconcile_interval == 150.0
+    assert (scaled.settle, scaled.backoff, scaled.backoff_cap) == (15.0, 0.5, 15.0)
+    assert (scaled.phase_timeout, scaled.callback_wait) == (50.0, 900.0)
+    assert (scaled.max_active, scaled.step_retries, scaled.poll.margin) == (7, 5, 0.1)
+    assert scaled.fetch_hold == config.fetch_hold  # our own latency, not the service's clock
+    assert RunnerConfig(out_dir=Path("out")).scaled(2.0).phase_timeout is None
