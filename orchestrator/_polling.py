@@ -51,6 +51,8 @@ PHASE_ENDS: Final = {
     Phase.RUNNING: frozenset({Phase.RESTORED, Phase.FAILED, Phase.GONE}),
 }
 _HISTORY = 64  # durations kept per phase for the model
+# model predictions are steered so that this share of contacts at them hits (see `_steer`)
+_HIT_GOAL, _MARGIN_STEP, _MARGIN_RANGE = 0.8, 0.05, (-0.3, 1.0)
 _SCORED = 16  # contacts at a prediction whose outcome decides whether to speculate
 _WINDOW_CAP = 64  # speculative contacts unanswered at once, at most
 # a sweep is due once it will collect this many of the waiting items (at least `_SWEEP_BATCH`)
@@ -172,6 +174,8 @@ class PollPlanner:
         self._scores: collections.deque[bool] = collections.deque(maxlen=_SCORED)
         self._window = 1
         self._speculating = 0
+        # per phase, how late model predictions lean: steered so that about `_HIT_GOAL` of them hit
+        self._margin = dict.fromkeys(_WAITING, settings.margin)
 
     @property
     def settings(self) -> PollSettings:
@@ -245,6 +249,7 @@ class PollPlanner:
             hit = status.phase is not waiting.phase
             if waiting.on_target:  # a prediction tested (a backoff contact predicts nothing)
                 self._scores.append(hit)
+                self._steer(waiting.phase, hit=hit)
             waiting.contacted = False
             if waiting.speculating:
                 waiting.speculating = False
@@ -300,6 +305,16 @@ class PollPlanner:
         waiting.speculating = True
         self._speculating += 1
         return True
+
+    def _steer(self, phase: Phase, *, hit: bool) -> None:
+        """Move the phase's margin toward the quantile of its durations that `_HIT_GOAL` of contacts hit
+        (a stochastic approximation: a miss widens it, a hit narrows it a quarter as much). The learned
+        durations are censored by the contacts that found them (a hit records when it was found, not
+        when it ended), and times vary by service; the hit rate itself says where the margin stands."""
+        step = _MARGIN_STEP * ((1.0 if not hit else 0.0) - (1.0 - _HIT_GOAL))
+        self._margin[phase] = min(
+            max(self._margin[phase] + step, _MARGIN_RANGE[0]), _MARGIN_RANGE[1]
+        )
 
     def _earned(self, refusal_cost: int) -> bool:
         """Recent contacts hit often enough that a speculative one costs less than a probe first."""
@@ -461,7 +476,7 @@ class PollPlanner:
             return waiting.entered + (waiting.predicted - waiting.entered) * (1 + s.margin)
         expected = self._models[waiting.phase].expect(waiting.size)
         if expected is not None:
-            at = waiting.entered + expected * (1 + s.margin)
+            at = waiting.entered + expected * (1 + self._margin[waiting.phase])
             if at > waiting.last_contact:
                 return at
         backoff = min(s.min_interval * 2.0**waiting.contacts, s.max_interval)

@@ -142,6 +142,8 @@ async def test_refusals_in_codes_we_never_saw_are_judged_by_the_media_state(tmp_
         starts = [i for i in await journal.intents() if i.kind == "start"]
     outcomes = collections.Counter(i.outcome for i in starts)
     assert set(outcomes) <= {"started", "not-ready", "not-sent"}
-    # the first refusal was judged by the media's state; then its code was known to mean "not ready"
-    assert outcomes["not-sent"] == 1, outcomes
-    assert outcomes["not-ready"] == refused - 1, outcomes
+    # the first refusals (those on the wire together: the slow-start window, still small) were judged by
+    # the media's state; then the code was known to mean "not ready" and later refusals cost no GetProgress
+    assert 1 <= outcomes["not-sent"] <= 3, outcomes
+    assert outcomes["not-ready"] >= 1, f"no refusal was recognised by its learned code: {outcomes}"
+    assert outcomes["not-sent"] + outcomes["not-ready"] == refused, outcomes
