@@ -130,8 +130,7 @@ def verify(inputs: list[Path], out: Path, name_of: str = "same") -> int:
     return good
 
 
-def _log_figures(host: EmulatorHost, emulator: str) -> dict[str, Any]:
-    log = host.call("log", emulator=emulator)
+def _log_figures(log: dict[str, Any]) -> dict[str, Any]:
     api = [e for e in log["entries"] if e[1] != "download"]
     return {
         "requests": len(api),
@@ -181,12 +180,13 @@ class Bench:
         whole: list[Path] | None = None,
         drawn: bool = False,
     ) -> Outcome:
-        figures = _log_figures(self.host, emulator)
+        log = self.host.call("log", emulator=emulator)
+        figures = _log_figures(log)
         bound, parts = lower_bound(inputs, ts, self.bandwidth, stretch)
         bound_all, _ = lower_bound(whole or self.inputs, ts, self.bandwidth, stretch)
         lags = None
         if drawn:  # the slowest item is the one that drew the longest times, not the largest
-            slowest, lags = self._drawn(emulator)
+            slowest, lags = self._drawn(emulator, log["entries"])
             parts = (parts[0], slowest, parts[2])
             bound = bound_all = max(parts)
         return Outcome(
@@ -201,9 +201,9 @@ class Bench:
             **figures,
         )
 
-    def _drawn(self, emulator: str) -> tuple[float, tuple[float, float]]:
-        """The slowest item's drawn processing (real s) and the median lags of `Outcome.lags`."""
-        entries = self.host.call("log", emulator=emulator)["entries"]
+    def _drawn(self, emulator: str, entries: list[list[Any]]) -> tuple[float, tuple[float, float]]:
+        """The slowest item's drawn processing (real s) and the median lags of `Outcome.lags`, from the
+        emulator's request log `entries`."""
         first: dict[tuple[str, str], float] = {}
         for at, action, status, file_id in entries:
             if file_id and status in (200, 206):

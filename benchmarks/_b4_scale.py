@@ -94,7 +94,7 @@ def _run(settings: Settings, work: Path, n: int, ts: float) -> Section:
         proc = run_measured(argv, cwd=work, env=env, timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError(f"recuro restore exited {proc.returncode}: {proc.stderr[-800:]}")
-        figures = _log_figures(host, "main")
+        figures = _log_figures(host.call("log", emulator="main"))
     outputs = sum(1 for p in out.iterdir() if p.is_file() and p.suffix == ".mp4")
     journal_bytes = {
         suffix: (journal.parent / (journal.name + suffix)).stat().st_size

@@ -286,3 +286,15 @@ class FakeService:
         if phase is Phase.RESTORED:
             return RemoteStatus(phase, state="Completed", progress=100, result_url=self._url(media))
         return RemoteStatus(phase, state="MediaCompleted", progress=100)
+
+
+def write_reels(tmp_path: Path, n: int) -> list[str]:
+    """`n` small local inputs `in/reel00.mov`... whose bytes name them (each output shows its input)."""
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"reel{i:02d}.mov"
+        path.write_bytes(b"original %d" % i)
+        paths.append(str(path))
+    return paths

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from orch_fakes import FakeService, VirtualClock
+from orch_fakes import FakeService, VirtualClock, write_reels
 
 from orchestrator import (
     ItemDone,
@@ -110,17 +110,6 @@ class SlowUploads(FakeService):
             await self.clock.sleep(0.5)
 
 
-def _inputs(tmp_path: Path, n: int) -> list[str]:
-    folder = tmp_path / "in"
-    folder.mkdir(exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"reel{i:02d}.mov"
-        path.write_bytes(b"original %d" % i)
-        paths.append(str(path))
-    return paths
-
-
 async def _run(
     service: SlowUploads,
     clock: VirtualClock,
@@ -196,7 +185,7 @@ async def test_without_the_seal_uploads_go_one_at_a_time_even_with_callbacks(
     """A stager that cannot hold fetches (no fetch hook): callbacks alone do not make overlapping
     uploads safe after a kill (the service need not call a rerun back), so one goes at a time."""
     service = SlowUploads(clock, upload_time=2.0)
-    inputs = _inputs(tmp_path, 12)
+    inputs = write_reels(tmp_path, 12)
 
     async def body():
         return await _run(service, clock, tmp_path, inputs, callbacks=callbacks)
@@ -210,7 +199,7 @@ async def test_without_the_seal_uploads_go_one_at_a_time_even_with_callbacks(
 async def test_lost_answers_of_uploads_in_flight_together_are_attributed(tmp_path, clock):
     """Three answers lost (one upload at a time): each item adopts its own media from its callback."""
     service = SlowUploads(clock, upload_time=2.0)
-    inputs = _inputs(tmp_path, 8)
+    inputs = write_reels(tmp_path, 8)
     service.upload_unknown |= {"/reel01.mov", "/reel02.mov", "/reel03.mov"}
 
     async def body():

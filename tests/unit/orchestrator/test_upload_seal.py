@@ -15,7 +15,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from orch_fakes import FakeMedia, FakeService, VirtualClock
+from orch_fakes import FakeMedia, FakeService, VirtualClock, write_reels
 
 from orchestrator import ItemDone, Journal, Phase, RemoteStatus, Runner, RunnerConfig, StagedSource
 from orchestrator._orphans import LOST_UPLOADS, judge_orphans
@@ -139,17 +139,6 @@ class FetchingService(FakeService):
         return Phase.FAILED if media.file_id in self.failed else super()._phase(media)
 
 
-def _inputs(tmp_path: Path, n: int) -> list[str]:
-    folder = tmp_path / "in"
-    folder.mkdir(exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"reel{i:02d}.mov"
-        path.write_bytes(b"original %d" % i)
-        paths.append(str(path))
-    return paths
-
-
 async def _run(
     service: FetchingService,
     clock: VirtualClock,
@@ -205,7 +194,7 @@ def clock(monkeypatch: pytest.MonkeyPatch):
 async def test_uploads_share_the_wire_once_the_service_answers_before_fetching(tmp_path, clock):
     """The first upload goes alone; once answered with its fetch held, four go at once."""
     service = FetchingService(clock, HookedStager(), fetch_first=False)
-    inputs = _inputs(tmp_path, 12)
+    inputs = write_reels(tmp_path, 12)
     events = await service.serve(lambda: _run(service, clock, tmp_path, inputs))
     _assert_each_output_is_its_own(events, 12)  # type: ignore[arg-type]
     assert service.most_on_the_wire == 4
@@ -216,7 +205,7 @@ async def test_uploads_share_the_wire_once_the_service_answers_before_fetching(t
 async def test_a_service_that_fetches_first_is_served_and_uploads_go_one_at_a_time(tmp_path, clock):
     """A held fetch that times out is served after all; from then on one upload at a time."""
     service = FetchingService(clock, HookedStager(), fetch_first=True)
-    inputs = _inputs(tmp_path, 6)
+    inputs = write_reels(tmp_path, 6)
     events = await service.serve(lambda: _run(service, clock, tmp_path, inputs, fetch_hold=3.0))
     _assert_each_output_is_its_own(events, 6)  # type: ignore[arg-type]
     assert service.most_on_the_wire == 1
@@ -230,7 +219,7 @@ async def test_lost_answers_with_uploads_in_flight_go_up_again_and_orphans_are_s
     """Three answers lost while four uploads were on the wire: the three inputs go up again under new
     URLs, the three orphans (never served, so failed) are deleted, and nothing else is."""
     service = FetchingService(clock, HookedStager(), fetch_first=False)
-    inputs = _inputs(tmp_path, 8)
+    inputs = write_reels(tmp_path, 8)
     service.upload_unknown |= {"/reel01.mov", "/reel02.mov", "/reel03.mov"}
     events = await service.serve(lambda: _run(service, clock, tmp_path, inputs))
     _assert_each_output_is_its_own(events, 8)  # type: ignore[arg-type]
@@ -248,7 +237,7 @@ async def test_a_kill_with_four_uploads_open_resumes_exactly_without_callbacks(t
     those four again and deletes the four orphans; every output is its own input's, one job each."""
     service = FetchingService(clock, HookedStager(), fetch_first=False)
     service.upload_time = 10.0
-    inputs = _inputs(tmp_path, 8)
+    inputs = write_reels(tmp_path, 8)
 
     async def body() -> list[object]:
         await _run(
