@@ -57,6 +57,11 @@ _SCORED = 16  # contacts at a prediction whose outcome decides whether to specul
 _WINDOW_CAP = 64  # speculative contacts unanswered at once, at most
 # a sweep is due once it will collect this many of the waiting items (at least `_SWEEP_BATCH`)
 _SWEEP_SHARE, _SWEEP_BATCH = 1 / 8, 4
+# while a swept phase has no completions, it is swept every this fraction of its scout's expected time
+_COLD_FRACTION = 1 / 4
+# a phase whose completions callbacks report (this share of its recent ones, at least) is not polled
+# for them: its items are probed only when overdue, as swept ones are (a callback may be lost)
+_REPORTED_SHARE, _REPORTS = 3 / 4, 16
 
 
 @attrs.frozen
@@ -68,7 +73,8 @@ class PollSettings:
         max_interval: contact every waiting item (or sweep) at least this often.
         margin: probe this fraction of the expected duration after the predicted completion.
         overdue_factor: a swept item not seen done after this multiple of its expected duration is probed.
-        sweep_fraction: sweeps are at least this fraction of the swept phase's typical duration apart.
+        sweep_fraction: sweeps are at least this fraction of the swept phase's typical duration apart,
+            and the earliest item waits at most about that long past its prediction for one.
         webhook: callbacks drive the transitions; polling only reconciles.
         reconcile_interval: webhook mode's sweep and silence interval.
     """
@@ -77,7 +83,7 @@ class PollSettings:
     max_interval: float = 60.0
     margin: float = 0.1
     overdue_factor: float = 2.5
-    sweep_fraction: float = 0.25
+    sweep_fraction: float = 1 / 16
     webhook: bool = False
     reconcile_interval: float = 300.0
 
@@ -176,6 +182,10 @@ class PollPlanner:
         self._speculating = 0
         # per phase, how late model predictions lean: steered so that about `_HIT_GOAL` of them hit
         self._margin = dict.fromkeys(_WAITING, settings.margin)
+        # per phase, for each recent completion: whether a callback reported it
+        self._reports: dict[Phase, collections.deque[bool]] = {
+            phase: collections.deque(maxlen=_REPORTS) for phase in _WAITING
+        }
 
     @property
     def settings(self) -> PollSettings:
@@ -238,13 +248,17 @@ class PollPlanner:
             return None
         return self._expected(waiting)
 
-    def observe(self, key: str, status: RemoteStatus, now: float) -> None:
-        """An observation of `key` (a probe's answer or a callback)."""
+    def observe(
+        self, key: str, status: RemoteStatus, now: float, *, callback: bool = False
+    ) -> None:
+        """An observation of `key`: a contact's answer, or news the service sent (`callback`)."""
         waiting = self._items.get(key)
         if waiting is None:
             return
         if status.phase not in PHASE_ENDS[waiting.phase] | {waiting.phase, Phase.UNKNOWN}:
             return  # stale news of an earlier phase (a late callback): the item still waits
+        if status.phase in PHASE_ENDS[waiting.phase]:
+            self._reports[waiting.phase].append(callback)
         if waiting.contacted and status.phase is not Phase.UNKNOWN:
             hit = status.phase is not waiting.phase
             if waiting.on_target:  # a prediction tested (a backoff contact predicts nothing)
@@ -292,6 +306,12 @@ class PollPlanner:
                 waiting.contacts += 1  # due but not done: back off from here
                 waiting.predicted = None
             waiting.last_contact = max(waiting.last_contact, now)
+
+    def unanswered(self, key: str) -> None:
+        """The contact handed out for `key` was not made or got no answer: it may be planned again."""
+        waiting = self._items.get(key)
+        if waiting is not None and waiting.contacted and not waiting.speculating:
+            waiting.contacted = False
 
     def speculate(self, key: str, *, refusal_cost: int) -> bool:
         """Whether the contact just handed out for `key` may be the next step itself (see the docstring)."""
@@ -349,6 +369,10 @@ class PollPlanner:
         room = self._window - self._speculating if self._earned(refusal_cost) else None
         for key, waiting in self._items.items():
             at = self._probe_due(waiting)
+            if waiting.contacted:
+                # its answer is still to come (latency may exceed min_interval): asking again would
+                # only repeat the question; a lost answer is asked again after max_interval
+                at = max(at, waiting.last_probe + s.max_interval)
             if at > now:
                 wake = min(wake, at)
             elif room is None or not self._may_speculate(waiting, now):
@@ -389,30 +413,29 @@ class PollPlanner:
         )
         if s.webhook:
             return (last if last is not None else first) + s.reconcile_interval
-        # while nothing is known about the phase, only its oldest item paces the sweeps (backing off):
-        # every item that enters it would otherwise ask for a sweep of its own
-        targets = sorted(self._sweep_target(w) for w in swept if self._known_or_scout(w))
-        base = last if last is not None else first
         # a sweep serves the whole batch: it is due once it will collect a share of the waiting items
-        # (or every one still in sight), or once the earliest has waited a fraction of the typical
-        # duration past its prediction, whichever comes first
+        # (or every one still in sight), or once the earliest has waited `spacing` past its prediction,
+        # whichever comes first; and sweeps are `spacing` apart, a small fraction of the typical
+        # duration (a sweep sooner would mostly find what the next one finds, a little later)
         typical = [
             d for d in (self._models[p].expect(None) for p in self._sweep_phases) if d is not None
         ]
-        lag = s.min_interval
+        spacing = s.min_interval
         if typical:
-            lag = min(max(max(typical) * s.sweep_fraction, s.min_interval), s.max_interval)
+            spacing = min(max(max(typical) * s.sweep_fraction, s.min_interval), s.max_interval)
+        # while nothing is known about the phase, only its oldest item paces the sweeps (backing off):
+        # every item that enters it would otherwise ask for a sweep of its own
+        targets = sorted(self._sweep_target(w, spacing) for w in swept if self._known_or_scout(w))
+        base = last if last is not None else first
         share = min(len(targets), max(_SWEEP_BATCH, math.ceil(len(swept) * _SWEEP_SHARE)))
-        due = min(targets[share - 1], targets[0] + lag)
-        return min(
-            max(due, base + s.min_interval), base + self._cold_spacing(swept, s.max_interval)
-        )
+        due = min(targets[share - 1], targets[0] + spacing)
+        return min(max(due, base + spacing), base + self._cold_spacing(swept, s.max_interval))
 
     def _cold_spacing(self, swept: list[_Waiting], spacing: float) -> float:
         """The longest time between sweeps: `spacing`, or shorter while a phase has no completions yet.
 
         Then only the scout's own progress predicts anything, and other items, shorter ones, may end
-        well before it: sweep every `sweep_fraction` of the scout's expected duration, so the first
+        well before it: sweep every `_COLD_FRACTION` of the scout's expected duration, so the first
         completions (which teach the model) are seen when they happen.
         """
         s = self._settings
@@ -422,7 +445,7 @@ class PollPlanner:
                 continue
             expected = self._expected(scout)
             if expected is not None and sum(1 for w in swept if w.phase is phase) > 1:
-                spacing = min(spacing, max(expected * s.sweep_fraction, s.min_interval))
+                spacing = min(spacing, max(expected * _COLD_FRACTION, s.min_interval))
         return spacing
 
     def _known_or_scout(self, waiting: _Waiting) -> bool:
@@ -435,7 +458,7 @@ class PollPlanner:
         s = self._settings
         if s.webhook:
             return waiting.last_probe + s.reconcile_interval
-        if waiting.phase not in self._sweep_phases:
+        if waiting.phase not in self._sweep_phases and not self._reported(waiting.phase):
             if (
                 waiting.predicted is None
                 and self._models[waiting.phase].expect(None) is None
@@ -449,8 +472,9 @@ class PollPlanner:
                 max(at, waiting.last_contact + s.min_interval),
                 waiting.last_contact + s.max_interval,
             )
-        # a swept phase: probe only when overdue (a failure never shows in a sweep); while nothing is
-        # known about it, only the oldest item is probed (a failed one passes the role on)
+        # a swept phase, or one callbacks report: probe only when overdue (a failure never shows in a
+        # sweep, a callback may be lost); while nothing is known about it, only the oldest item is
+        # probed (a failed one passes the role on)
         if not self._known_or_scout(waiting):
             return math.inf
         expected = self._expected(waiting)
@@ -461,13 +485,23 @@ class PollPlanner:
         )
         return max(overdue, waiting.last_probe + s.max_interval / 2)
 
-    def _sweep_target(self, waiting: _Waiting) -> float:
-        """When a sweep should first look for the item: its predicted completion without the margin.
-        A sweep that looks too early costs one request for the whole batch, not one per item."""
+    def _reported(self, phase: Phase) -> bool:
+        """Callbacks report most completions of `phase` (the upload's notify_url, say): no need to ask."""
+        reports = self._reports[phase]
+        return bool(reports) and sum(reports) >= _REPORTED_SHARE * len(reports)
+
+    def _sweep_target(self, waiting: _Waiting, spacing: float) -> float:
+        """When a sweep should look for the item: its predicted completion without the margin (a sweep
+        that looks too early costs one request for the whole batch, not one per item). A late item is
+        looked for again after a quarter of how late it already is, at least `spacing`: soon while a
+        slow draw is likely, less often as a failure (which a sweep never shows) becomes likelier."""
         expected = self._expected(waiting)
-        if expected is None or waiting.entered + expected <= waiting.last_contact:
+        if expected is None:
             return self._target(waiting)
-        return waiting.entered + expected
+        end = waiting.entered + expected
+        if end > waiting.last_contact:
+            return end
+        return waiting.last_contact + max(spacing, (waiting.last_contact - end) / 4)
 
     def _target(self, waiting: _Waiting) -> float:
         """When the item is predicted done (plus margin), or its backoff time when nothing is known."""

@@ -107,9 +107,11 @@ class Watcher:
             if len(self._early) < _EARLY_LIMIT:
                 self._early[remote_id] = status
             return
-        self._deliver_about(remote_id, key, status)
+        self._deliver_about(remote_id, key, status, callback=True)
 
-    def _deliver_about(self, remote_id: str, key: str, status: RemoteStatus) -> None:
+    def _deliver_about(
+        self, remote_id: str, key: str, status: RemoteStatus, *, callback: bool = False
+    ) -> bool:
         """Deliver news about `remote_id` only while it is still the item's media.
 
         An item whose media it let go of (uploaded again after a failed ingest) waits on new media: news of
@@ -118,21 +120,25 @@ class Watcher:
         item = self._items.get(key)
         if item is None or item.remote_id != remote_id:
             log.info("news about media the item let go of; dropped", extra={"item": key})
-            return
-        self.deliver(key, status)
+            return False
+        self.deliver(key, status, callback=callback)
+        return True
 
     def fetched(self, item: Item) -> None:
         """The service started fetching the item's input: its analysis begins now (`began`)."""
         if item.stage is Stage.UPLOADED:
             self._planner.began(item.key, Phase.PROCESSING, self._clock.monotonic())
 
-    def deliver(self, key: str, status: RemoteStatus) -> None:
-        """Put news in an item's mailbox and wake it; news for a finished item is dropped."""
+    def deliver(self, key: str, status: RemoteStatus, *, callback: bool = False) -> None:
+        """Put news in an item's mailbox and wake it; news for a finished item is dropped.
+
+        `callback`: the service sent it unasked (the planner learns which phases it reports).
+        """
         item = self._items.get(key)
         if item is None or item.stage in TERMINAL_STAGES:
             return
         if status is not DUE:
-            self._planner.observe(key, status, self._clock.monotonic())
+            self._planner.observe(key, status, self._clock.monotonic(), callback=callback)
         mailbox = self._mail[key]
         mailbox.status = status
         mailbox.event.set()
@@ -264,28 +270,35 @@ class Watcher:
             tg.start_soon(waker)
 
     async def _probe(self, key: str) -> None:
+        answered = False
         try:
-            item = self._items[key]
-            if item.remote_id is None or item.stage in TERMINAL_STAGES:
-                return
-            if starts_on_prediction(self._adapter):
-                if item.stage is Stage.STARTING:
-                    return  # a try is on the wire; its answer is the observation
-                if item.stage is Stage.UPLOADED and self._planner.speculate(
-                    key, refusal_cost=self._refusal_cost
-                ):
-                    self.deliver(key, DUE)  # the item tries StartJob itself, no GetProgress
-                    return
-            remote_id = item.remote_id
-            try:
-                status = await self._gate.call(Priority.POLL, self._adapter.status, remote_id)
-            except Exception as exc:
-                log.info("probe failed", extra={"item": key, "error": type(exc).__name__})
-                return
-            self._deliver_about(remote_id, key, status)
+            answered = await self._contact(key)
         finally:
+            if not answered:
+                self._planner.unanswered(key)
             self._probes_in_flight -= 1
             self.wake()
+
+    async def _contact(self, key: str) -> bool:
+        """Ask about `key` (or have it try its next step): True when an answer reached the planner."""
+        item = self._items[key]
+        if item.remote_id is None or item.stage in TERMINAL_STAGES:
+            return False
+        if starts_on_prediction(self._adapter):
+            if item.stage is Stage.STARTING:
+                return False  # a try is on the wire; its answer is the observation
+            if item.stage is Stage.UPLOADED and self._planner.speculate(
+                key, refusal_cost=self._refusal_cost
+            ):
+                self.deliver(key, DUE)  # the item tries StartJob itself, no GetProgress
+                return True
+        remote_id = item.remote_id
+        try:
+            status = await self._gate.call(Priority.POLL, self._adapter.status, remote_id)
+        except Exception as exc:
+            log.info("probe failed", extra={"item": key, "error": type(exc).__name__})
+            return False
+        return self._deliver_about(remote_id, key, status)
 
     async def _sweep(self) -> None:
         try:

@@ -332,3 +332,93 @@ def test_stale_news_of_an_earlier_phase_does_not_end_the_wait():
     planner.observe("a", READY, 1.0)
     assert "a" in planner
     assert planner.plan(10.0).probes == ("a",)  # still probed when overdue
+
+
+# ---------------------------------------------------------------------- latency, callbacks, the tail
+
+
+def test_a_contact_still_unanswered_is_not_asked_again():
+    """An answer slower than min_interval (a 400 ms round trip at a small time scale) is waited for:
+    the same question is not sent twice. A contact that got no answer is planned again at once."""
+    planner = _planner()
+    _learned(planner)
+    planner.track("a", Phase.PROCESSING, 0.0)
+    assert _contact(planner, "a", 0.0) == pytest.approx(11.0)
+    for now in (12.0, 13.5, 20.0):  # well past min_interval, the answer still on its way
+        assert planner.plan(now).probes == ()
+    planner.unanswered("a")  # the probe failed
+    assert planner.plan(20.0).probes == ("a",)
+    assert planner.plan(49.0).probes == ()
+    assert planner.plan(50.0).probes == ("a",)  # an answer lost for good: asked after max_interval
+
+
+def test_a_phase_callbacks_report_is_probed_only_when_overdue():
+    """Callbacks reported the phase's completions (the upload's notify_url): an item is not polled at
+    its prediction, only once overdue (a callback may be lost); when probes find most completions,
+    the phase is polled at predictions again."""
+    planner = _planner()
+    for n in range(2):
+        planner.track(f"t{n}", Phase.PROCESSING, 0.0)
+        planner.observe(f"t{n}", READY, 10.0, callback=True)
+    planner.track("new", Phase.PROCESSING, 100.0)
+    plan = planner.plan(111.0)
+    assert plan.probes == ()
+    assert plan.wake_at == pytest.approx(100.0 + 10.0 * 2.5 + 1.0)  # overdue_factor, min_interval
+    assert planner.plan(126.0).probes == ("new",)
+    planner.observe("new", READY, 126.0)  # found by the probe: its callback never came
+    for n in range(4):  # callbacks stop: probes find the next completions
+        planner.track(f"p{n}", Phase.PROCESSING, 200.0)
+        _contact(planner, f"p{n}", 200.0)
+        planner.observe(f"p{n}", READY, 240.0)
+    planner.track("polled", Phase.PROCESSING, 300.0)
+    assert _contact(planner, "polled", 300.0) < 300.0 + planner.expected_duration("polled") * 2
+
+
+def _teach_running(planner: PollPlanner, duration: float) -> None:
+    planner.track("teacher", Phase.RUNNING, 0.0)
+    planner.observe_sweep(duration, ["teacher"])
+
+
+def test_sweeps_are_a_fraction_of_the_typical_duration_apart():
+    """Jobs ending every 0.1 s do not each get a sweep: sweeps are sweep_fraction x typical apart."""
+    planner = _planner(sweep_fraction=1 / 16, max_interval=60.0)
+    _teach_running(planner, 32.0)  # typical 32 s: sweeps 2 s apart
+    for n in range(64):
+        planner.track(f"j{n}", Phase.RUNNING, 100.0 + n / 10)
+    sweeps = []
+    now = 100.0
+    while len(planner) and now < 400.0:
+        plan = planner.plan(now)
+        if plan.sweep:
+            sweeps.append(now)
+            done = [f"j{n}" for n in range(64) if 100.0 + n / 10 + 32.0 <= now]
+            planner.observe_sweep(now, done)
+        assert plan.wake_at is not None or not len(planner)
+        now = plan.wake_at if plan.wake_at is not None else now
+    assert not len(planner)
+    gaps = [b - a for a, b in itertools.pairwise(sweeps)]
+    assert min(gaps) >= 2.0 - 1e-9
+    assert len(sweeps) <= 6  # the 6.4 s of completions, 2 s apart (and the first at the earliest)
+
+
+def test_a_late_item_in_the_tail_is_looked_for_every_spacing_then_less_often():
+    """The last job drew a long time: sweeps look for it every spacing past its prediction (not on a
+    backoff its earlier misses grew), then a quarter of how late it is; overdue, it is probed."""
+    planner = _planner(sweep_fraction=1 / 16, max_interval=60.0)
+    _teach_running(planner, 32.0)
+    planner.track("late", Phase.RUNNING, 100.0)
+    sweeps, probed = [], None
+    now = 100.0
+    while probed is None:
+        plan = planner.plan(now)
+        if plan.sweep:
+            sweeps.append(now)
+            planner.observe_sweep(now, [])
+        if plan.probes:
+            probed = now
+        now = plan.wake_at
+    assert sweeps[:6] == pytest.approx([132.0, 134.0, 136.0, 138.0, 140.0, 142.0])
+    gaps = [b - a for a, b in itertools.pairwise(sweeps)]
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(gaps))
+    assert gaps[-1] > 2.0
+    assert probed == pytest.approx(100.0 + 32.0 * 2.5 + 1.0)
