@@ -22,7 +22,7 @@ class RunnerConfig:
         notify_url: the full callback URL to hand the service (webhook mode), or None to poll.
         max_active: items that may hold media on the account at once.
         max_calls: API calls waiting at the client's limiter or in flight at once (the priority gate).
-        max_uploads: UploadMedia calls at once (default 8). Only uploads whose media cannot be mixed up
+        max_uploads: UploadMedia calls at once (default 16). Only uploads whose media cannot be mixed up
             after a lost answer share the wire: staged local inputs once the service is seen to answer
             before it fetches (the seal, `_seal.py`), or a content-addressed service's; the others go
             one at a time whatever this says.
@@ -49,7 +49,7 @@ class RunnerConfig:
     notify_url: str | None = None
     max_active: int = 32
     max_calls: int = 16
-    max_uploads: int = 8
+    max_uploads: int = 16
     max_staging: int = 4
     max_downloads: int = 4
     poll: PollSettings = attrs.Factory(PollSettings)

@@ -422,7 +422,12 @@ class PollPlanner:
         ]
         spacing = s.min_interval
         if typical:
-            spacing = min(max(max(typical) * s.sweep_fraction, s.min_interval), s.max_interval)
+            spacing = max(typical) * s.sweep_fraction
+            if len(swept) <= _SWEEP_BATCH and len(swept) == len(self._items):
+                # the tail: nothing waits behind these few, and one of them ends the batch, so its
+                # detection lag is the batch's own: sweep twice as often
+                spacing /= 2
+            spacing = min(max(spacing, s.min_interval), s.max_interval)
         # while nothing is known about the phase, only its oldest item paces the sweeps (backing off):
         # every item that enters it would otherwise ask for a sweep of its own
         targets = sorted(self._sweep_target(w, spacing) for w in swept if self._known_or_scout(w))

@@ -417,8 +417,28 @@ def test_a_late_item_in_the_tail_is_looked_for_every_spacing_then_less_often():
         if plan.probes:
             probed = now
         now = plan.wake_at
-    assert sweeps[:6] == pytest.approx([132.0, 134.0, 136.0, 138.0, 140.0, 142.0])
+    # the tail (the batch's last item): every half spacing
+    assert sweeps[:6] == pytest.approx([132.0, 133.0, 134.0, 135.0, 136.0, 137.0])
     gaps = [b - a for a, b in itertools.pairwise(sweeps)]
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(gaps))
     assert gaps[-1] > 2.0
     assert probed == pytest.approx(100.0 + 32.0 * 2.5 + 1.0)
+
+
+def test_only_the_tail_is_swept_twice_as_often():
+    """While an item still waits behind the late one (its analysis), sweeps keep the full spacing."""
+    planner = _planner(sweep_fraction=1 / 16, max_interval=60.0)
+    _teach_running(planner, 32.0)
+    planner.track("late", Phase.RUNNING, 100.0)
+    planner.track("behind", Phase.PROCESSING, 100.0)
+    sweeps = []
+    now = 100.0
+    while len(sweeps) < 4:
+        plan = planner.plan(now)
+        if plan.sweep:
+            sweeps.append(now)
+            planner.observe_sweep(now, [])
+        for key in plan.probes:
+            planner.observe(key, RemoteStatus(Phase.PROCESSING), now)
+        now = plan.wake_at
+    assert sweeps == pytest.approx([132.0, 134.0, 136.0, 138.0])
