@@ -169,7 +169,11 @@ class MediaCrushDemo:
                     verified += 1
             media_ok += len(problems) == found
         failed = any(p.startswith(tuple(texts)) for p in problems)
-        text = "did not fail as expected" if failed else f"failed as {self.expected_failure}, as expected"
+        text = (
+            "did not fail as expected"
+            if failed
+            else f"failed as {self.expected_failure}, as expected"
+        )
         return problems, (
             f"{media_ok}/{len(samples) - len(texts)} media files verified ({verified} derived files "
             f"byte-identical to the emulator's expected bytes); {', '.join(texts)} {text}"

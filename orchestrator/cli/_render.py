@@ -336,7 +336,9 @@ class RichRenderer:
             self._drop(event.key)
         elif isinstance(event, StageChanged) and (task := self._row(event.key)) is not None:
             # No progress known yet (budget-aware polling may not ask): a pulsing bar.
-            p.update(task, description=self._describe(event.key), completed=0, total=None, detail="")
+            p.update(
+                task, description=self._describe(event.key), completed=0, total=None, detail=""
+            )
         elif isinstance(event, ItemProgress) and task is not None:
             if event.progress:
                 p.update(task, completed=event.progress, total=100, detail=f"{event.progress:.0f}%")

@@ -12,44 +12,40 @@ configuration error, 130 interrupted (rerun the same command to resume).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import anyio.to_thread
 import attrs
 
-from _clientkit._limiter import Pacing, SlidingWindowLimiter
-from orchestrator._adapters.recuro import RecuroAdapter
+from orchestrator._adapters.recuro import (
+    DEFAULT_MAX_ACTIVE,
+    RATE_LIMIT,
+    RecuroAdapter,
+    batch_client,
+    batch_config,
+)
 from orchestrator._batch import LOCAL_NOTIFY, journal_path, open_batch
 from orchestrator._budget import JournaledWindow
 from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
 from orchestrator._inputs import local_file_problem
-from orchestrator._polling import PollSettings
 from orchestrator._staging import LocalFileServer, is_url
-from recuro_async import (
-    ConfigurationError,
-    DownloadOptions,
-    InputContainer,
-    RateLimit,
-    RecuroClient,
-    RedisLimiter,
-)
+from recuro_async import ConfigurationError, DownloadOptions, InputContainer, RecuroClient
 from recuro_async._client import REDIS_URL_ENV
-from recuro_async._constants import DEFAULT_TIMEOUT
 from recuro_async._validate import is_loopback_host
 
 from ._batchcmd import add_batch_options, drive, exit_code, input_problems, journal_problem
-from ._common import RECURO, add_connection_arguments, client_from_args
+from ._common import RECURO, add_connection_arguments, credentials_from_args
 from ._main import EXIT_USAGE, ExamplesFormatter, UsageError, positive_float, positive_int
 from ._render import Wording
 
 __all__ = [
     "DEFAULT_JOURNAL_NAME",
+    "DEFAULT_MAX_ACTIVE",
     "RESTORE_DESCRIPTION",
     "RESTORE_EPILOG",
     "add_restore_arguments",
@@ -59,11 +55,6 @@ __all__ = [
 
 VOICE: Final = RECURO.voice
 DEFAULT_JOURNAL_NAME: Final = ".recuro-journal.sqlite"
-_RATE_REQUESTS: Final = 200  # the API's rate limit: requests per 60 s window
-# Little's law: items in flight = throughput x time each spends on the service. The rate budget finishes at
-# most 200 / 60 s / ~3.2 calls per item (~1 item/s); 200 in flight keep it busy while items take up to ~3
-# windows (B1: 32 gave 1.28x the lower bound at 300 items and 2.9x at 500; 200 gave 1.15x and 1.06x).
-DEFAULT_MAX_ACTIVE: Final = _RATE_REQUESTS
 
 RESTORE_DESCRIPTION: Final = (
     "Restore every INPUT (a local media file or an http(s) URL) with one job each: upload, wait for "
@@ -151,9 +142,9 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit",
         type=positive_int,
-        default=_RATE_REQUESTS,
+        default=RATE_LIMIT,
         metavar="N",
-        help=f"API requests the account allows per 60 s window (default: {_RATE_REQUESTS}, "
+        help=f"API requests the account allows per 60 s window (default: {RATE_LIMIT}, "
         "the documented limit); the batch never sends more in any window, across reruns",
     )
     parser.add_argument(
@@ -185,7 +176,6 @@ class _Setup:
     journal: Path
     config: RunnerConfig
     stager: LocalFileServer | None
-    notify_base: str | None
     window: JournaledWindow
 
 
@@ -222,57 +212,13 @@ def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return inputs, problems
 
 
-def _client(
-    args: argparse.Namespace, credentials: tuple[str, str] | None
-) -> tuple[RecuroClient, JournaledWindow]:
-    """The client, its limiter wrapped so that its window survives a kill (kept in the journal)."""
-    period = 60.0 * args.time_scale
-    limiter: dict[str, Any]
-    if redis_url := args.redis_url or os.environ.get(REDIS_URL_ENV):
-        # the window lives in Redis, shared and kept there; the client owns it
-        limiter = {"rate_limit": RateLimit(args.rate_limit, period), "redis_url": redis_url}
-    else:  # paced: a token bucket in front of the log sends a backlog out evenly, not at window edges
-        limiter = {
-            "limiter": JournaledWindow(
-                SlidingWindowLimiter(
-                    args.rate_limit,
-                    period,
-                    grace=DEFAULT_TIMEOUT,
-                    pacing=Pacing.even(args.rate_limit, period),
-                )
-            )
-        }
-    downloads = DownloadOptions(segments=args.segments)
-    if credentials is not None:
-        client = RecuroClient(
-            *credentials, base_url=args.base_url, download_options=downloads, **limiter
-        )
-    else:
-        client = client_from_args(args, download_options=downloads, **limiter)
-    window = client.limiter
-    if isinstance(window, RedisLimiter):
-        window = JournaledWindow(window)  # its snapshots are empty: Redis keeps it
-    assert isinstance(window, JournaledWindow)  # noqa: S101 - built above
-    return client, window
-
-
-async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) -> _Setup:
-    inputs, problems = await anyio.to_thread.run_sync(_check_files, args)
-    client: RecuroClient | None = None
-    adapter: RecuroAdapter | None = None
+def _stage_problems(args: argparse.Namespace, local: bool) -> list[str]:
+    """Problems with --stage-url, --stage-bind and --notify-url."""
+    problems = []
     try:
-        client, window = _client(args, credentials)
-        adapter = RecuroAdapter(
-            client, output_format=args.format, filters=args.filters, output_scaling=args.scale
-        )
-    except (ConfigurationError, ValueError) as exc:
-        problems.append(str(exc))
-    local = any(not is_url(i) for i in inputs)
-    try:
-        bind = _parse_bind(args.stage_bind)
+        _parse_bind(args.stage_bind)
     except ValueError as exc:
         problems.append(str(exc))
-        bind = ("127.0.0.1", 0)
     if args.stage_url and not args.stage_bind:
         problems.append("--stage-url needs --stage-bind HOST:PORT (the address it forwards to)")
     api_host = urllib.parse.urlsplit(args.base_url).hostname or ""
@@ -283,33 +229,52 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     notify = args.notify_url
     if notify is not None and notify != LOCAL_NOTIFY and not is_url(notify):
         problems.append(f"--notify-url {notify!r}: expected an http(s) URL or '{LOCAL_NOTIFY}'")
-    journal = journal_path(adapter, args.out, args.journal) if adapter is not None else args.out
-    if adapter is not None and not problems:
-        problems += filter(None, [await journal_problem(adapter, args.out, args.journal)])
+    return problems
+
+
+async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) -> _Setup:
+    inputs, problems = await anyio.to_thread.run_sync(_check_files, args)
+    local = any(not is_url(i) for i in inputs)
+    problems += _stage_problems(args, local)
+    client: RecuroClient | None = None
+    try:
+        client, window = batch_client(
+            *(credentials or credentials_from_args(args)),
+            base_url=args.base_url,
+            rate_limit=args.rate_limit,
+            period=60.0 * args.time_scale,
+            redis_url=args.redis_url,
+            download_options=DownloadOptions(segments=args.segments),
+        )
+        adapter = RecuroAdapter(
+            client, output_format=args.format, filters=args.filters, output_scaling=args.scale
+        )
+        if not problems:
+            problems += filter(None, [await journal_problem(adapter, args.out, args.journal)])
+    except (ConfigurationError, ValueError) as exc:
+        problems.append(str(exc))
     if problems:
         if client is not None:
             await client.aclose()
         raise UsageError(problems)
-    assert client is not None  # noqa: S101 - no problems means both exist
-    assert adapter is not None  # noqa: S101
-    config = RunnerConfig(
+    config = batch_config(
         args.out.resolve(),
+        webhook=args.notify_url is not None,
         keep_remote=args.keep_remote,
         retry_failed=args.retry_failed,
         max_active=args.max_active,
         phase_timeout=args.stage_timeout,
-        poll=PollSettings(webhook=notify is not None),  # a few calls per item in 200 a minute
     )
+    stager = None
+    if local or args.notify_url is not None:
+        stager = LocalFileServer(bind=_parse_bind(args.stage_bind), public_url=args.stage_url)
     return _Setup(
         inputs=inputs,
         client=client,
         adapter=adapter,
-        journal=journal,
+        journal=journal_path(adapter, args.out, args.journal),
         config=config.scaled(args.time_scale),
-        stager=LocalFileServer(bind=bind, public_url=args.stage_url)
-        if local or notify is not None
-        else None,
-        notify_base=notify,
+        stager=stager,
         window=window,
     )
 
@@ -331,7 +296,7 @@ async def run_restore(
                 setup.adapter,
                 setup.config.out_dir,
                 stager=setup.stager,
-                notify=setup.notify_base,
+                notify=args.notify_url,
                 journal=setup.journal,
                 config=setup.config,
                 window=setup.window,

@@ -9,15 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Final
 
-from orchestrator._stages import Item
+from orchestrator._demo import RECURO_DEMO
 from recuro_async import DestinationExistsError, RecuroClient
 
 from ._common import RECURO
-from ._demo import add_demo_options, demo_handler
+from ._demo import add_demo_options, demo_handler, run_demo
 from ._main import (
     EXIT_FAILED,
     EXIT_OK,
@@ -36,7 +34,7 @@ from ._restore import (
     run_restore,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "demo", "main"]
 
 # ---------------------------------------------------------------------- one call each
 
@@ -170,89 +168,30 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
 
 
-# ---------------------------------------------------------------------- the demo's Recuro part
-
-DEMO_FORMAT: Final = "Mp4H264"
-DEMO_FILTERS: Final = ("Noise", "ColorBalance")
-DEMO_SCALE: Final = "1080"
+# ---------------------------------------------------------------------- the demo's batch
 
 
-class RecuroDemo:
-    """`recuro demo`: restore sample reels through `recuro restore`, compare with the emulator's bytes."""
+async def _demo_batch(
+    base_url: str, samples: Sequence[Path], root: Path, args: argparse.Namespace, tty: bool | None
+) -> int:
+    """`recuro restore` on the demo's samples, into `root/restored`."""
+    parser = argparse.ArgumentParser(prog="recuro restore")
+    add_restore_arguments(parser)
+    restore = parser.parse_args(
+        [
+            *map(str, samples),
+            *("--format", RECURO_DEMO.output_format, "--scale", RECURO_DEMO.output_scaling),
+            *[a for name in RECURO_DEMO.filters for a in ("--filter", name)],
+            *("--out", str(root / "restored"), "--report", str(root / "report.json")),
+            *("--base-url", base_url, "--time-scale", str(args.time_scale)),
+        ]
+    )
+    return await run_restore(restore, credentials=RECURO_DEMO.credentials, tty=tty)
 
-    def samples(self, directory: Path, args: argparse.Namespace) -> list[Path]:
-        """`--count` reels of varied containers and sizes."""
-        from recuro_async.testing import make_samples
 
-        return make_samples(directory, args.count, args.seed)
-
-    def emulator(self, time_scale: float, seed: int) -> AbstractAsyncContextManager[Any]:
-        """The Recuro emulator (it takes the demo's built-in credentials)."""
-        from recuro_async.testing import EmulatorConfig, run_emulator
-
-        return run_emulator(EmulatorConfig(time_scale=time_scale, seed=seed))
-
-    async def run(
-        self,
-        base_url: str,
-        samples: Sequence[Path],
-        root: Path,
-        args: argparse.Namespace,
-        tty: bool | None,
-    ) -> tuple[int, Sequence[Item]]:
-        """`recuro restore` on the samples, into `root/restored`."""
-        from recuro_async.testing import DEMO_API_KEY, DEMO_API_SECRET
-
-        parser = argparse.ArgumentParser(prog="recuro restore")
-        add_restore_arguments(parser)
-        restore = parser.parse_args(
-            [
-                *map(str, samples),
-                *("--format", DEMO_FORMAT, "--scale", DEMO_SCALE),
-                *[a for name in DEMO_FILTERS for a in ("--filter", name)],
-                *("--out", str(root / "restored"), "--report", str(root / "report.json")),
-                *("--base-url", base_url, "--time-scale", str(args.time_scale)),
-            ]
-        )
-        code = await run_restore(restore, credentials=(DEMO_API_KEY, DEMO_API_SECRET), tty=tty)
-        return code, ()
-
-    def observe(self, emulator: Any, count: int) -> tuple[int, str]:
-        """API requests (downloads apart), the busiest rate window, media left on the account."""
-        requests = sum(1 for e in emulator.log if e.action != "download")
-        left = len(emulator.media_ids())
-        return left, (
-            f"{requests} API requests ({requests / count:.2f} per item), peak "
-            f"{emulator.peak_window_count()} in any rate window (limit 200), {left} media left on "
-            "the account"
-        )
-
-    def verify(
-        self,
-        samples: Sequence[Path],
-        root: Path,
-        items: Sequence[Item],  # noqa: ARG002 - the outputs are found by name
-    ) -> tuple[list[str], str]:
-        """Each output against the emulator's expected restored bytes."""
-        from recuro_async.testing import expected_restored_bytes
-
-        problems = []
-        for original in samples:
-            output = root / "restored" / (original.stem + ".mp4")
-            expected = expected_restored_bytes(
-                original.read_bytes(),
-                output_format=DEMO_FORMAT,
-                filters=list(DEMO_FILTERS),
-                output_scaling=DEMO_SCALE,
-            )
-            if not output.is_file():
-                problems.append(f"{original.name}: no output")
-            elif output.read_bytes() != expected:
-                problems.append(f"{original.name}: output differs from the expected restored bytes")
-        verified = len(samples) - len(problems)
-        return problems, (
-            f"{verified}/{len(samples)} outputs byte-identical to the expected restored bytes"
-        )
+async def demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
+    """`recuro demo` with parsed `args`: `recuro restore` on sample reels, checked byte for byte."""
+    return await run_demo(RECURO_DEMO, _demo_batch, RECURO, args, tty=tty)
 
 
 # ---------------------------------------------------------------------- the parser
@@ -286,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_restore_arguments(restore)
     restore.set_defaults(handler=main_restore)
-    demo = add_command(
+    demo_cmd = add_command(
         sub,
         "demo",
         "the main job on the embedded emulator: a batch restore, verified byte for byte",
@@ -296,11 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n  recuro demo\n  recuro demo --count 100 --out demo/    "
         "# keep the samples, outputs and report.json in demo/",
     )
-    demo.add_argument(
+    demo_cmd.add_argument(
         "--count", type=positive_int, default=36, help="sample files to restore (default: 36)"
     )
-    add_demo_options(demo, kept="samples and outputs")
-    demo.set_defaults(handler=demo_handler(RecuroDemo(), RECURO))
+    add_demo_options(demo_cmd, kept="samples and outputs")
+    demo_cmd.set_defaults(handler=demo_handler(RECURO_DEMO, _demo_batch, RECURO))
     _add_client_commands(sub)
     add_emulator_command(
         sub, "serve the Recuro emulator on loopback (prints RECURO_BASE_URL/KEY/SECRET first)"

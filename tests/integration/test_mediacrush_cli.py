@@ -197,9 +197,9 @@ async def test_terminal_view_shows_bars_and_a_summary_table(tmp_path, capsys):
             ["upload", str(source), "--out", str(tmp_path / "out"), "--base-url", running.base_url,
              "--time-scale", str(TIME_SCALE)]
         )  # fmt: skip
-        outcome = await run_upload(args, tty=True, watch_signals=False)
+        code = await run_upload(args, tty=True, watch_signals=False)
     shown = capsys.readouterr().out
-    assert outcome.code == 0
+    assert code == 0
     assert "all files" in shown
     assert content_hash(source.read_bytes()) in shown
     assert "5 files" in shown
