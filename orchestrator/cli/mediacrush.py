@@ -51,6 +51,7 @@ from ._demo import add_demo_options, demo_handler, run_demo
 from ._main import (
     EXIT_FAILED,
     EXIT_OK,
+    Call,
     ExamplesFormatter,
     Service,
     UsageError,
@@ -58,6 +59,7 @@ from ._main import (
     add_base_url,
     add_command,
     add_emulator_command,
+    arg,
     dispatch,
     print_rows,
 )
@@ -199,6 +201,38 @@ async def _rm(client: MediaCrushClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_HASH: Final = arg("hash", metavar="HASH", help="the file's or album's 12-character hash")
+CALLS: Final[tuple[Call[MediaCrushClient], ...]] = (
+    Call(
+        "info",
+        "show a file or album object",
+        "Show what the server knows of a file or album: type, derived files, flags, metadata (or, for "
+        "an album, its files). An unknown hash exits 1.",
+        "examples:\n  mediacrush info tVWMM_ziA3nm\n  mediacrush info tVWMM_ziA3nm --json",
+        _info,
+        args=(_HASH, arg("--json", action="store_true", help="print the object as JSON")),
+    ),
+    Call(
+        "status",
+        "show the processing status of files",
+        "Show the processing status of each file (pending, processing, ready, done, or a failure such "
+        "as unrecognised), one line per hash. Exits 1 if a hash is unknown.",
+        "mediacrush status tVWMM_ziA3nm LxqXxVPAvqqB",
+        _status,
+        args=(arg("hashes", nargs="+", metavar="HASH", help="12-character file hashes"),),
+    ),
+    Call(
+        "rm",
+        "delete a file or album (only its uploader's address may)",
+        "Delete a file or album from the server. Only the address that uploaded it may; deleting a "
+        "file removes it for everyone who uploaded the same bytes.",
+        "mediacrush rm tVWMM_ziA3nm",
+        _rm,
+        args=(_HASH,),
+    ),
+)
+
+
 # ---------------------------------------------------------------------- upload
 
 
@@ -338,36 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     MEDIACRUSH.add_connection(upload)
     upload.set_defaults(handler=_upload)
-    hash_help = "the file's or album's 12-character hash"
-    info = MEDIACRUSH.add(
-        sub,
-        _info,
-        "info",
-        "show a file or album object",
-        "Show what the server knows of a file or album: type, derived files, flags, metadata (or, for "
-        "an album, its files). An unknown hash exits 1.",
-        "examples:\n  mediacrush info tVWMM_ziA3nm\n  mediacrush info tVWMM_ziA3nm --json",
-    )
-    info.add_argument("hash", metavar="HASH", help=hash_help)
-    info.add_argument("--json", action="store_true", help="print the object as JSON")
-    MEDIACRUSH.add(
-        sub,
-        _status,
-        "status",
-        "show the processing status of files",
-        "Show the processing status of each file (pending, processing, ready, done, or a failure such "
-        "as unrecognised), one line per hash. Exits 1 if a hash is unknown.",
-        "mediacrush status tVWMM_ziA3nm LxqXxVPAvqqB",
-    ).add_argument("hashes", nargs="+", metavar="HASH", help="12-character file hashes")
-    MEDIACRUSH.add(
-        sub,
-        _rm,
-        "rm",
-        "delete a file or album (only its uploader's address may)",
-        "Delete a file or album from the server. Only the address that uploaded it may; deleting a "
-        "file removes it for everyone who uploaded the same bytes.",
-        "mediacrush rm tVWMM_ziA3nm",
-    ).add_argument("hash", metavar="HASH", help=hash_help)
+    MEDIACRUSH.add_calls(sub, CALLS)
     demo_cmd = add_command(
         sub,
         "demo",
