@@ -139,8 +139,8 @@ def redact_url(text: str) -> str:
 
 def display_name(key: str) -> str:
     """A short name for an item: the file name of its path or URL (credentials masked)."""
-    tail = key.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    return tail or redact_url(key)
+    shown = redact_url(key)  # a URL with no path would show its user:password as its name
+    return shown.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or shown
 
 
 def size_text(n: int | None) -> str:
