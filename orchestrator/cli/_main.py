@@ -83,7 +83,7 @@ class Service(Generic[ClientT]):
         connect: a client configured from the arguments (raises a `usage` error when it cannot be).
         add_connection: the options `connect` reads (base URL, credentials).
         usage: the client's errors that mean "fix the command" (exit 2).
-        failed: the client's errors that mean "the call failed" (exit 1), told with `describe`.
+        failed: the client's errors that mean "the call failed" (exit 1), told by their message.
     """
 
     voice: Voice
@@ -92,7 +92,6 @@ class Service(Generic[ClientT]):
     add_connection: Callable[[argparse.ArgumentParser], None]
     usage: tuple[type[Exception], ...] = ()
     failed: tuple[type[Exception], ...] = ()
-    describe: Callable[[Exception], str] = str
 
     def run(
         self, main: Callable[[], Coroutine[Any, Any, int]], *, on_interrupt: str = "interrupted"
@@ -113,7 +112,7 @@ class Service(Generic[ClientT]):
             self.voice.fail(str(exc))
             return EXIT_USAGE
         except self.failed as exc:
-            self.voice.fail(self.describe(exc))
+            self.voice.fail(str(exc) or type(exc).__name__)
             return EXIT_FAILED
 
     def add_calls(

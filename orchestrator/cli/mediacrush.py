@@ -30,7 +30,6 @@ from mediacrush_async import (
     Album,
     ConfigurationError,
     File,
-    MediaCrushAPIError,
     MediaCrushClient,
     MediaCrushError,
     NotFoundError,
@@ -75,23 +74,6 @@ __all__ = [
     "wording",
 ]
 
-_API_REASONS: Final = {
-    401: "refused: only the address that uploaded it may do this",
-    404: "no such file or album",
-    413: "too large",
-    415: "not a file (an album?)",
-    420: "the upload budget of this address is spent; try again later",
-}
-
-
-def describe(exc: BaseException) -> str:
-    """A readable one-line reason for a client error."""
-    if isinstance(exc, MediaCrushAPIError):
-        reason = _API_REASONS.get(exc.status_code)
-        return f"{reason} ({exc})" if reason else str(exc)
-    return str(exc) or type(exc).__name__
-
-
 MEDIACRUSH: Final = Service[MediaCrushClient](
     voice=Voice("mediacrush"),
     packages=("mediacrush_async",),
@@ -101,7 +83,6 @@ MEDIACRUSH: Final = Service[MediaCrushClient](
     ),
     usage=(ConfigurationError,),
     failed=(MediaCrushError,),
-    describe=describe,
 )
 VOICE: Final = MEDIACRUSH.voice
 
@@ -195,7 +176,7 @@ async def _rm(client: MediaCrushClient, args: argparse.Namespace) -> int:
     try:
         await client.delete(args.hash)
     except (NotOwnerError, NotFoundError) as exc:
-        VOICE.fail(f"{args.hash}: {describe(exc)}")
+        VOICE.fail(f"{args.hash}: {exc}")
         return EXIT_FAILED
     print(f"deleted {args.hash}")
     return EXIT_OK
