@@ -1,9 +1,9 @@
 """What the batch commands (`recuro restore`, `mediacrush upload`) share: options, checks, the run, exit codes.
 
-A batch command reads its options, checks everything typed before any request (`input_problems`,
-`journal_problem`; all problems at once, exit 2), opens the batch with `open_batch` and hands it to `drive`,
-which shows its events with the service's `Wording`, lets Ctrl-C stop it (a second Ctrl-C aborts), writes
-the report and prints the summary; `exit_code` then says what to do next.
+A batch command reads its options, checks everything typed before any request (`input_problems`: all
+problems at once, exit 2), opens the batch with its adapter's settings and `open_batch`, and hands it to
+`drive`, which shows its events with the service's `Wording`, lets Ctrl-C stop it (a second Ctrl-C
+aborts), writes the report and prints the summary; `exit_code` then says what to do next.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from pathlib import Path
 import anyio
 import attrs
 
-from orchestrator._batch import Batch, journal_path
+from orchestrator._batch import Batch
 from orchestrator._events import BatchDone, ItemDone, ItemQueued
-from orchestrator._journal import Journal, JournalError
+from orchestrator._journal import JournalError
 from orchestrator._report import Report
-from orchestrator._service import ServiceAdapter
 from orchestrator._stages import Item
 
 from ._main import (
@@ -39,15 +38,7 @@ from ._main import (
 )
 from ._render import Renderer, Wording, make_renderer, print_summary
 
-__all__ = [
-    "Ended",
-    "add_batch_options",
-    "drive",
-    "exit_code",
-    "input_problems",
-    "journal_problem",
-    "run_batch",
-]
+__all__ = ["Ended", "add_batch_options", "drive", "exit_code", "input_problems"]
 
 
 def add_batch_options(
@@ -114,17 +105,6 @@ def input_problems(
     return problems
 
 
-async def journal_problem(
-    adapter: ServiceAdapter, out: Path, journal: Path | None = None
-) -> str | None:
-    """Why the batch's journal cannot be used for this job (it belongs to another), or None."""
-    try:
-        await Journal.check(journal_path(adapter, out, journal), adapter.job_spec())
-    except JournalError as exc:
-        return str(exc)
-    return None
-
-
 @attrs.frozen
 class Ended:
     """How a batch ended: its last event (None when it never ended), its report and its items."""
@@ -144,47 +124,6 @@ class Ended:
         return self.report.interrupted
 
 
-async def run_batch(
-    opened: AbstractAsyncContextManager[Batch],
-    inputs: Sequence[str],
-    *,
-    renderer: Renderer,
-    voice: Voice,
-    report: Path | None = None,
-    watch_signals: bool = True,
-) -> Ended:
-    """Run an opened batch (`open_batch(...)`), showing its events; Ctrl-C stops it, a second aborts it.
-
-    A finished item's output is described by the service's `Describer` hook (its files), for the renderer.
-    """
-    last: BatchDone | None = None
-    items: dict[str, Item] = {}
-    async with opened as batch, anyio.create_task_group() as tg:
-        runner = batch.runner
-        if watch_signals:
-            tg.start_soon(lambda: watch_interrupts(runner.stop, runner.abort, say=voice.say))
-        with renderer:
-            async for event in batch.run(inputs):
-                item: Item | None = None
-                if isinstance(event, BatchDone):
-                    last = event
-                elif not isinstance(event, ItemQueued):
-                    item = items.get(event.key)
-                    if item is None:  # admitted since the last look: one snapshot for them all
-                        items = {i.key: i for i in runner.items}
-                        item = items.get(event.key)
-                details = await batch.describe(event) if isinstance(event, ItemDone) else ()
-                renderer.handle(event, item, details)
-        tg.cancel_scope.cancel()
-        stopped = runner.stopping
-    fatal = last.error if last is not None else None
-    interrupted = last is None or last.interrupted or (stopped and fatal is None)
-    ended = Ended(last, batch.report(interrupted=interrupted), tuple(batch.items))
-    if report is not None:
-        await anyio.Path(report).write_text(ended.report.to_json(), encoding="utf-8")
-    return ended
-
-
 async def drive(
     opened: AbstractAsyncContextManager[Batch],
     inputs: Sequence[str],
@@ -196,28 +135,47 @@ async def drive(
     report: Path | None = None,
     watch_signals: bool = True,
 ) -> Ended:
-    """Run the batch (`run_batch`), then print its summary table; `UsageError` when another run holds it.
+    """Run an opened batch (`open_batch(...)`), showing its events, then print its summary; Ctrl-C stops
+    it, a second aborts it; `UsageError` when its journal is another job's or another run holds it.
 
+    A finished item's output is described by the service's `Describer` hook (its files), for the renderer.
     With tab-separated lines (`wording.tabs`) stdout is for scripts: the table is shown on a terminal
     only, and the totals go to stderr.
     """
     started = time.monotonic()
     tty = sys.stdout.isatty() if tty is None else tty
     renderer = renderer or make_renderer(tty=tty, wording=wording)
+    last: BatchDone | None = None
+    items: dict[str, Item] = {}
     try:
-        ended = await run_batch(
-            opened,
-            inputs,
-            renderer=renderer,
-            voice=voice,
-            report=report,
-            watch_signals=watch_signals,
-        )
-    except JournalError as exc:  # another run holds the journal
+        async with opened as batch, anyio.create_task_group() as tg:
+            runner = batch.runner
+            if watch_signals:
+                tg.start_soon(lambda: watch_interrupts(runner.stop, runner.abort, say=voice.say))
+            with renderer:
+                async for event in batch.run(inputs):
+                    item: Item | None = None
+                    if isinstance(event, BatchDone):
+                        last = event
+                    elif not isinstance(event, ItemQueued):
+                        item = items.get(event.key)
+                        if item is None:  # admitted since the last look: one snapshot for them all
+                            items = {i.key: i for i in runner.items}
+                            item = items.get(event.key)
+                    details = await batch.describe(event) if isinstance(event, ItemDone) else ()
+                    renderer.handle(event, item, details)
+            tg.cancel_scope.cancel()
+            stopped = runner.stopping
+    except JournalError as exc:
         raise UsageError([str(exc)]) from exc
+    fatal = last.error if last is not None else None
+    interrupted = last is None or last.interrupted or (stopped and fatal is None)
+    ended = Ended(last, batch.report(interrupted=interrupted), tuple(batch.items))
+    if report is not None:
+        await anyio.Path(report).write_text(ended.report.to_json(), encoding="utf-8")
     if tty or not wording.tabs:
         print_summary(ended.report, tty=tty, title=wording.title)
-    if wording.tabs and (last := ended.last) is not None:
+    if wording.tabs and last is not None:
         voice.say(
             f"{last.done} done, {last.failed} failed"
             + (f", {last.parked} parked" if last.parked else "")

@@ -38,7 +38,7 @@ from recuro_async import ConfigurationError, DownloadOptions, InputContainer, Re
 from recuro_async._client import REDIS_URL_ENV
 from recuro_async._validate import is_loopback_host
 
-from ._batchcmd import add_batch_options, drive, exit_code, input_problems, journal_problem
+from ._batchcmd import add_batch_options, drive, exit_code, input_problems
 from ._common import RECURO, add_connection_arguments, credentials_from_args
 from ._main import EXIT_USAGE, ExamplesFormatter, UsageError, positive_float, positive_int
 from ._render import Wording
@@ -249,8 +249,6 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         adapter = RecuroAdapter(
             client, output_format=args.format, filters=args.filters, output_scaling=args.scale
         )
-        if not problems:
-            problems += filter(None, [await journal_problem(adapter, args.out, args.journal)])
     except (ConfigurationError, ValueError) as exc:
         problems.append(str(exc))
     if problems:

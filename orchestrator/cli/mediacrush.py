@@ -45,7 +45,7 @@ from orchestrator._inputs import local_file_problem
 from orchestrator._stages import Stage
 from orchestrator._staging import PushStager
 
-from ._batchcmd import add_batch_options, drive, exit_code, input_problems, journal_problem
+from ._batchcmd import add_batch_options, drive, exit_code, input_problems
 from ._demo import add_demo_options, demo_handler, run_demo
 from ._main import (
     EXIT_FAILED,
@@ -267,8 +267,6 @@ async def run_upload(
                     str(path), sent, total
                 ),
             )
-            if problem := await journal_problem(adapter, out):
-                raise UsageError([problem])
             batch = open_batch(
                 adapter,
                 out,
