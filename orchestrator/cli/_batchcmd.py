@@ -12,9 +12,10 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
@@ -30,6 +31,7 @@ from ._main import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    Service,
     UsageError,
     Voice,
     positive_float,
@@ -38,7 +40,7 @@ from ._main import (
 )
 from ._render import Renderer, Wording, make_renderer, print_summary
 
-__all__ = ["Ended", "add_batch_options", "drive", "exit_code", "input_problems"]
+__all__ = ["Ended", "add_batch_options", "batch_handler", "drive", "exit_code", "input_problems"]
 
 
 def add_batch_options(
@@ -79,6 +81,19 @@ def add_batch_options(
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
 
 
+def batch_handler(
+    service: Service[Any], run: Callable[[argparse.Namespace], Awaitable[int]]
+) -> Callable[[argparse.Namespace], int]:
+    """A batch command's handler: its logs as -v says, `run(args)` under `service.run` (exit codes)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        service.configure_logging(verbose=args.verbose)
+        resume = "interrupted; rerun the same command to resume"
+        return service.run(lambda: run(args), on_interrupt=resume)
+
+    return handler
+
+
 def input_problems(
     inputs: Sequence[str],
     problem_of: Callable[[str], str | None],
@@ -107,11 +122,10 @@ def input_problems(
 
 @attrs.frozen
 class Ended:
-    """How a batch ended: its last event (None when it never ended), its report and its items."""
+    """How a batch ended: its last event (None when it never ended) and its report."""
 
     last: BatchDone | None
     report: Report
-    items: tuple[Item, ...] = ()
 
     @property
     def fatal(self) -> str | None:
@@ -170,7 +184,7 @@ async def drive(
         raise UsageError([str(exc)]) from exc
     fatal = last.error if last is not None else None
     interrupted = last is None or last.interrupted or (stopped and fatal is None)
-    ended = Ended(last, batch.report(interrupted=interrupted), tuple(batch.items))
+    ended = Ended(last, batch.report(interrupted=interrupted))
     if report is not None:
         await anyio.Path(report).write_text(ended.report.to_json(), encoding="utf-8")
     if tty or not wording.tabs:

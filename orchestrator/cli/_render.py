@@ -42,21 +42,11 @@ __all__ = [
 
 _MAX_ROWS = 12  # per-item bars shown at once on a terminal
 _MAX_TABLE = 40  # larger batches list only the items that did not finish in the terminal table
-_LABELS = {
-    Stage.QUEUED: "queued",
-    Stage.STAGED: "staged",
-    Stage.UPLOADING: "uploading",
-    Stage.UPLOADED: "analysing",
-    Stage.READY: "ready",
-    Stage.STARTING: "starting job",
-    Stage.RUNNING: "restoring",
-    Stage.RESTORED: "restored",
-    Stage.DOWNLOADING: "downloading",
-    Stage.DOWNLOADED: "verified",
-    Stage.DONE: "done",
-    Stage.FAILED: "failed",
-    Stage.PARKED: "parked",
-}
+
+
+def _every_stage(labels: Mapping[Stage, str]) -> Mapping[Stage, str]:
+    """Every stage's label: its own name unless `labels` words it otherwise."""
+    return {stage: labels.get(stage, stage.value) for stage in Stage}
 
 
 @attrs.frozen
@@ -64,7 +54,7 @@ class Wording:
     """A service's words for the shared renderers.
 
     Attributes:
-        labels: what each stage is called.
+        labels: what the service calls a stage, where it is not the stage's name.
         overall: the overall bar's name.
         title: the summary table's title.
         rate: the API requests per second the batch may send (the ETA's budget bound), or None.
@@ -73,9 +63,9 @@ class Wording:
         tab_stages: the stages the tab-separated lines name by their label (besides uploads).
     """
 
-    labels: Mapping[Stage, str] = attrs.field(factory=lambda: dict(_LABELS))
+    labels: Mapping[Stage, str] = attrs.field(factory=dict, converter=_every_stage)
     overall: str = "batch"
-    title: str = "restore summary"
+    title: str = "summary"
     rate: float | None = None
     tabs: bool = False
     tab_stages: frozenset[Stage] = frozenset({Stage.DOWNLOADING})
@@ -384,7 +374,7 @@ def print_summary(
     *,
     tty: bool | None = None,
     stream: IO[str] | None = None,
-    title: str = "restore summary",
+    title: str = "summary",
 ) -> None:
     """The end-of-batch table (`Report.rows`: every item, or on a terminal past 40 those not done),
     then the totals."""

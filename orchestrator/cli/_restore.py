@@ -33,12 +33,13 @@ from orchestrator._budget import JournaledWindow
 from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
 from orchestrator._inputs import local_file_problem
+from orchestrator._stages import Stage
 from orchestrator._staging import LocalFileServer, is_url
 from recuro_async import ConfigurationError, DownloadOptions, InputContainer, RecuroClient
 from recuro_async._client import REDIS_URL_ENV
 from recuro_async._validate import is_loopback_host
 
-from ._batchcmd import add_batch_options, drive, exit_code, input_problems
+from ._batchcmd import add_batch_options, batch_handler, drive, exit_code, input_problems
 from ._common import RECURO, add_connection_arguments, credentials_from_args
 from ._main import EXIT_USAGE, ExamplesFormatter, UsageError, positive_float, positive_int
 from ._render import Wording
@@ -48,12 +49,23 @@ __all__ = [
     "DEFAULT_MAX_ACTIVE",
     "RESTORE_DESCRIPTION",
     "RESTORE_EPILOG",
+    "WORDING",
     "add_restore_arguments",
     "main_restore",
     "run_restore",
 ]
 
 VOICE: Final = RECURO.voice
+WORDING: Final = Wording(
+    labels={
+        Stage.UPLOADED: "analysing",
+        Stage.STARTING: "starting job",
+        Stage.RUNNING: "restoring",
+        Stage.DOWNLOADED: "verified",
+    },
+    title="restore summary",
+)
+"""Recuro's words for the shared renderers: media is analysed, a job restores it, its output verified."""
 DEFAULT_JOURNAL_NAME: Final = ".recuro-journal.sqlite"
 
 RESTORE_DESCRIPTION: Final = (
@@ -300,9 +312,10 @@ async def run_restore(
                 window=setup.window,
                 crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
             )
-            budget = Wording(rate=args.rate_limit / (60.0 * args.time_scale))  # the ETA's bound
+            rate = args.rate_limit / (60.0 * args.time_scale)  # the ETA's bound
+            wording = attrs.evolve(WORDING, rate=rate)
             ended = await drive(
-                batch, setup.inputs, voice=VOICE, wording=budget, tty=tty, report=args.report
+                batch, setup.inputs, voice=VOICE, wording=wording, tty=tty, report=args.report
             )
     except UsageError as exc:
         for problem in exc.problems:
@@ -311,12 +324,8 @@ async def run_restore(
     return exit_code(ended, VOICE)
 
 
-def main_restore(args: argparse.Namespace) -> int:
-    """`recuro restore`: the synchronous entry point the dispatcher calls."""
-    RECURO.configure_logging(verbose=getattr(args, "verbose", False))
-    return RECURO.run(
-        lambda: run_restore(args), on_interrupt="interrupted; rerun the same command to resume"
-    )
+main_restore: Final = batch_handler(RECURO, run_restore)
+"""`recuro restore`: the synchronous entry point the dispatcher calls."""
 
 
 if __name__ == "__main__":  # `python -m orchestrator.cli._restore ...`, without the dispatcher

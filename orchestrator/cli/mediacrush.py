@@ -45,7 +45,7 @@ from orchestrator._inputs import local_file_problem
 from orchestrator._stages import Stage
 from orchestrator._staging import PushStager
 
-from ._batchcmd import add_batch_options, drive, exit_code, input_problems
+from ._batchcmd import add_batch_options, batch_handler, drive, exit_code, input_problems
 from ._demo import add_demo_options, demo_handler, run_demo
 from ._main import (
     EXIT_FAILED,
@@ -226,9 +226,8 @@ def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = N
 
 def wording(*, downloads: bool) -> Wording:
     """MediaCrush's words for the shared renderers: files are checked, processed and downloaded."""
-    labels = dict(Wording().labels)
     # the bar's detail shows the server's own state (pending, processing, ready) after "uploaded"
-    labels |= {Stage.UPLOADING: "checking", Stage.UPLOADED: "uploaded"}
+    labels = {Stage.UPLOADING: "checking", Stage.UPLOADED: "uploaded"}
     labels[Stage.DOWNLOADING] = "downloading" if downloads else "listing files"
     return Wording(
         labels=labels,
@@ -285,11 +284,6 @@ async def run_upload(
                 watch_signals=watch_signals,
             )
     return exit_code(ended, VOICE)
-
-
-def _upload(args: argparse.Namespace) -> int:
-    MEDIACRUSH.configure_logging(verbose=args.verbose)
-    return MEDIACRUSH.run(lambda: run_upload(args))
 
 
 # ---------------------------------------------------------------------- the demo's batch
@@ -350,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete each file from the server once its derived files are downloaded",
     )
     MEDIACRUSH.add_connection(upload)
-    upload.set_defaults(handler=_upload)
+    upload.set_defaults(handler=batch_handler(MEDIACRUSH, run_upload))
     MEDIACRUSH.add_calls(sub, CALLS)
     demo_cmd = add_command(
         sub,
