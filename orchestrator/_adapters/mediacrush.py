@@ -75,7 +75,6 @@ __all__ = [
     "Manifest",
     "MediaCrushAdapter",
     "UploadProgress",
-    "batch_config",
     "read_manifest",
     "status_of",
 ]
@@ -97,21 +96,6 @@ _HASH_CHUNK: Final = 1024 * 1024
 
 UploadProgress = Callable[[Path, int, int | None], object]
 """`progress(path, sent_bytes, total_bytes)` while a local file is uploaded."""
-
-
-def batch_config(out: Path, **changes: Any) -> RunnerConfig:
-    """The engine's settings for a MediaCrush batch into `out` (`changes` override them): status is cheap
-    and uploads are idempotent (content-hash ids), so quick polls, nothing to settle, several uploads at
-    once, and 16 files worked on at once."""
-    tuned = RunnerConfig(
-        out,
-        poll=PollSettings(min_interval=0.5, max_interval=10.0),
-        settle=0.0,
-        max_active=16,
-        max_uploads=4,
-        max_downloads=4,
-    )
-    return attrs.evolve(tuned, **changes)
 
 
 def status_of(status: Status, *, base_url: str) -> RemoteStatus:
@@ -241,6 +225,21 @@ class MediaCrushAdapter:
 
     def __repr__(self) -> str:
         return f"<MediaCrushAdapter base_url={self._client.base_url!r} download={self._download}>"
+
+    @staticmethod
+    def batch_config(out: Path, **changes: Any) -> RunnerConfig:
+        """The engine's settings for a MediaCrush batch into `out` (`changes` override them): status
+        is cheap and uploads are idempotent (content-hash ids), so quick polls, nothing to settle,
+        several uploads at once, and 16 files worked on at once."""
+        tuned = RunnerConfig(
+            out,
+            poll=PollSettings(min_interval=0.5, max_interval=10.0),
+            settle=0.0,
+            max_active=16,
+            max_uploads=4,
+            max_downloads=4,
+        )
+        return attrs.evolve(tuned, **changes)
 
     def job_spec(self) -> JobSpec:
         """Every item is uploaded and its files and extras are kept (downloaded, or listed)."""

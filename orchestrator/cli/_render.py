@@ -106,7 +106,6 @@ class PlainRenderer:
         self._stream = stream or sys.stdout
         self._labels = (wording or Wording()).labels
         self._quarters: dict[str, int] = {}
-        self._queued = 0
         self._flush_pending = False
 
     def __enter__(self) -> Self:
@@ -148,7 +147,6 @@ class PlainRenderer:
     def handle(self, event: Event, item: Item | None = None, details: Sequence[str] = ()) -> None:  # noqa: ARG002
         """Print the event as one line (or nothing, for fine-grained progress)."""
         if isinstance(event, ItemQueued):
-            self._queued += 1
             if event.stage is not Stage.QUEUED:
                 self._line(f"{display_name(event.key)}: resumed at {self._labels[event.stage]}")
         elif isinstance(event, StageChanged):

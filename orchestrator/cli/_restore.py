@@ -21,13 +21,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from orchestrator._adapters.recuro import (
-    DEFAULT_MAX_ACTIVE,
-    RATE_LIMIT,
-    RecuroAdapter,
-    batch_client,
-    batch_config,
-)
+from orchestrator._adapters.recuro import DEFAULT_MAX_ACTIVE, RATE_LIMIT, RecuroAdapter
 from orchestrator._batch import LOCAL_NOTIFY, journal_path, open_batch
 from orchestrator._budget import JournaledWindow
 from orchestrator._config import RunnerConfig
@@ -250,7 +244,7 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     problems += _stage_problems(args, local)
     client: RecuroClient | None = None
     try:
-        client, window = batch_client(
+        client, window = RecuroAdapter.batch_client(
             *(credentials or credentials_from_args(args)),
             base_url=args.base_url,
             rate_limit=args.rate_limit,
@@ -267,7 +261,7 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         if client is not None:
             await client.aclose()
         raise UsageError(problems)
-    config = batch_config(
+    config = RecuroAdapter.batch_config(
         args.out.resolve(),
         webhook=args.notify_url is not None,
         keep_remote=args.keep_remote,

@@ -37,7 +37,7 @@ from mediacrush_async import (
     ServerError,
 )
 from mediacrush_async._constants import BASE_URL_ENV, DEFAULT_BASE_URL
-from orchestrator._adapters.mediacrush import MediaCrushAdapter, batch_config
+from orchestrator._adapters.mediacrush import MediaCrushAdapter
 from orchestrator._batch import open_batch
 from orchestrator._demo import MEDIACRUSH_DEMO
 from orchestrator._effects import CrashPoint
@@ -252,7 +252,7 @@ async def run_upload(
     renderer = make_renderer(tty=tty, wording=words)
     with tempfile.TemporaryDirectory(prefix="mediacrush-") as scratch:
         out = args.out if args.out is not None else Path(scratch)
-        config = batch_config(
+        config = MediaCrushAdapter.batch_config(
             out,
             keep_remote=not args.delete,
             retry_failed=args.retry_failed,

@@ -1,4 +1,4 @@
-"""Each adapter's batch settings (`batch_config`) and Recuro's batch client (`batch_client`): what the
+"""Each adapter's batch settings (`Adapter.batch_config`) and Recuro's batch client (`RecuroAdapter.batch_client`): what the
 commands use, and what an embedder gets from the same calls."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ async def test_a_recuro_batch_client_keeps_its_window_in_a_journaled_limiter(mon
     """Without Redis, the client's limiter is the returned JournaledWindow over a paced sliding window
     of `rate_limit` requests per `period`."""
     monkeypatch.delenv("RECURO_REDIS_URL", raising=False)
-    client, window = recuro.batch_client(
+    client, window = recuro.RecuroAdapter.batch_client(
         "k", "s", rate_limit=30, period=6.0, base_url="http://127.0.0.1:9/"
     )
     async with client:
@@ -34,7 +34,7 @@ async def test_a_recuro_batch_client_with_redis_shares_the_window_there(monkeypa
     monkeypatch.delenv("RECURO_REDIS_URL", raising=False)
     if from_env:
         monkeypatch.setenv("RECURO_REDIS_URL", url)
-    client, window = recuro.batch_client(
+    client, window = recuro.RecuroAdapter.batch_client(
         "k", "s", redis_url=None if from_env else url, base_url="http://127.0.0.1:9/"
     )
     async with client:
@@ -45,15 +45,15 @@ async def test_a_recuro_batch_client_with_redis_shares_the_window_there(monkeypa
 def test_batch_configs_are_tuned_per_service_and_overridable():
     """Recuro: Little's-law max_active and webhook polling on request; MediaCrush: quick polls, no settle."""
     out = Path("out")
-    tuned = recuro.batch_config(out)
+    tuned = recuro.RecuroAdapter.batch_config(out)
     assert (tuned.out_dir, tuned.max_active, tuned.poll.webhook) == (
         out,
         recuro.DEFAULT_MAX_ACTIVE,
         False,
     )
-    assert recuro.batch_config(out, webhook=True, max_active=5).poll.webhook
-    assert recuro.batch_config(out, max_active=5).max_active == 5
-    crush = mediacrush.batch_config(out, keep_remote=True)
+    assert recuro.RecuroAdapter.batch_config(out, webhook=True, max_active=5).poll.webhook
+    assert recuro.RecuroAdapter.batch_config(out, max_active=5).max_active == 5
+    crush = mediacrush.MediaCrushAdapter.batch_config(out, keep_remote=True)
     assert (crush.settle, crush.max_active, crush.max_uploads, crush.keep_remote) == (
         0.0,
         16,
@@ -62,4 +62,4 @@ def test_batch_configs_are_tuned_per_service_and_overridable():
     )
     assert (crush.poll.min_interval, crush.poll.max_interval) == (0.5, 10.0)
     with pytest.raises(TypeError):
-        mediacrush.batch_config(out, no_such_knob=1)
+        mediacrush.MediaCrushAdapter.batch_config(out, no_such_knob=1)
