@@ -12,7 +12,7 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def add_batch_options(
 
 
 def batch_handler(
-    service: Service[Any], run: Callable[[argparse.Namespace], Awaitable[int]]
+    service: Service[Any], run: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 ) -> Callable[[argparse.Namespace], int]:
     """A batch command's handler: its logs as -v says, `run(args)` under `service.run` (exit codes)."""
 

@@ -261,6 +261,7 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
         if client is not None:
             await client.aclose()
         raise UsageError(problems)
+    assert client is not None  # noqa: S101 - no problems: the client and adapter were made
     config = RecuroAdapter.batch_config(
         args.out.resolve(),
         webhook=args.notify_url is not None,
