@@ -46,18 +46,26 @@ __all__ = ["Ended", "add_batch_options", "batch_handler", "drive", "exit_code", 
 def add_batch_options(
     parser: argparse.ArgumentParser,
     *,
+    service: str,
     noun: str,
     out_help: str | None,
     max_active: int,
     max_active_help: str,
 ) -> None:
-    """--out (required when `out_help` is None), --retry-failed, --report, --max-active, --time-scale, -v."""
+    """--out (required when `out_help` is None), --journal, --retry-failed, --report, --max-active,
+    --time-scale and -v."""
     parser.add_argument(
         "--out",
         type=Path,
         required=out_help is None,
         metavar="DIR",
         help=out_help or "output directory",
+    )
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        metavar="FILE",
+        help=f"the batch journal (default: DIR/.{service}-journal.sqlite); rerun to resume",
     )
     parser.add_argument(
         "--retry-failed", action="store_true", help=f"try the {noun}s that failed before again"

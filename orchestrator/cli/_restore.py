@@ -39,7 +39,6 @@ from ._main import EXIT_USAGE, ExamplesFormatter, UsageError, positive_float, po
 from ._render import Wording
 
 __all__ = [
-    "DEFAULT_JOURNAL_NAME",
     "DEFAULT_MAX_ACTIVE",
     "RESTORE_DESCRIPTION",
     "RESTORE_EPILOG",
@@ -60,7 +59,6 @@ WORDING: Final = Wording(
     title="restore summary",
 )
 """Recuro's words for the shared renderers: media is analysed, a job restores it, its output verified."""
-DEFAULT_JOURNAL_NAME: Final = ".recuro-journal.sqlite"
 
 RESTORE_DESCRIPTION: Final = (
     "Restore every INPUT (a local media file or an http(s) URL) with one job each: upload, wait for "
@@ -104,6 +102,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", choices=["1080", "2160"], default=None, help="output resolution")
     add_batch_options(
         parser,
+        service="recuro",
         noun="item",
         out_help=None,
         max_active=DEFAULT_MAX_ACTIVE,
@@ -111,12 +110,6 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         "requests per window: by Little's law the rate budget, about 3.2 calls per item, keeps that many "
         "items busy while each spends up to about three rate windows on the service; lower it to cap the "
         "media held on the account, raise it for jobs that take longer)",
-    )
-    parser.add_argument(
-        "--journal",
-        type=Path,
-        metavar="FILE",
-        help=f"the batch journal (default: DIR/{DEFAULT_JOURNAL_NAME}); rerun to resume",
     )
     parser.add_argument(
         "--keep-remote", action="store_true", help="do not delete media from the account"

@@ -270,6 +270,7 @@ async def run_upload(
                 adapter,
                 out,
                 stager=PushStager(),
+                journal=args.journal,
                 config=config.scaled(args.time_scale),
                 crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
             )
@@ -333,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("files", nargs="+", metavar="FILE", help="local media files")
     add_batch_options(
         upload,
+        service="mediacrush",
         noun="file",
         out_help="download the derived files here (with a manifest per file and a journal)",
         max_active=16,
