@@ -27,6 +27,7 @@ Statuses without a class of their own (403 after the service closed, 408, 414...
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from _clientkit._errorbases import (
     DestinationExistsBase,
@@ -70,7 +71,8 @@ class InvalidArgumentError(MediaCrushError, InvalidArgumentBase):
 
 
 class MediaCrushAPIError(MediaCrushError):
-    """The server answered with an error status.
+    """The server answered with an error status; the message says what the status means where the API
+    document says it (`reason`).
 
     Attributes:
         status_code: the real status (the body's `x-status` in X-CORS-Status mode).
@@ -78,6 +80,8 @@ class MediaCrushAPIError(MediaCrushError):
         route: which call failed (e.g. "upload_file"), for messages and logs.
         body_excerpt: the start of a non-JSON error page, or "".
     """
+
+    reason: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -88,8 +92,9 @@ class MediaCrushAPIError(MediaCrushError):
         body_excerpt: str = "",
     ) -> None:
         where = f" ({route})" if route else ""
+        reason = f": {self.reason}" if self.reason else ""
         page = f": {body_excerpt!r}" if body_excerpt else ""
-        super().__init__(f"HTTP {status_code}{where}{page}")
+        super().__init__(f"HTTP {status_code}{where}{reason}{page}")
         self.status_code = status_code
         self.error = error
         self.route = route
@@ -103,21 +108,31 @@ class InvalidURLError(MediaCrushAPIError):
 class NotOwnerError(MediaCrushAPIError):
     """401: only the address that uploaded a hash may delete it or change its flags."""
 
+    reason: ClassVar[str] = "refused: only the address that uploaded it may do this"
+
 
 class NotFoundError(MediaCrushAPIError):
     """404: there is no file or album with that hash (or the URL's source answered 404)."""
+
+    reason: ClassVar[str] = "no such file or album"
 
 
 class TooLargeError(MediaCrushAPIError):
     """413: an album over 1024 items, a URL upload over 50 MB, or a body the front server refused."""
 
+    reason: ClassVar[str] = "too large"
+
 
 class UnsupportedMediaError(MediaCrushAPIError):
     """415: an album item that is not a file, an unknown flag, or the status of an album."""
 
+    reason: ClassVar[str] = "not a file (an album?)"
+
 
 class RateLimitedError(MediaCrushAPIError):
     """420: the upload byte budget of this address is spent; `retry_after` is the client's pause, if known."""
+
+    reason: ClassVar[str] = "the upload budget of this address is spent; try again later"
 
     def __init__(
         self,

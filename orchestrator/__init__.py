@@ -8,7 +8,7 @@ print(batch.report().totals)
 ```
 The engine is service-agnostic: it talks to a `ServiceAdapter` (`RecuroAdapter`, `MediaCrushAdapter`), and
 finds what a service can do beyond upload, status, download and delete with `isinstance` (`Starter`,
-`Sweeper`, `Notifier`, `Prechecker`, `Preflight`). Adding a service: `orchestrator/README.md`.
+`Sweeper`, `Notifier`, `Prechecker`, `Preflight`). Adding a service: the README's "Add a service".
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._adapters.mediacrush import MediaCrushAdapter
 from ._adapters.recuro import RecuroAdapter
 from ._batch import Batch, open_batch
+from ._demo import Demo, MediaCrushDemo, RecuroDemo
 from ._events import (
     BatchDone,
     DownloadProgress,
@@ -28,7 +29,7 @@ from ._events import (
 )
 from ._journal import Intent, Journal, JournalError, JournalMismatchError
 from ._polling import PollSettings
-from ._report import Report, ReportItem, build_report
+from ._report import Report, ReportItem, Tally, build_report
 from ._runner import Runner, RunnerConfig
 from ._service import (
     Describer,
@@ -54,6 +55,7 @@ __all__ = [
     "AccessRecord",
     "Batch",
     "BatchDone",
+    "Demo",
     "Describer",
     "DownloadProgress",
     "Event",
@@ -70,6 +72,7 @@ __all__ = [
     "JournalMismatchError",
     "LocalFileServer",
     "MediaCrushAdapter",
+    "MediaCrushDemo",
     "NotReadyError",
     "Notifier",
     "OutcomeUnknownError",
@@ -79,6 +82,7 @@ __all__ = [
     "Preflight",
     "PushStager",
     "RecuroAdapter",
+    "RecuroDemo",
     "RemoteMedia",
     "RemoteStatus",
     "Report",
@@ -92,6 +96,7 @@ __all__ = [
     "Stager",
     "Starter",
     "Sweeper",
+    "Tally",
     "Uploaded",
     "build_report",
     "open_batch",

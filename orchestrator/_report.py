@@ -10,14 +10,29 @@ import datetime as dt
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import attrs
 import cattrs
 
-from ._stages import Item, Stage
+from ._events import Event, ItemDone, ItemFailed, ItemQueued, StageChanged
+from ._stages import TERMINAL_STAGES, Item, Stage
 
-__all__ = ["Report", "ReportItem", "build_report", "redact_url"]
+__all__ = [
+    "CALLS_PER_ITEM",
+    "Report",
+    "ReportItem",
+    "Tally",
+    "build_report",
+    "display_name",
+    "duration_text",
+    "redact_url",
+    "size_text",
+]
+
+CALLS_PER_ITEM: Final = 3.3
+"""API requests an item costs in polling mode (B1, Recuro): the ETA's rate-budget bound."""
 
 _converter = cattrs.Converter()
 
@@ -72,6 +87,32 @@ class Report:
         """The report as indented JSON."""
         return json.dumps(_converter.unstructure(self), indent=2, sort_keys=False) + "\n"
 
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """A report read back from `to_json`'s text (a `--report FILE`)."""
+        return _converter.structure(json.loads(text), cls)
+
+    def totals_text(self) -> str:
+        """`3 done, 1 failed, 0 parked, 0 pending` (and ` (interrupted)`): the summary's last line."""
+        t = self.totals
+        return (
+            f"{t['done']} done, {t['failed']} failed, {t['parked']} parked, {t['pending']} pending"
+            f"{' (interrupted)' if self.interrupted else ''}"
+        )
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        """The summary table: per item its name, outcome, output file name, size and failure reason."""
+        return [
+            (
+                display_name(item.input),
+                item.outcome,
+                Path(item.output_path).name if item.output_path else "",
+                size_text(item.size) if item.outcome == "done" else "",
+                f"{item.error_code}: {item.error_message}" if item.error_code else "",
+            )
+            for item in self.items
+        ]
+
     @property
     def failed(self) -> list[ReportItem]:
         """Items that did not finish (failed, parked or pending)."""
@@ -94,6 +135,74 @@ def redact_url(text: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def display_name(key: str) -> str:
+    """A short name for an item: the file name of its path or URL (credentials masked)."""
+    shown = redact_url(key)  # a URL with no path would show its user:password as its name
+    return shown.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or shown
+
+
+def size_text(n: int | None) -> str:
+    """`512 B`, `3.0 MiB`...; empty for an unknown size."""
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def duration_text(seconds: float) -> str:
+    """`4m05s`, or `2h07m` past an hour."""
+    hours, rest = divmod(max(int(seconds), 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class Tally:
+    """Where a running batch's items stand, kept from its event stream: what a progress display shows.
+
+    `stages` holds every item not finished yet; `in_flight` the ones something happens to (neither
+    queued nor finished); `eta` the time left.
+    """
+
+    def __init__(self) -> None:
+        self.stages: dict[str, Stage] = {}
+        self.total = 0
+        self.finished = 0
+
+    def update(self, event: Event) -> None:
+        """Count one event."""
+        if isinstance(event, ItemQueued):
+            self.stages[event.key] = event.stage
+            self.total += 1
+        elif isinstance(event, StageChanged):
+            self.stages[event.key] = event.new
+        elif isinstance(event, ItemDone | ItemFailed):
+            self.stages.pop(event.key, None)
+            self.finished += 1
+
+    def in_flight(self) -> list[str]:
+        """The keys of the items something happens to, in the order they were queued."""
+        return [k for k, stage in self.stages.items() if stage not in _IDLE]
+
+    def eta(self, elapsed: float | None, rate: float | None) -> float | None:
+        """Seconds left: the larger of the pace of finished items so far (`elapsed` seconds for
+        `finished`) and the rate budget (`CALLS_PER_ITEM` requests each at `rate` per second); None
+        while there is nothing to estimate from, 0 once every item finished."""
+        left = self.total - self.finished
+        if left <= 0:
+            return 0.0
+        bound = None if rate is None else left * CALLS_PER_ITEM / rate
+        if self.finished and elapsed:
+            return max(bound or 0.0, left * elapsed / self.finished)
+        return bound
+
+
+_IDLE: Final = TERMINAL_STAGES | {Stage.QUEUED}
 
 
 def _outcome(item: Item) -> str:

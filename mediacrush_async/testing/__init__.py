@@ -61,9 +61,10 @@ from ._derived import expected_derived_bytes
 from ._emulator import MediaCrushEmulator, RunningEmulator, run_emulator
 from ._log import LogEntry
 from ._media import content_hash_of
-from ._samples import SAMPLE_KINDS, sample_media
+from ._samples import DEMO_SAMPLES, SAMPLE_KINDS, make_samples, sample_media
 
 __all__ = [
+    "DEMO_SAMPLES",
     "SAMPLE_KINDS",
     "EmulatorConfig",
     "LogEntry",
@@ -72,12 +73,13 @@ __all__ = [
     "content_hash_of",
     "emulator_main",
     "expected_derived_bytes",
+    "make_samples",
     "run_emulator",
     "sample_media",
 ]
 
 for _obj in (EmulatorConfig, LogEntry, MediaCrushEmulator, RunningEmulator, run_emulator):
     _obj.__module__ = __name__
-for _func in (content_hash_of, emulator_main, expected_derived_bytes, sample_media):
+for _func in (content_hash_of, emulator_main, expected_derived_bytes, make_samples, sample_media):
     _func.__module__ = __name__
 del _obj, _func

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 import struct
 import zlib
+from pathlib import Path
+from typing import Final
 
 SAMPLE_KINDS = ("gif", "png", "jpeg", "mp4", "webm", "ogg", "mp3", "wav", "svg", "bmp", "text")
 
@@ -166,3 +168,28 @@ def sample_media(kind: str, *, size: int = 4096, seed: int = 0) -> bytes:
     if size < 64:
         raise ValueError(f"size must be at least 64 bytes, got {size!r}")
     return maker(random.Random(f"{kind}/{seed}"), size)
+
+
+# the demo's set, (file name, kind, size in bytes): each media kind twice, then a text file that fails
+DEMO_SAMPLES: Final = (
+    ("cat.gif", "gif", 48_000),
+    ("loop.gif", "gif", 160_000),
+    ("photo.png", "png", 64_000),
+    ("diagram.png", "png", 12_000),
+    ("song.mp3", "mp3", 420_000),
+    ("jingle.mp3", "mp3", 60_000),
+    ("clip.mp4", "mp4", 1_500_000),
+    ("teaser.mp4", "mp4", 240_000),
+    ("notes.txt", "text", 3_000),
+)
+
+
+def make_samples(directory: Path, *, seed: int = 7) -> list[Path]:
+    """Write the demo's samples (`DEMO_SAMPLES`, varied by `seed`) into `directory` (blocking)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n, (name, kind, size) in enumerate(DEMO_SAMPLES):
+        path = directory / name
+        path.write_bytes(sample_media(kind, size=size, seed=seed + n))
+        paths.append(path)
+    return paths

@@ -1,9 +1,9 @@
 """What the batch commands (`recuro restore`, `mediacrush upload`) share: options, checks, the run, exit codes.
 
-A batch command reads its options, checks everything typed before any request (`input_problems`,
-`journal_problem`; all problems at once, exit 2), opens the batch with `open_batch` and hands it to `drive`,
-which shows its events with the service's `Wording`, lets Ctrl-C stop it (a second Ctrl-C aborts), writes
-the report and prints the summary; `exit_code` then says what to do next.
+A batch command reads its options, checks everything typed before any request (`input_problems`: all
+problems at once, exit 2), opens the batch with its adapter's settings and `open_batch`, and hands it to
+`drive`, which shows its events with the service's `Wording`, lets Ctrl-C stop it (a second Ctrl-C
+aborts), writes the report and prints the summary; `exit_code` then says what to do next.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
 
-from orchestrator._batch import Batch, journal_path
+from orchestrator._batch import Batch
 from orchestrator._events import BatchDone, ItemDone, ItemQueued
-from orchestrator._journal import Journal, JournalError
+from orchestrator._journal import JournalError
 from orchestrator._report import Report
-from orchestrator._service import ServiceAdapter
 from orchestrator._stages import Item
 
 from ._main import (
@@ -31,6 +31,7 @@ from ._main import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    Service,
     UsageError,
     Voice,
     positive_float,
@@ -39,32 +40,32 @@ from ._main import (
 )
 from ._render import Renderer, Wording, make_renderer, print_summary
 
-__all__ = [
-    "Ended",
-    "add_batch_options",
-    "drive",
-    "exit_code",
-    "input_problems",
-    "journal_problem",
-    "run_batch",
-]
+__all__ = ["Ended", "add_batch_options", "batch_handler", "drive", "exit_code", "input_problems"]
 
 
 def add_batch_options(
     parser: argparse.ArgumentParser,
     *,
+    service: str,
     noun: str,
     out_help: str | None,
     max_active: int,
     max_active_help: str,
 ) -> None:
-    """--out (required when `out_help` is None), --retry-failed, --report, --max-active, --time-scale, -v."""
+    """--out (required when `out_help` is None), --journal, --retry-failed, --report, --max-active,
+    --time-scale and -v."""
     parser.add_argument(
         "--out",
         type=Path,
         required=out_help is None,
         metavar="DIR",
         help=out_help or "output directory",
+    )
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        metavar="FILE",
+        help=f"the batch journal (default: DIR/.{service}-journal.sqlite); rerun to resume",
     )
     parser.add_argument(
         "--retry-failed", action="store_true", help=f"try the {noun}s that failed before again"
@@ -86,6 +87,19 @@ def add_batch_options(
         "emulator run with --time-scale",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
+
+
+def batch_handler(
+    service: Service[Any], run: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+) -> Callable[[argparse.Namespace], int]:
+    """A batch command's handler: its logs as -v says, `run(args)` under `service.run` (exit codes)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        service.configure_logging(verbose=args.verbose)
+        resume = "interrupted; rerun the same command to resume"
+        return service.run(lambda: run(args), on_interrupt=resume)
+
+    return handler
 
 
 def input_problems(
@@ -114,24 +128,12 @@ def input_problems(
     return problems
 
 
-async def journal_problem(
-    adapter: ServiceAdapter, out: Path, journal: Path | None = None
-) -> str | None:
-    """Why the batch's journal cannot be used for this job (it belongs to another), or None."""
-    try:
-        await Journal.check(journal_path(adapter, out, journal), adapter.job_spec())
-    except JournalError as exc:
-        return str(exc)
-    return None
-
-
 @attrs.frozen
 class Ended:
-    """How a batch ended: its last event (None when it never ended), its report and its items."""
+    """How a batch ended: its last event (None when it never ended) and its report."""
 
     last: BatchDone | None
     report: Report
-    items: tuple[Item, ...] = ()
 
     @property
     def fatal(self) -> str | None:
@@ -142,47 +144,6 @@ class Ended:
     def interrupted(self) -> bool:
         """True when Ctrl-C (or SIGTERM) ended the batch early."""
         return self.report.interrupted
-
-
-async def run_batch(
-    opened: AbstractAsyncContextManager[Batch],
-    inputs: Sequence[str],
-    *,
-    renderer: Renderer,
-    voice: Voice,
-    report: Path | None = None,
-    watch_signals: bool = True,
-) -> Ended:
-    """Run an opened batch (`open_batch(...)`), showing its events; Ctrl-C stops it, a second aborts it.
-
-    A finished item's output is described by the service's `Describer` hook (its files), for the renderer.
-    """
-    last: BatchDone | None = None
-    items: dict[str, Item] = {}
-    async with opened as batch, anyio.create_task_group() as tg:
-        runner = batch.runner
-        if watch_signals:
-            tg.start_soon(lambda: watch_interrupts(runner.stop, runner.abort, say=voice.say))
-        with renderer:
-            async for event in batch.run(inputs):
-                item: Item | None = None
-                if isinstance(event, BatchDone):
-                    last = event
-                elif not isinstance(event, ItemQueued):
-                    item = items.get(event.key)
-                    if item is None:  # admitted since the last look: one snapshot for them all
-                        items = {i.key: i for i in runner.items}
-                        item = items.get(event.key)
-                details = await batch.describe(event) if isinstance(event, ItemDone) else ()
-                renderer.handle(event, item, details)
-        tg.cancel_scope.cancel()
-        stopped = runner.stopping
-    fatal = last.error if last is not None else None
-    interrupted = last is None or last.interrupted or (stopped and fatal is None)
-    ended = Ended(last, batch.report(interrupted=interrupted), tuple(batch.items))
-    if report is not None:
-        await anyio.Path(report).write_text(ended.report.to_json(), encoding="utf-8")
-    return ended
 
 
 async def drive(
@@ -196,28 +157,47 @@ async def drive(
     report: Path | None = None,
     watch_signals: bool = True,
 ) -> Ended:
-    """Run the batch (`run_batch`), then print its summary table; `UsageError` when another run holds it.
+    """Run an opened batch (`open_batch(...)`), showing its events, then print its summary; Ctrl-C stops
+    it, a second aborts it; `UsageError` when its journal is another job's or another run holds it.
 
+    A finished item's output is described by the service's `Describer` hook (its files), for the renderer.
     With tab-separated lines (`wording.tabs`) stdout is for scripts: the table is shown on a terminal
     only, and the totals go to stderr.
     """
     started = time.monotonic()
     tty = sys.stdout.isatty() if tty is None else tty
     renderer = renderer or make_renderer(tty=tty, wording=wording)
+    last: BatchDone | None = None
+    items: dict[str, Item] = {}
     try:
-        ended = await run_batch(
-            opened,
-            inputs,
-            renderer=renderer,
-            voice=voice,
-            report=report,
-            watch_signals=watch_signals,
-        )
-    except JournalError as exc:  # another run holds the journal
+        async with opened as batch, anyio.create_task_group() as tg:
+            runner = batch.runner
+            if watch_signals:
+                tg.start_soon(lambda: watch_interrupts(runner.stop, runner.abort, say=voice.say))
+            with renderer:
+                async for event in batch.run(inputs):
+                    item: Item | None = None
+                    if isinstance(event, BatchDone):
+                        last = event
+                    elif not isinstance(event, ItemQueued):
+                        item = items.get(event.key)
+                        if item is None:  # admitted since the last look: one snapshot for them all
+                            items = {i.key: i for i in runner.items}
+                            item = items.get(event.key)
+                    details = await batch.describe(event) if isinstance(event, ItemDone) else ()
+                    renderer.handle(event, item, details)
+            tg.cancel_scope.cancel()
+            stopped = runner.stopping
+    except JournalError as exc:
         raise UsageError([str(exc)]) from exc
+    fatal = last.error if last is not None else None
+    interrupted = last is None or last.interrupted or (stopped and fatal is None)
+    ended = Ended(last, batch.report(interrupted=interrupted))
+    if report is not None:
+        await anyio.Path(report).write_text(ended.report.to_json(), encoding="utf-8")
     if tty or not wording.tabs:
         print_summary(ended.report, tty=tty, title=wording.title)
-    if wording.tabs and (last := ended.last) is not None:
+    if wording.tabs and last is not None:
         voice.say(
             f"{last.done} done, {last.failed} failed"
             + (f", {last.parked} parked" if last.parked else "")

@@ -1,9 +1,8 @@
 """`PROG demo`: a service's main job on its embedded emulator, end to end, offline (no credentials, no network).
 
-The runner is the same for every service: write sample media, start the emulator on loopback, run the
-batch through exactly the command's own path (staging, journal, downloads, progress), check every output
-byte for byte against what the emulator is known to produce, and print one line of what happened. A service
-brings a `DemoHook`: its samples, its emulator, its batch, what to read off the emulator, and its checks.
+The same for every service: write the `Demo`'s samples (`orchestrator._demo`), start its emulator, run the
+command's own batch on them (staging, journal, downloads, progress: a `DemoBatch`), check every output
+against what the emulator is known to produce, and print one line of what happened.
 """
 
 from __future__ import annotations
@@ -11,53 +10,23 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from orchestrator._stages import Item
+from orchestrator._demo import Demo
+from orchestrator._report import Report, build_report
 
 from ._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Service, positive_float
 
-__all__ = ["DemoHook", "add_demo_options", "demo_handler", "run_demo"]
+__all__ = ["DemoBatch", "add_demo_options", "demo_handler", "run_demo"]
 
-
-class DemoHook(Protocol):
-    """A service's part of its demo."""
-
-    def samples(self, directory: Path, args: argparse.Namespace) -> list[Path]:
-        """Write the sample inputs into `directory` (blocking)."""
-        ...
-
-    def emulator(self, time_scale: float, seed: int) -> AbstractAsyncContextManager[Any]:
-        """The emulator, started on loopback (a running emulator with `base_url` and `emulator`)."""
-        ...
-
-    async def run(
-        self,
-        base_url: str,
-        samples: Sequence[Path],
-        root: Path,
-        args: argparse.Namespace,
-        tty: bool | None,
-    ) -> tuple[int, Sequence[Item]]:
-        """Run the command's batch on the samples (its outputs and report under `root`); its exit code
-        and items."""
-        ...
-
-    def observe(self, emulator: Any, count: int) -> tuple[int, str]:
-        """What the emulator saw: media left on it, and the requests it served (one phrase)."""
-        ...
-
-    def verify(
-        self, samples: Sequence[Path], root: Path, items: Sequence[Item]
-    ) -> tuple[list[str], str]:
-        """Every problem with the outputs, and one phrase saying what verified (blocking)."""
-        ...
+DemoBatch = Callable[[str, Sequence[Path], Path, argparse.Namespace, bool | None], Awaitable[int]]
+"""The command's batch on the samples: `(base_url, samples, root, args, tty)` -> its exit code; its outputs
+go under `root`, its report to `root/report.json`."""
 
 
 def add_demo_options(parser: argparse.ArgumentParser, *, kept: str) -> None:
@@ -80,19 +49,30 @@ def add_demo_options(parser: argparse.ArgumentParser, *, kept: str) -> None:
 
 
 async def run_demo(
-    hook: DemoHook, service: Service[Any], args: argparse.Namespace, *, tty: bool | None = None
+    demo: Demo,
+    batch: DemoBatch,
+    service: Service[Any],
+    args: argparse.Namespace,
+    *,
+    tty: bool | None = None,
 ) -> int:
     """Run the demo; returns the exit code (0 when every output verified and nothing was left behind)."""
     with tempfile.TemporaryDirectory(prefix=f"{service.voice.prog}-demo-") as scratch:
         root = args.out if args.out is not None else Path(scratch)
-        samples = await anyio.to_thread.run_sync(hook.samples, root / "samples", args)
+        count = getattr(args, "count", 0)
+        samples = await anyio.to_thread.run_sync(
+            lambda: demo.samples(root / "samples", count=count, seed=args.seed)
+        )
         started = time.monotonic()
-        async with hook.emulator(args.time_scale, args.seed) as running:
+        async with demo.emulator(args.time_scale, args.seed) as running:
             print(f"emulator on {running.base_url} (time scale {args.time_scale:g})", flush=True)
-            code, items = await hook.run(running.base_url, samples, root, args, tty)
-            left, requests = hook.observe(running.emulator, len(samples))
+            code = await batch(running.base_url, samples, root, args, tty)
+            left, requests = demo.observe(running.emulator, len(samples))
         elapsed = time.monotonic() - started
-        problems, verified = await anyio.to_thread.run_sync(hook.verify, samples, root, items)
+        written = anyio.Path(root / "report.json")
+        text = await written.read_text(encoding="utf-8") if await written.exists() else None
+        report = Report.from_json(text) if text else build_report([], service="", settings={})
+        problems, verified = await anyio.to_thread.run_sync(demo.verify, samples, report)
         for problem in problems:
             service.voice.fail(f"verify: {problem}")
         print(f"demo: {verified}; {requests}, {elapsed:.1f} s", flush=True)
@@ -105,11 +85,13 @@ async def run_demo(
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def demo_handler(hook: DemoHook, service: Service[Any]) -> Callable[[argparse.Namespace], int]:
+def demo_handler(
+    demo: Demo, batch: DemoBatch, service: Service[Any]
+) -> Callable[[argparse.Namespace], int]:
     """The synchronous `PROG demo` handler the dispatcher calls."""
 
     def handler(args: argparse.Namespace) -> int:
         service.configure_logging(verbose=False)
-        return service.run(lambda: run_demo(hook, service, args))
+        return service.run(lambda: run_demo(demo, batch, service, args))
 
     return handler

@@ -24,6 +24,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "Call",
     "ExamplesFormatter",
     "Service",
     "UsageError",
@@ -31,10 +32,13 @@ __all__ = [
     "add_base_url",
     "add_command",
     "add_emulator_command",
+    "arg",
     "dispatch",
     "positive_float",
     "positive_int",
     "print_rows",
+    "rows_of",
+    "saying",
     "watch_interrupts",
 ]
 
@@ -79,7 +83,7 @@ class Service(Generic[ClientT]):
         connect: a client configured from the arguments (raises a `usage` error when it cannot be).
         add_connection: the options `connect` reads (base URL, credentials).
         usage: the client's errors that mean "fix the command" (exit 2).
-        failed: the client's errors that mean "the call failed" (exit 1), told with `describe`.
+        failed: the client's errors that mean "the call failed" (exit 1), told by their message.
     """
 
     voice: Voice
@@ -88,7 +92,6 @@ class Service(Generic[ClientT]):
     add_connection: Callable[[argparse.ArgumentParser], None]
     usage: tuple[type[Exception], ...] = ()
     failed: tuple[type[Exception], ...] = ()
-    describe: Callable[[Exception], str] = str
 
     def run(
         self, main: Callable[[], Coroutine[Any, Any, int]], *, on_interrupt: str = "interrupted"
@@ -109,29 +112,35 @@ class Service(Generic[ClientT]):
             self.voice.fail(str(exc))
             return EXIT_USAGE
         except self.failed as exc:
-            self.voice.fail(self.describe(exc))
+            self.voice.fail(str(exc) or type(exc).__name__)
             return EXIT_FAILED
 
-    def add(
+    def add_calls(
         self,
         sub: argparse._SubParsersAction[argparse.ArgumentParser],
-        command: Callable[[ClientT, argparse.Namespace], Awaitable[int]],
-        *texts: str,
-    ) -> argparse.ArgumentParser:
-        """A one-call subcommand (`add_command(sub, *texts)`): `command(client, args)` with a client
-        from the arguments, under `run`; the caller adds the command's own arguments."""
+        calls: Sequence[Call[ClientT]],
+    ) -> None:
+        """The one-call subcommands: each runs `call.run(client, args)` with a client from the
+        arguments, under `run`, and prints what it returns (a table, or a line)."""
+        for call in calls:
 
-        def handler(args: argparse.Namespace) -> int:
-            async def main() -> int:
-                async with self.connect(args) as client:
-                    return await command(client, args)
+            def handler(args: argparse.Namespace, call: Call[ClientT] = call) -> int:
+                async def main() -> int:
+                    async with self.connect(args) as client:
+                        result = await call.run(client, args)
+                    if isinstance(result, str):
+                        print(result)
+                    elif not isinstance(result, int):
+                        print_rows(call.header, result)
+                    return result if isinstance(result, int) else EXIT_OK
 
-            return self.run(main)
+                return self.run(main)
 
-        parser = add_command(sub, *texts)
-        self.add_connection(parser)
-        parser.set_defaults(handler=handler)
-        return parser
+            parser = add_command(sub, call.name, call.one_line, call.description, call.example)
+            for names, options in call.args:
+                parser.add_argument(*names, **options)
+            self.add_connection(parser)
+            parser.set_defaults(handler=handler)
 
     def configure_logging(self, *, verbose: bool) -> None:
         """The engine's and the client's logs on stderr: errors only, or what they decide with `verbose`."""
@@ -143,6 +152,46 @@ class Service(Generic[ClientT]):
             if not logger.handlers:
                 logger.addHandler(handler)
                 logger.propagate = False
+
+
+Rows = Sequence[Sequence[str]]
+Arg = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def arg(*names: str, **options: Any) -> Arg:
+    """An argument of a `Call`, as `parser.add_argument(*names, **options)` takes it."""
+    return names, options
+
+
+@attrs.frozen
+class Call(Generic[ClientT]):
+    """A one-call subcommand (`Service.add_calls`): its words, its arguments, and what it does.
+
+    `run(client, args)` returns rows (printed as a table under `header`), a line to print, or an exit
+    code when it printed (or failed) on its own.
+    """
+
+    name: str
+    one_line: str
+    description: str
+    example: str
+    run: Callable[[ClientT, argparse.Namespace], Awaitable[Rows | str | int]]
+    header: tuple[str, ...] = ()
+    args: tuple[Arg, ...] = ()
+
+
+async def rows_of(
+    listing: Awaitable[Sequence[Any]] | Awaitable[Any], row: Callable[[Any], Sequence[str]]
+) -> Rows:
+    """The rows of an awaited listing (or of one object), one `row(element)` each."""
+    found = await listing
+    return [row(x) for x in (found if isinstance(found, list | tuple) else [found])]
+
+
+async def saying(call: Awaitable[object], line: str) -> str:
+    """`line`, once `call` is done."""
+    await call
+    return line
 
 
 class _Formatter(logging.Formatter):

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Protocol, Self
 
@@ -28,7 +27,7 @@ from orchestrator._events import (
     ItemQueued,
     StageChanged,
 )
-from orchestrator._report import Report, redact_url
+from orchestrator._report import Report, Tally, display_name, duration_text, size_text
 from orchestrator._stages import TERMINAL_STAGES, Item, Stage
 
 __all__ = [
@@ -43,24 +42,11 @@ __all__ = [
 
 _MAX_ROWS = 12  # per-item bars shown at once on a terminal
 _MAX_TABLE = 40  # larger batches list only the items that did not finish in the terminal table
-_CALLS_PER_ITEM = 3.3  # API requests per item in polling mode (B1, Recuro)
-# stages an item is in while something happens to it (a bar of its own, or counted in "and N more")
-_IN_FLIGHT = frozenset(Stage) - TERMINAL_STAGES - {Stage.QUEUED}
-_LABELS = {
-    Stage.QUEUED: "queued",
-    Stage.STAGED: "staged",
-    Stage.UPLOADING: "uploading",
-    Stage.UPLOADED: "analysing",
-    Stage.READY: "ready",
-    Stage.STARTING: "starting job",
-    Stage.RUNNING: "restoring",
-    Stage.RESTORED: "restored",
-    Stage.DOWNLOADING: "downloading",
-    Stage.DOWNLOADED: "verified",
-    Stage.DONE: "done",
-    Stage.FAILED: "failed",
-    Stage.PARKED: "parked",
-}
+
+
+def _every_stage(labels: Mapping[Stage, str]) -> Mapping[Stage, str]:
+    """Every stage's label: its own name unless `labels` words it otherwise."""
+    return {stage: labels.get(stage, stage.value) for stage in Stage}
 
 
 @attrs.frozen
@@ -68,7 +54,7 @@ class Wording:
     """A service's words for the shared renderers.
 
     Attributes:
-        labels: what each stage is called.
+        labels: what the service calls a stage, where it is not the stage's name.
         overall: the overall bar's name.
         title: the summary table's title.
         rate: the API requests per second the batch may send (the ETA's budget bound), or None.
@@ -77,18 +63,12 @@ class Wording:
         tab_stages: the stages the tab-separated lines name by their label (besides uploads).
     """
 
-    labels: Mapping[Stage, str] = attrs.field(factory=lambda: dict(_LABELS))
+    labels: Mapping[Stage, str] = attrs.field(factory=dict, converter=_every_stage)
     overall: str = "batch"
-    title: str = "restore summary"
+    title: str = "summary"
     rate: float | None = None
     tabs: bool = False
     tab_stages: frozenset[Stage] = frozenset({Stage.DOWNLOADING})
-
-
-def display_name(key: str) -> str:
-    """A short name for an item: the file name of its path or URL."""
-    tail = key.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    return tail or redact_url(key)
 
 
 class Renderer(Protocol):
@@ -126,7 +106,6 @@ class PlainRenderer:
         self._stream = stream or sys.stdout
         self._labels = (wording or Wording()).labels
         self._quarters: dict[str, int] = {}
-        self._queued = 0
         self._flush_pending = False
 
     def __enter__(self) -> Self:
@@ -168,7 +147,6 @@ class PlainRenderer:
     def handle(self, event: Event, item: Item | None = None, details: Sequence[str] = ()) -> None:  # noqa: ARG002
         """Print the event as one line (or nothing, for fine-grained progress)."""
         if isinstance(event, ItemQueued):
-            self._queued += 1
             if event.stage is not Stage.QUEUED:
                 self._line(f"{display_name(event.key)}: resumed at {self._labels[event.stage]}")
         elif isinstance(event, StageChanged):
@@ -256,8 +234,7 @@ class RichRenderer:
     that have no bar of their own (`and 37 more: ...`), so that nothing in flight is invisible.
 
     Item bars show what is known: a job's progress in percent, a download's bytes; a pulsing bar until
-    then. The ETA is the larger of two estimates: the observed rate of finished items, and the rate
-    budget (about 3.3 API requests per item at `rate` requests per second).
+    then. The counts and the ETA are the report's `Tally` (the pace so far, bounded by the rate budget).
     """
 
     def __init__(
@@ -280,8 +257,7 @@ class RichRenderer:
         self._overall: TaskID = self._progress.add_task(self._name, total=0, detail="")
         self._more: TaskID = self._progress.add_task("", total=None, detail="", visible=False)
         self._rows: dict[str, TaskID] = {}
-        self._stage: dict[str, Stage] = {}
-        self._first_end: float | None = None
+        self._tally = Tally()
 
     def __enter__(self) -> Self:
         self._progress.__enter__()
@@ -296,7 +272,7 @@ class RichRenderer:
         self._progress.__exit__(exc_type, exc, tb)
 
     def _describe(self, key: str) -> str:
-        return f"{display_name(key)[:32]:<32} {self._labels[self._stage[key]]}"
+        return f"{display_name(key)[:32]:<32} {self._labels[self._tally.stages[key]]}"
 
     def _row(self, key: str) -> Any:
         task = self._rows.get(key)
@@ -309,92 +285,58 @@ class RichRenderer:
         task = self._rows.pop(key, None)
         if task is not None:
             self._progress.remove_task(task)
-            hidden = next((k for k in self._in_flight() if k not in self._rows), None)
+            hidden = next((k for k in self._tally.in_flight() if k not in self._rows), None)
             if hidden is not None:  # a bar came free: give it to an item that had none
                 self._row(hidden)
 
-    def _in_flight(self) -> list[str]:
-        return [k for k, stage in self._stage.items() if stage in _IN_FLIGHT]
-
-    def _count_the_rest(self) -> None:
-        """`and N more: 3 uploading, 20 analysing, ...` for in-flight items without a bar."""
-        hidden = [k for k in self._in_flight() if k not in self._rows]
-        if not hidden:
-            self._progress.update(self._more, visible=False)
-            return
+    def _show_counts(self) -> None:
+        """`and N more: 3 uploading, 20 analysing, ...` for in-flight items without a bar; the ETA."""
+        hidden = [k for k in self._tally.in_flight() if k not in self._rows]
         counts: dict[str, int] = {}
         for key in hidden:
-            label = self._labels[self._stage[key]]
+            label = self._labels[self._tally.stages[key]]
             counts[label] = counts.get(label, 0) + 1
         parts = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
-        self._progress.update(
-            self._more, description=f"and {len(hidden)} more: {parts}", visible=True
-        )
-
-    def _update_eta(self) -> None:
-        overall = self._progress.tasks[0]
-        total, done = overall.total or 0, overall.completed
-        left = total - done
-        if left <= 0 or not total:
-            self._progress.update(self._overall, detail=f"{done:.0f}/{total:.0f}")
-            return
-        eta = 0.0 if self._rate is None else left * _CALLS_PER_ITEM / self._rate
-        elapsed = overall.elapsed
-        if done and elapsed:
-            eta = max(eta, left * elapsed / done)
-        elif self._rate is None:  # nothing to estimate from yet
-            self._progress.update(self._overall, detail=f"{done:.0f}/{total:.0f}")
-            return
-        self._progress.update(self._overall, detail=f"{done:.0f}/{total:.0f}  ETA {_duration(eta)}")
+        more = f"and {len(hidden)} more: {parts}"
+        self._progress.update(self._more, description=more, visible=bool(hidden))
+        tally = self._tally
+        detail = f"{tally.finished}/{tally.total}"
+        eta = tally.eta(self._progress.tasks[0].elapsed, self._rate)
+        if eta is not None and tally.finished < tally.total:
+            detail += f"  ETA {duration_text(eta)}"
+        self._progress.update(self._overall, total=tally.total, detail=detail)
 
     def upload_progress(self, key: str, sent: int, total: int | None) -> None:
         """An upload's bytes on its item's bar."""
         task = self._rows.get(key)
         if task is not None:
-            detail = f"{_size(sent)} / {_size(total) if total is not None else '?'}"
+            detail = f"{size_text(sent)} / {size_text(total) if total is not None else '?'}"
             self._progress.update(task, completed=sent, total=total, detail=detail)
 
     def handle(self, event: Event, item: Item | None = None, details: Sequence[str] = ()) -> None:
         """Update the bars."""
         p = self._progress
-        if isinstance(event, ItemQueued):
-            self._stage[event.key] = event.stage
-            p.update(self._overall, total=(p.tasks[0].total or 0) + 1)
-            if event.stage in _IN_FLIGHT:
-                self._row(event.key)
-        elif isinstance(event, StageChanged):
-            self._stage[event.key] = event.new
-            if event.new in TERMINAL_STAGES:
-                self._drop(event.key)
-            else:
-                task = self._row(event.key)
-                if task is not None:
-                    # No progress known yet (budget-aware polling may not ask): a pulsing bar.
-                    p.update(
-                        task,
-                        description=self._describe(event.key),
-                        completed=0,
-                        total=None,
-                        detail="",
-                    )
-        elif isinstance(event, ItemProgress):
-            task = self._rows.get(event.key)
-            if task is not None and event.progress:
+        self._tally.update(event)
+        task = self._rows.get(event.key) if not isinstance(event, BatchDone) else None
+        if isinstance(event, ItemQueued) and event.stage not in TERMINAL_STAGES | {Stage.QUEUED}:
+            self._row(event.key)
+        elif isinstance(event, StageChanged) and event.new in TERMINAL_STAGES:
+            self._drop(event.key)
+        elif isinstance(event, StageChanged) and (task := self._row(event.key)) is not None:
+            # No progress known yet (budget-aware polling may not ask): a pulsing bar.
+            p.update(
+                task, description=self._describe(event.key), completed=0, total=None, detail=""
+            )
+        elif isinstance(event, ItemProgress) and task is not None:
+            if event.progress:
                 p.update(task, completed=event.progress, total=100, detail=f"{event.progress:.0f}%")
-            elif task is not None:  # a service that tells its state only (MediaCrush)
+            else:  # a service that tells its state only (MediaCrush)
                 p.update(task, detail=event.state)
-        elif isinstance(event, DownloadProgress):
-            task = self._rows.get(event.key)
-            if task is not None:
-                total = _size(event.total) if event.total is not None else "?"
-                p.update(
-                    task,
-                    completed=event.done,
-                    total=event.total,
-                    detail=f"{_size(event.done)} / {total}",
-                )
+        elif isinstance(event, DownloadProgress) and task is not None:
+            total = size_text(event.total) if event.total is not None else "?"
+            detail = f"{size_text(event.done)} / {total}"
+            p.update(task, completed=event.done, total=event.total, detail=detail)
         elif isinstance(event, ItemDone | ItemFailed):
-            self._stage.pop(event.key, None)
             self._drop(event.key)
             p.advance(self._overall)
             if isinstance(event, ItemDone) and details:
@@ -402,8 +344,9 @@ class RichRenderer:
                 remote = f"{item.remote_id}, " if item is not None and item.remote_id else ""
                 p.console.print(f"done {display_name(event.key)}: {remote}{what}", highlight=False)
             if isinstance(event, ItemFailed):
+                word = "parked" if event.parked else "stopped" if event.resumable else "failed"
                 p.console.print(
-                    f"[red]{_failure_word(event)}[/red] {display_name(event.key)}: "
+                    f"[red]{word}[/red] {display_name(event.key)}: "
                     f"{event.error_code}: {event.error_message}",
                     markup=True,
                     highlight=False,
@@ -411,8 +354,7 @@ class RichRenderer:
         elif isinstance(event, BatchDone):
             name = f"{self._name} interrupted" if event.interrupted else self._name
             p.update(self._overall, description=name)
-        self._count_the_rest()
-        self._update_eta()
+        self._show_counts()
 
 
 def make_renderer(*, tty: bool | None = None, wording: Wording | None = None) -> Renderer:
@@ -425,43 +367,17 @@ def make_renderer(*, tty: bool | None = None, wording: Wording | None = None) ->
     return TabRenderer(wording=wording) if wording.tabs else PlainRenderer(wording=wording)
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)  # pragma: no cover - the loop always returns
-
-
 def print_summary(
     report: Report,
     *,
     tty: bool | None = None,
     stream: IO[str] | None = None,
-    title: str = "restore summary",
+    title: str = "summary",
 ) -> None:
-    """The end-of-batch table: every item that did not finish, then the totals."""
-    if tty is None:
-        tty = sys.stdout.isatty()
-    t = report.totals
-    totals = (
-        f"{t['done']} done, {t['failed']} failed, {t['parked']} parked, {t['pending']} pending"
-        f"{' (interrupted)' if report.interrupted else ''}"
-    )
-    rows = [
-        (
-            display_name(item.input),
-            item.outcome,
-            str(Path(item.output_path).name) if item.output_path else "",
-            _size(item.size) if item.outcome == "done" else "",
-            f"{item.error_code}: {item.error_message}" if item.error_code else "",
-        )
-        for item in report.items
-    ]
-    if tty:
+    """The end-of-batch table (`Report.rows`: every item, or on a terminal past 40 those not done),
+    then the totals."""
+    rows = report.rows()
+    if tty if tty is not None else sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
@@ -472,20 +388,9 @@ def print_summary(
             table.add_row(*row, style=None if row[1] == "done" else "red")
         console = Console(file=stream) if stream is not None else Console()
         console.print(table)
-        console.print(totals)
+        console.print(report.totals_text())
         return
     out = stream or sys.stdout
     for row in rows:
         print("\t".join(row), file=out)
-    print(f"summary: {totals}", file=out, flush=True)
-
-
-def _failure_word(event: ItemFailed) -> str:
-    return "parked" if event.parked else "stopped" if event.resumable else "failed"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(int(seconds), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    print(f"summary: {report.totals_text()}", file=out, flush=True)

@@ -12,58 +12,53 @@ configuration error, 130 interrupted (rerun the same command to resume).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import anyio.to_thread
 import attrs
 
-from _clientkit._limiter import Pacing, SlidingWindowLimiter
-from orchestrator._adapters.recuro import RecuroAdapter
+from orchestrator._adapters.recuro import DEFAULT_MAX_ACTIVE, RATE_LIMIT, RecuroAdapter
 from orchestrator._batch import LOCAL_NOTIFY, journal_path, open_batch
 from orchestrator._budget import JournaledWindow
 from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
 from orchestrator._inputs import local_file_problem
-from orchestrator._polling import PollSettings
+from orchestrator._stages import Stage
 from orchestrator._staging import LocalFileServer, is_url
-from recuro_async import (
-    ConfigurationError,
-    DownloadOptions,
-    InputContainer,
-    RateLimit,
-    RecuroClient,
-    RedisLimiter,
-)
+from recuro_async import ConfigurationError, DownloadOptions, InputContainer, RecuroClient
 from recuro_async._client import REDIS_URL_ENV
-from recuro_async._constants import DEFAULT_TIMEOUT
 from recuro_async._validate import is_loopback_host
 
-from ._batchcmd import add_batch_options, drive, exit_code, input_problems, journal_problem
-from ._common import RECURO, add_connection_arguments, client_from_args
+from ._batchcmd import add_batch_options, batch_handler, drive, exit_code, input_problems
+from ._common import RECURO, add_connection_arguments, credentials_from_args
 from ._main import EXIT_USAGE, ExamplesFormatter, UsageError, positive_float, positive_int
 from ._render import Wording
 
 __all__ = [
-    "DEFAULT_JOURNAL_NAME",
+    "DEFAULT_MAX_ACTIVE",
     "RESTORE_DESCRIPTION",
     "RESTORE_EPILOG",
+    "WORDING",
     "add_restore_arguments",
     "main_restore",
     "run_restore",
 ]
 
 VOICE: Final = RECURO.voice
-DEFAULT_JOURNAL_NAME: Final = ".recuro-journal.sqlite"
-_RATE_REQUESTS: Final = 200  # the API's rate limit: requests per 60 s window
-# Little's law: items in flight = throughput x time each spends on the service. The rate budget finishes at
-# most 200 / 60 s / ~3.2 calls per item (~1 item/s); 200 in flight keep it busy while items take up to ~3
-# windows (B1: 32 gave 1.28x the lower bound at 300 items and 2.9x at 500; 200 gave 1.15x and 1.06x).
-DEFAULT_MAX_ACTIVE: Final = _RATE_REQUESTS
+WORDING: Final = Wording(
+    labels={
+        Stage.UPLOADED: "analysing",
+        Stage.STARTING: "starting job",
+        Stage.RUNNING: "restoring",
+        Stage.DOWNLOADED: "verified",
+    },
+    title="restore summary",
+)
+"""Recuro's words for the shared renderers: media is analysed, a job restores it, its output verified."""
 
 RESTORE_DESCRIPTION: Final = (
     "Restore every INPUT (a local media file or an http(s) URL) with one job each: upload, wait for "
@@ -107,6 +102,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", choices=["1080", "2160"], default=None, help="output resolution")
     add_batch_options(
         parser,
+        service="recuro",
         noun="item",
         out_help=None,
         max_active=DEFAULT_MAX_ACTIVE,
@@ -114,12 +110,6 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         "requests per window: by Little's law the rate budget, about 3.2 calls per item, keeps that many "
         "items busy while each spends up to about three rate windows on the service; lower it to cap the "
         "media held on the account, raise it for jobs that take longer)",
-    )
-    parser.add_argument(
-        "--journal",
-        type=Path,
-        metavar="FILE",
-        help=f"the batch journal (default: DIR/{DEFAULT_JOURNAL_NAME}); rerun to resume",
     )
     parser.add_argument(
         "--keep-remote", action="store_true", help="do not delete media from the account"
@@ -151,9 +141,9 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit",
         type=positive_int,
-        default=_RATE_REQUESTS,
+        default=RATE_LIMIT,
         metavar="N",
-        help=f"API requests the account allows per 60 s window (default: {_RATE_REQUESTS}, "
+        help=f"API requests the account allows per 60 s window (default: {RATE_LIMIT}, "
         "the documented limit); the batch never sends more in any window, across reruns",
     )
     parser.add_argument(
@@ -185,7 +175,6 @@ class _Setup:
     journal: Path
     config: RunnerConfig
     stager: LocalFileServer | None
-    notify_base: str | None
     window: JournaledWindow
 
 
@@ -222,57 +211,13 @@ def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return inputs, problems
 
 
-def _client(
-    args: argparse.Namespace, credentials: tuple[str, str] | None
-) -> tuple[RecuroClient, JournaledWindow]:
-    """The client, its limiter wrapped so that its window survives a kill (kept in the journal)."""
-    period = 60.0 * args.time_scale
-    limiter: dict[str, Any]
-    if redis_url := args.redis_url or os.environ.get(REDIS_URL_ENV):
-        # the window lives in Redis, shared and kept there; the client owns it
-        limiter = {"rate_limit": RateLimit(args.rate_limit, period), "redis_url": redis_url}
-    else:  # paced: a token bucket in front of the log sends a backlog out evenly, not at window edges
-        limiter = {
-            "limiter": JournaledWindow(
-                SlidingWindowLimiter(
-                    args.rate_limit,
-                    period,
-                    grace=DEFAULT_TIMEOUT,
-                    pacing=Pacing.even(args.rate_limit, period),
-                )
-            )
-        }
-    downloads = DownloadOptions(segments=args.segments)
-    if credentials is not None:
-        client = RecuroClient(
-            *credentials, base_url=args.base_url, download_options=downloads, **limiter
-        )
-    else:
-        client = client_from_args(args, download_options=downloads, **limiter)
-    window = client.limiter
-    if isinstance(window, RedisLimiter):
-        window = JournaledWindow(window)  # its snapshots are empty: Redis keeps it
-    assert isinstance(window, JournaledWindow)  # noqa: S101 - built above
-    return client, window
-
-
-async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) -> _Setup:
-    inputs, problems = await anyio.to_thread.run_sync(_check_files, args)
-    client: RecuroClient | None = None
-    adapter: RecuroAdapter | None = None
+def _stage_problems(args: argparse.Namespace, local: bool) -> list[str]:
+    """Problems with --stage-url, --stage-bind and --notify-url."""
+    problems = []
     try:
-        client, window = _client(args, credentials)
-        adapter = RecuroAdapter(
-            client, output_format=args.format, filters=args.filters, output_scaling=args.scale
-        )
-    except (ConfigurationError, ValueError) as exc:
-        problems.append(str(exc))
-    local = any(not is_url(i) for i in inputs)
-    try:
-        bind = _parse_bind(args.stage_bind)
+        _parse_bind(args.stage_bind)
     except ValueError as exc:
         problems.append(str(exc))
-        bind = ("127.0.0.1", 0)
     if args.stage_url and not args.stage_bind:
         problems.append("--stage-url needs --stage-bind HOST:PORT (the address it forwards to)")
     api_host = urllib.parse.urlsplit(args.base_url).hostname or ""
@@ -283,33 +228,51 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     notify = args.notify_url
     if notify is not None and notify != LOCAL_NOTIFY and not is_url(notify):
         problems.append(f"--notify-url {notify!r}: expected an http(s) URL or '{LOCAL_NOTIFY}'")
-    journal = journal_path(adapter, args.out, args.journal) if adapter is not None else args.out
-    if adapter is not None and not problems:
-        problems += filter(None, [await journal_problem(adapter, args.out, args.journal)])
+    return problems
+
+
+async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) -> _Setup:
+    inputs, problems = await anyio.to_thread.run_sync(_check_files, args)
+    local = any(not is_url(i) for i in inputs)
+    problems += _stage_problems(args, local)
+    client: RecuroClient | None = None
+    try:
+        client, window = RecuroAdapter.batch_client(
+            *(credentials or credentials_from_args(args)),
+            base_url=args.base_url,
+            rate_limit=args.rate_limit,
+            period=60.0 * args.time_scale,
+            redis_url=args.redis_url,
+            download_options=DownloadOptions(segments=args.segments),
+        )
+        adapter = RecuroAdapter(
+            client, output_format=args.format, filters=args.filters, output_scaling=args.scale
+        )
+    except (ConfigurationError, ValueError) as exc:
+        problems.append(str(exc))
     if problems:
         if client is not None:
             await client.aclose()
         raise UsageError(problems)
-    assert client is not None  # noqa: S101 - no problems means both exist
-    assert adapter is not None  # noqa: S101
-    config = RunnerConfig(
+    assert client is not None  # noqa: S101 - no problems: the client and adapter were made
+    config = RecuroAdapter.batch_config(
         args.out.resolve(),
+        webhook=args.notify_url is not None,
         keep_remote=args.keep_remote,
         retry_failed=args.retry_failed,
         max_active=args.max_active,
         phase_timeout=args.stage_timeout,
-        poll=PollSettings(webhook=notify is not None),  # a few calls per item in 200 a minute
     )
+    stager = None
+    if local or args.notify_url is not None:
+        stager = LocalFileServer(bind=_parse_bind(args.stage_bind), public_url=args.stage_url)
     return _Setup(
         inputs=inputs,
         client=client,
         adapter=adapter,
-        journal=journal,
+        journal=journal_path(adapter, args.out, args.journal),
         config=config.scaled(args.time_scale),
-        stager=LocalFileServer(bind=bind, public_url=args.stage_url)
-        if local or notify is not None
-        else None,
-        notify_base=notify,
+        stager=stager,
         window=window,
     )
 
@@ -331,15 +294,16 @@ async def run_restore(
                 setup.adapter,
                 setup.config.out_dir,
                 stager=setup.stager,
-                notify=setup.notify_base,
+                notify=args.notify_url,
                 journal=setup.journal,
                 config=setup.config,
                 window=setup.window,
                 crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
             )
-            budget = Wording(rate=args.rate_limit / (60.0 * args.time_scale))  # the ETA's bound
+            rate = args.rate_limit / (60.0 * args.time_scale)  # the ETA's bound
+            wording = attrs.evolve(WORDING, rate=rate)
             ended = await drive(
-                batch, setup.inputs, voice=VOICE, wording=budget, tty=tty, report=args.report
+                batch, setup.inputs, voice=VOICE, wording=wording, tty=tty, report=args.report
             )
     except UsageError as exc:
         for problem in exc.problems:
@@ -348,12 +312,8 @@ async def run_restore(
     return exit_code(ended, VOICE)
 
 
-def main_restore(args: argparse.Namespace) -> int:
-    """`recuro restore`: the synchronous entry point the dispatcher calls."""
-    RECURO.configure_logging(verbose=getattr(args, "verbose", False))
-    return RECURO.run(
-        lambda: run_restore(args), on_interrupt="interrupted; rerun the same command to resume"
-    )
+main_restore: Final = batch_handler(RECURO, run_restore)
+"""`recuro restore`: the synchronous entry point the dispatcher calls."""
 
 
 if __name__ == "__main__":  # `python -m orchestrator.cli._restore ...`, without the dispatcher

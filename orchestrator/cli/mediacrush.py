@@ -20,9 +20,8 @@ import json
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio.to_thread
 import attrs
@@ -31,29 +30,27 @@ from mediacrush_async import (
     Album,
     ConfigurationError,
     File,
-    MediaCrushAPIError,
     MediaCrushClient,
     MediaCrushError,
     NotFoundError,
     NotOwnerError,
     ServerError,
-    content_hash,
 )
 from mediacrush_async._constants import BASE_URL_ENV, DEFAULT_BASE_URL
-from orchestrator._adapters.mediacrush import MediaCrushAdapter, read_manifest
+from orchestrator._adapters.mediacrush import MediaCrushAdapter
 from orchestrator._batch import open_batch
-from orchestrator._config import RunnerConfig
+from orchestrator._demo import MEDIACRUSH_DEMO
 from orchestrator._effects import CrashPoint
 from orchestrator._inputs import local_file_problem
-from orchestrator._polling import PollSettings
-from orchestrator._stages import Item, Stage
+from orchestrator._stages import Stage
 from orchestrator._staging import PushStager
 
-from ._batchcmd import add_batch_options, drive, exit_code, input_problems, journal_problem
-from ._demo import add_demo_options, demo_handler
+from ._batchcmd import add_batch_options, batch_handler, drive, exit_code, input_problems
+from ._demo import add_demo_options, demo_handler, run_demo
 from ._main import (
     EXIT_FAILED,
     EXIT_OK,
+    Call,
     ExamplesFormatter,
     Service,
     UsageError,
@@ -61,6 +58,7 @@ from ._main import (
     add_base_url,
     add_command,
     add_emulator_command,
+    arg,
     dispatch,
     print_rows,
 )
@@ -68,30 +66,13 @@ from ._render import Wording, make_renderer
 
 __all__ = [
     "MEDIACRUSH",
-    "UploadOutcome",
     "build_parser",
     "check_inputs",
+    "demo",
     "main",
     "run_upload",
     "wording",
 ]
-
-_API_REASONS: Final = {
-    401: "refused: only the address that uploaded it may do this",
-    404: "no such file or album",
-    413: "too large",
-    415: "not a file (an album?)",
-    420: "the upload budget of this address is spent; try again later",
-}
-
-
-def describe(exc: BaseException) -> str:
-    """A readable one-line reason for a client error."""
-    if isinstance(exc, MediaCrushAPIError):
-        reason = _API_REASONS.get(exc.status_code)
-        return f"{reason} ({exc})" if reason else str(exc)
-    return str(exc) or type(exc).__name__
-
 
 MEDIACRUSH: Final = Service[MediaCrushClient](
     voice=Voice("mediacrush"),
@@ -102,7 +83,6 @@ MEDIACRUSH: Final = Service[MediaCrushClient](
     ),
     usage=(ConfigurationError,),
     failed=(MediaCrushError,),
-    describe=describe,
 )
 VOICE: Final = MEDIACRUSH.voice
 
@@ -196,21 +176,45 @@ async def _rm(client: MediaCrushClient, args: argparse.Namespace) -> int:
     try:
         await client.delete(args.hash)
     except (NotOwnerError, NotFoundError) as exc:
-        VOICE.fail(f"{args.hash}: {describe(exc)}")
+        VOICE.fail(f"{args.hash}: {exc}")
         return EXIT_FAILED
     print(f"deleted {args.hash}")
     return EXIT_OK
 
 
+_HASH: Final = arg("hash", metavar="HASH", help="the file's or album's 12-character hash")
+CALLS: Final[tuple[Call[MediaCrushClient], ...]] = (
+    Call(
+        "info",
+        "show a file or album object",
+        "Show what the server knows of a file or album: type, derived files, flags, metadata (or, for "
+        "an album, its files). An unknown hash exits 1.",
+        "examples:\n  mediacrush info tVWMM_ziA3nm\n  mediacrush info tVWMM_ziA3nm --json",
+        _info,
+        args=(_HASH, arg("--json", action="store_true", help="print the object as JSON")),
+    ),
+    Call(
+        "status",
+        "show the processing status of files",
+        "Show the processing status of each file (pending, processing, ready, done, or a failure such "
+        "as unrecognised), one line per hash. Exits 1 if a hash is unknown.",
+        "mediacrush status tVWMM_ziA3nm LxqXxVPAvqqB",
+        _status,
+        args=(arg("hashes", nargs="+", metavar="HASH", help="12-character file hashes"),),
+    ),
+    Call(
+        "rm",
+        "delete a file or album (only its uploader's address may)",
+        "Delete a file or album from the server. Only the address that uploaded it may; deleting a "
+        "file removes it for everyone who uploaded the same bytes.",
+        "mediacrush rm tVWMM_ziA3nm",
+        _rm,
+        args=(_HASH,),
+    ),
+)
+
+
 # ---------------------------------------------------------------------- upload
-
-
-@attrs.frozen
-class UploadOutcome:
-    """How the batch ended: the exit code and the items (in batch order)."""
-
-    code: int
-    items: tuple[Item, ...]
 
 
 def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = None) -> list[str]:
@@ -222,9 +226,8 @@ def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = N
 
 def wording(*, downloads: bool) -> Wording:
     """MediaCrush's words for the shared renderers: files are checked, processed and downloaded."""
-    labels = dict(Wording().labels)
     # the bar's detail shows the server's own state (pending, processing, ready) after "uploaded"
-    labels |= {Stage.UPLOADING: "checking", Stage.UPLOADED: "uploaded"}
+    labels = {Stage.UPLOADING: "checking", Stage.UPLOADED: "uploaded"}
     labels[Stage.DOWNLOADING] = "downloading" if downloads else "listing files"
     return Wording(
         labels=labels,
@@ -237,8 +240,8 @@ def wording(*, downloads: bool) -> Wording:
 
 async def run_upload(
     args: argparse.Namespace, *, tty: bool | None = None, watch_signals: bool = True
-) -> UploadOutcome:
-    """Run `mediacrush upload` with parsed `args` as one batch through the orchestrator; the outcome.
+) -> int:
+    """Run `mediacrush upload` with parsed `args` as one batch through the orchestrator; the exit code.
 
     Raises `UsageError` (every problem with the files, --out and --report; a journal of another kind of
     batch in --out, or one another run holds) and `ConfigurationError` (a bad base URL) before any request.
@@ -249,17 +252,11 @@ async def run_upload(
     renderer = make_renderer(tty=tty, wording=words)
     with tempfile.TemporaryDirectory(prefix="mediacrush-") as scratch:
         out = args.out if args.out is not None else Path(scratch)
-        # status is cheap and uploads are idempotent (content-hash ids): quick polls, nothing to settle,
-        # several uploads at once
-        config = RunnerConfig(
+        config = MediaCrushAdapter.batch_config(
             out,
-            poll=PollSettings(min_interval=0.5, max_interval=10.0),
-            settle=0.0,
             keep_remote=not args.delete,
             retry_failed=args.retry_failed,
             max_active=args.max_active,
-            max_uploads=4,
-            max_downloads=4,
         )
         async with MediaCrushClient(args.base_url) as client:
             adapter = MediaCrushAdapter(
@@ -269,12 +266,11 @@ async def run_upload(
                     str(path), sent, total
                 ),
             )
-            if problem := await journal_problem(adapter, out):
-                raise UsageError([problem])
             batch = open_batch(
                 adapter,
                 out,
                 stager=PushStager(),
+                journal=args.journal,
                 config=config.scaled(args.time_scale),
                 crash_at=CrashPoint.from_environ(),  # a test hook (ORCHESTRATOR_CRASH_AT)
             )
@@ -288,132 +284,24 @@ async def run_upload(
                 report=args.report,
                 watch_signals=watch_signals,
             )
-    return UploadOutcome(exit_code(ended, VOICE), ended.items)
+    return exit_code(ended, VOICE)
 
 
-def _upload(args: argparse.Namespace) -> int:
-    MEDIACRUSH.configure_logging(verbose=args.verbose)
-
-    async def main() -> int:
-        return (await run_upload(args)).code
-
-    return MEDIACRUSH.run(main)
+# ---------------------------------------------------------------------- the demo's batch
 
 
-# ---------------------------------------------------------------------- the demo's MediaCrush part
-
-# (file name, emulator sample kind, size in bytes); the text file is expected to fail as unrecognised
-SAMPLES: Final = (
-    ("cat.gif", "gif", 48_000),
-    ("loop.gif", "gif", 160_000),
-    ("photo.png", "png", 64_000),
-    ("diagram.png", "png", 12_000),
-    ("song.mp3", "mp3", 420_000),
-    ("jingle.mp3", "mp3", 60_000),
-    ("clip.mp4", "mp4", 1_500_000),
-    ("teaser.mp4", "mp4", 240_000),
-)
-NON_MEDIA: Final = ("notes.txt", "text", 3_000)
-EXPECTED_FAILURE: Final = "unrecognised"
-
-
-class MediaCrushDemo:
-    """`mediacrush demo`: upload sample media through `mediacrush upload --out DIR --delete`, compare
-    every derived file with the emulator's `expected_derived_bytes`; the text file must fail."""
-
-    def samples(self, directory: Path, args: argparse.Namespace) -> list[Path]:
-        """The media samples, then the text file."""
-        from mediacrush_async.testing import sample_media
-
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for n, (name, kind, size) in enumerate((*SAMPLES, NON_MEDIA)):
-            path = directory / name
-            path.write_bytes(sample_media(kind, size=size, seed=args.seed + n))
-            paths.append(path)
-        return paths
-
-    def emulator(self, time_scale: float, seed: int) -> AbstractAsyncContextManager[Any]:
-        """The MediaCrush emulator."""
-        from mediacrush_async.testing import EmulatorConfig, run_emulator
-
-        return run_emulator(EmulatorConfig(time_scale=time_scale, seed=seed))
-
-    async def run(
-        self,
-        base_url: str,
-        samples: Sequence[Path],
-        root: Path,
-        args: argparse.Namespace,
-        tty: bool | None,
-    ) -> tuple[int, Sequence[Item]]:
-        """`mediacrush upload --out root/derived --delete` on the samples."""
-        upload = build_parser().parse_args(
-            [
-                *("upload", *map(str, samples), "--out", str(root / "derived"), "--delete"),
-                *("--report", str(root / "report.json"), "--base-url", base_url),
-                *("--time-scale", str(args.time_scale)),
-            ]
-        )
-        outcome = await run_upload(upload, tty=tty)
-        return outcome.code, outcome.items
-
-    def observe(self, emulator: Any, count: int) -> tuple[int, str]:  # noqa: ARG002
-        """Requests served and files left on the server."""
-        left = len(emulator.stored_names())
-        return left, f"{len(emulator.log)} requests, {left} files left on the server"
-
-    def verify(
-        self,
-        samples: Sequence[Path],
-        root: Path,  # noqa: ARG002 - the manifests name the files
-        items: Sequence[Item],
-    ) -> tuple[list[str], str]:
-        """Every derived file of each media sample; the text file failed as unrecognised."""
-        from mediacrush_async.testing import expected_derived_bytes
-
-        by_input = {Path(item.key): item for item in items}
-        problems: list[str] = []
-        verified = media_ok = 0
-        for source in samples:
-            item = by_input.get(source.resolve())
-            if source.name == NON_MEDIA[0]:
-                failed_as = item.error_code if item and item.stage is Stage.FAILED else None
-                if failed_as != EXPECTED_FAILURE:
-                    problems.append(f"{source.name}: expected to fail as {EXPECTED_FAILURE}")
-                continue
-            if item is None or item.stage is not Stage.DONE:
-                why = (
-                    "not in the batch"
-                    if item is None
-                    else f"{item.stage.value} ({item.error_code})"
-                )
-                problems.append(f"{source.name}: {why}")
-                continue
-            original = source.read_bytes()
-            manifest = read_manifest(item.output_path)
-            if manifest.hash != content_hash(original) or not manifest.files:
-                problems.append(f"{source.name}: no derived files for its content hash")
-                continue
-            found = len(problems)
-            for derived in manifest.files:
-                expected = expected_derived_bytes(
-                    original, derived.name, original_ext=source.suffix.lstrip(".")
-                )
-                if derived.path is None or Path(derived.path).read_bytes() != expected:
-                    problems.append(f"{source.name}: {derived.name} differs from what was expected")
-                else:
-                    verified += 1
-            media_ok += len(problems) == found
-        text = (
-            f"failed as {EXPECTED_FAILURE}, as expected"
-            if not any(p.startswith(NON_MEDIA[0]) for p in problems)
-            else "did not fail as expected"
-        )
-        return problems, (
-            f"{media_ok}/{len(SAMPLES)} media files verified ({verified} derived files byte-identical "
-            f"to the emulator's expected bytes); {NON_MEDIA[0]} {text}"
-        )
+async def _demo_batch(
+    base_url: str, samples: Sequence[Path], root: Path, args: argparse.Namespace, tty: bool | None
+) -> int:
+    """`mediacrush upload --out root/derived --delete` on the demo's samples."""
+    upload = build_parser().parse_args(
+        [
+            *("upload", *map(str, samples), "--out", str(root / "derived"), "--delete"),
+            *("--report", str(root / "report.json"), "--base-url", base_url),
+            *("--time-scale", str(args.time_scale)),
+        ]
+    )
+    return await run_upload(upload, tty=tty)
 
 
 # ---------------------------------------------------------------------- the parser
@@ -446,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("files", nargs="+", metavar="FILE", help="local media files")
     add_batch_options(
         upload,
+        service="mediacrush",
         noun="file",
         out_help="download the derived files here (with a manifest per file and a journal)",
         max_active=16,
@@ -457,38 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete each file from the server once its derived files are downloaded",
     )
     MEDIACRUSH.add_connection(upload)
-    upload.set_defaults(handler=_upload)
-    hash_help = "the file's or album's 12-character hash"
-    info = MEDIACRUSH.add(
-        sub,
-        _info,
-        "info",
-        "show a file or album object",
-        "Show what the server knows of a file or album: type, derived files, flags, metadata (or, for "
-        "an album, its files). An unknown hash exits 1.",
-        "examples:\n  mediacrush info tVWMM_ziA3nm\n  mediacrush info tVWMM_ziA3nm --json",
-    )
-    info.add_argument("hash", metavar="HASH", help=hash_help)
-    info.add_argument("--json", action="store_true", help="print the object as JSON")
-    MEDIACRUSH.add(
-        sub,
-        _status,
-        "status",
-        "show the processing status of files",
-        "Show the processing status of each file (pending, processing, ready, done, or a failure such "
-        "as unrecognised), one line per hash. Exits 1 if a hash is unknown.",
-        "mediacrush status tVWMM_ziA3nm LxqXxVPAvqqB",
-    ).add_argument("hashes", nargs="+", metavar="HASH", help="12-character file hashes")
-    MEDIACRUSH.add(
-        sub,
-        _rm,
-        "rm",
-        "delete a file or album (only its uploader's address may)",
-        "Delete a file or album from the server. Only the address that uploaded it may; deleting a "
-        "file removes it for everyone who uploaded the same bytes.",
-        "mediacrush rm tVWMM_ziA3nm",
-    ).add_argument("hash", metavar="HASH", help=hash_help)
-    demo = add_command(
+    upload.set_defaults(handler=batch_handler(MEDIACRUSH, run_upload))
+    MEDIACRUSH.add_calls(sub, CALLS)
+    demo_cmd = add_command(
         sub,
         "demo",
         "upload sample media to the embedded emulator and verify every derived file",
@@ -499,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n  mediacrush demo\n  mediacrush demo --out demo/    "
         "# keep the samples, derived files and report.json in demo/",
     )
-    add_demo_options(demo, kept="samples and derived files")
-    demo.set_defaults(handler=demo_handler(MediaCrushDemo(), MEDIACRUSH))
+    add_demo_options(demo_cmd, kept="samples and derived files")
+    demo_cmd.set_defaults(handler=demo_handler(MEDIACRUSH_DEMO, _demo_batch, MEDIACRUSH))
     add_emulator_command(
         sub, "serve the MediaCrush emulator on loopback (prints MEDIACRUSH_BASE_URL first)"
     )
@@ -511,6 +371,11 @@ def _emulator(argv: Sequence[str]) -> int:
     from mediacrush_async.testing._cli import main as emulator_main
 
     return emulator_main(argv)
+
+
+async def demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
+    """`mediacrush demo` with parsed `args`: `mediacrush upload` on sample media, checked byte for byte."""
+    return await run_demo(MEDIACRUSH_DEMO, _demo_batch, MEDIACRUSH, args, tty=tty)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

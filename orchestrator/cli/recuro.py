@@ -9,24 +9,26 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from orchestrator._stages import Item
+from orchestrator._demo import RECURO_DEMO
 from recuro_async import DestinationExistsError, RecuroClient
 
 from ._common import RECURO
-from ._demo import add_demo_options, demo_handler
+from ._demo import add_demo_options, demo_handler, run_demo
 from ._main import (
     EXIT_FAILED,
     EXIT_OK,
+    Call,
     ExamplesFormatter,
     add_command,
     add_emulator_command,
+    arg,
     dispatch,
     positive_int,
-    print_rows,
+    rows_of,
+    saying,
 )
 from ._restore import (
     RESTORE_DESCRIPTION,
@@ -36,43 +38,9 @@ from ._restore import (
     run_restore,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "demo", "main"]
 
 # ---------------------------------------------------------------------- one call each
-
-
-async def _filters(client: RecuroClient, args: argparse.Namespace) -> int:  # noqa: ARG001
-    infos = await client.list_filters()
-    rows = [(i.name, i.description, i.example_url or "") for i in infos]
-    print_rows(("name", "description", "example"), rows)
-    return EXIT_OK
-
-
-async def _formats(client: RecuroClient, args: argparse.Namespace) -> int:  # noqa: ARG001
-    infos = await client.list_output_formats()
-    print_rows(("name", "long name"), [(i.name, i.long_name) for i in infos])
-    return EXIT_OK
-
-
-async def _ls(client: RecuroClient, args: argparse.Namespace) -> int:  # noqa: ARG001
-    media = await client.list_media()
-    rows = [(m.file_id, m.restored_file_url or "") for m in media]
-    print_rows(("file_id", "restored file"), rows)
-    return EXIT_OK
-
-
-async def _progress(client: RecuroClient, args: argparse.Namespace) -> int:
-    progress = await client.get_progress(args.file_id)
-    state = progress.raw_state or progress.state.value
-    row = (state, f"{progress.progress:g}", progress.restored_file_url or "")
-    print_rows(("state", "progress", "restored file"), [row])
-    return EXIT_OK
-
-
-async def _rm(client: RecuroClient, args: argparse.Namespace) -> int:
-    await client.delete_media(args.file_id, missing_ok=False)
-    print(f"deleted {args.file_id}")
-    return EXIT_OK
 
 
 async def _download(client: RecuroClient, args: argparse.Namespace) -> int:
@@ -98,161 +66,112 @@ async def _download(client: RecuroClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    RECURO.add(
-        sub,
-        _filters,
+_FILE_ID: Final = arg("file_id", help="the media's file_id (as `recuro ls` shows it)")
+CALLS: Final[tuple[Call[RecuroClient], ...]] = (
+    Call(
         "filters",
         "list the restoration filters the service offers",
         "List the restoration filters the service offers: name, description and an example URL. The "
         "names are what `recuro restore --filter` accepts.",
         "recuro filters",
-    )
-    RECURO.add(
-        sub,
-        _formats,
+        lambda c, _: rows_of(
+            c.list_filters(), lambda i: (i.name, i.description, i.example_url or "")
+        ),
+        ("name", "description", "example"),
+    ),
+    Call(
         "formats",
         "list the output formats the service offers",
         "List the output formats the service offers: name and long name. The names are what "
         "`recuro restore --format` accepts.",
         "recuro formats",
-    )
-    RECURO.add(
-        sub,
-        _ls,
+        lambda c, _: rows_of(c.list_output_formats(), lambda i: (i.name, i.long_name)),
+        ("name", "long name"),
+    ),
+    Call(
         "ls",
         "list the media on the account",
         "List every media file on the account: its file_id and, once a job finished, the URL of its "
         "restored file.",
         "recuro ls",
-    )
-    file_id = "the media's file_id (as `recuro ls` shows it)"
-    RECURO.add(
-        sub,
-        _progress,
+        lambda c, _: rows_of(c.list_media(), lambda m: (m.file_id, m.restored_file_url or "")),
+        ("file_id", "restored file"),
+    ),
+    Call(
         "progress",
         "show the state and progress of one media file",
         "Show the state of one media file (MediaUploading ... JobCompleted), its progress within that "
         "state (0-100) and, once restored, the URL of the restored file.",
         "recuro progress ids-345643.mov",
-    ).add_argument("file_id", help=file_id)
-    RECURO.add(
-        sub,
-        _rm,
+        lambda c, a: rows_of(
+            c.get_progress(a.file_id),
+            lambda p: (p.raw_state or p.state.value, f"{p.progress:g}", p.restored_file_url or ""),
+        ),
+        ("state", "progress", "restored file"),
+        (_FILE_ID,),
+    ),
+    Call(
         "rm",
         "delete one media file and its restored files",
         "Delete one media file and everything derived from it from the account (DeleteMedia). An "
         "unknown file_id is an error (exit 1).",
         "recuro rm ids-345643.mov",
-    ).add_argument("file_id", help=file_id)
-    download = RECURO.add(
-        sub,
-        _download,
+        lambda c, a: saying(c.delete_media(a.file_id, missing_ok=False), f"deleted {a.file_id}"),
+        args=(_FILE_ID,),
+    ),
+    Call(
         "download",
         "download a restored file (resumable)",
         "Download a restored file to --out, resuming a partial download and verifying its size; the "
         "file name comes from the server. Prints the path of the finished file.",
         "recuro download 'https://www.recuromedia.com/download.php?guid=1c8d4737-a0d4-42fb-8276-"
         "271426eb9128' --out restored/",
+        _download,
+        args=(
+            arg(
+                "url", help="the restored file's URL (as `recuro progress` or `recuro ls` shows it)"
+            ),
+            arg(
+                "--out",
+                default=".",
+                metavar="PATH",
+                help="a directory, or the file to write (default: the current directory); a path "
+                "ending with / is a directory, created if missing (--out restored/)",
+            ),
+            arg(
+                "--overwrite",
+                action="store_true",
+                help="replace the file if it exists (default: refuse)",
+            ),
+        ),
+    ),
+)
+
+
+# ---------------------------------------------------------------------- the demo's batch
+
+
+async def _demo_batch(
+    base_url: str, samples: Sequence[Path], root: Path, args: argparse.Namespace, tty: bool | None
+) -> int:
+    """`recuro restore` on the demo's samples, into `root/restored`."""
+    parser = argparse.ArgumentParser(prog="recuro restore")
+    add_restore_arguments(parser)
+    restore = parser.parse_args(
+        [
+            *map(str, samples),
+            *("--format", RECURO_DEMO.output_format, "--scale", RECURO_DEMO.output_scaling),
+            *[a for name in RECURO_DEMO.filters for a in ("--filter", name)],
+            *("--out", str(root / "restored"), "--report", str(root / "report.json")),
+            *("--base-url", base_url, "--time-scale", str(args.time_scale)),
+        ]
     )
-    download.add_argument(
-        "url", help="the restored file's URL (as `recuro progress` or `recuro ls` shows it)"
-    )
-    download.add_argument(
-        "--out",
-        default=".",
-        metavar="PATH",
-        help="a directory, or the file to write (default: the current directory); a path ending "
-        "with / is a directory, created if missing (--out restored/)",
-    )
-    download.add_argument(
-        "--overwrite", action="store_true", help="replace the file if it exists (default: refuse)"
-    )
+    return await run_restore(restore, credentials=RECURO_DEMO.credentials, tty=tty)
 
 
-# ---------------------------------------------------------------------- the demo's Recuro part
-
-DEMO_FORMAT: Final = "Mp4H264"
-DEMO_FILTERS: Final = ("Noise", "ColorBalance")
-DEMO_SCALE: Final = "1080"
-
-
-class RecuroDemo:
-    """`recuro demo`: restore sample reels through `recuro restore`, compare with the emulator's bytes."""
-
-    def samples(self, directory: Path, args: argparse.Namespace) -> list[Path]:
-        """`--count` reels of varied containers and sizes."""
-        from recuro_async.testing import make_samples
-
-        return make_samples(directory, args.count, args.seed)
-
-    def emulator(self, time_scale: float, seed: int) -> AbstractAsyncContextManager[Any]:
-        """The Recuro emulator (it takes the demo's built-in credentials)."""
-        from recuro_async.testing import EmulatorConfig, run_emulator
-
-        return run_emulator(EmulatorConfig(time_scale=time_scale, seed=seed))
-
-    async def run(
-        self,
-        base_url: str,
-        samples: Sequence[Path],
-        root: Path,
-        args: argparse.Namespace,
-        tty: bool | None,
-    ) -> tuple[int, Sequence[Item]]:
-        """`recuro restore` on the samples, into `root/restored`."""
-        from recuro_async.testing import DEMO_API_KEY, DEMO_API_SECRET
-
-        parser = argparse.ArgumentParser(prog="recuro restore")
-        add_restore_arguments(parser)
-        restore = parser.parse_args(
-            [
-                *map(str, samples),
-                *("--format", DEMO_FORMAT, "--scale", DEMO_SCALE),
-                *[a for name in DEMO_FILTERS for a in ("--filter", name)],
-                *("--out", str(root / "restored"), "--report", str(root / "report.json")),
-                *("--base-url", base_url, "--time-scale", str(args.time_scale)),
-            ]
-        )
-        code = await run_restore(restore, credentials=(DEMO_API_KEY, DEMO_API_SECRET), tty=tty)
-        return code, ()
-
-    def observe(self, emulator: Any, count: int) -> tuple[int, str]:
-        """API requests (downloads apart), the busiest rate window, media left on the account."""
-        requests = sum(1 for e in emulator.log if e.action != "download")
-        left = len(emulator.media_ids())
-        return left, (
-            f"{requests} API requests ({requests / count:.2f} per item), peak "
-            f"{emulator.peak_window_count()} in any rate window (limit 200), {left} media left on "
-            "the account"
-        )
-
-    def verify(
-        self,
-        samples: Sequence[Path],
-        root: Path,
-        items: Sequence[Item],  # noqa: ARG002 - the outputs are found by name
-    ) -> tuple[list[str], str]:
-        """Each output against the emulator's expected restored bytes."""
-        from recuro_async.testing import expected_restored_bytes
-
-        problems = []
-        for original in samples:
-            output = root / "restored" / (original.stem + ".mp4")
-            expected = expected_restored_bytes(
-                original.read_bytes(),
-                output_format=DEMO_FORMAT,
-                filters=list(DEMO_FILTERS),
-                output_scaling=DEMO_SCALE,
-            )
-            if not output.is_file():
-                problems.append(f"{original.name}: no output")
-            elif output.read_bytes() != expected:
-                problems.append(f"{original.name}: output differs from the expected restored bytes")
-        verified = len(samples) - len(problems)
-        return problems, (
-            f"{verified}/{len(samples)} outputs byte-identical to the expected restored bytes"
-        )
+async def demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
+    """`recuro demo` with parsed `args`: `recuro restore` on sample reels, checked byte for byte."""
+    return await run_demo(RECURO_DEMO, _demo_batch, RECURO, args, tty=tty)
 
 
 # ---------------------------------------------------------------------- the parser
@@ -286,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_restore_arguments(restore)
     restore.set_defaults(handler=main_restore)
-    demo = add_command(
+    demo_cmd = add_command(
         sub,
         "demo",
         "the main job on the embedded emulator: a batch restore, verified byte for byte",
@@ -296,12 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n  recuro demo\n  recuro demo --count 100 --out demo/    "
         "# keep the samples, outputs and report.json in demo/",
     )
-    demo.add_argument(
+    demo_cmd.add_argument(
         "--count", type=positive_int, default=36, help="sample files to restore (default: 36)"
     )
-    add_demo_options(demo, kept="samples and outputs")
-    demo.set_defaults(handler=demo_handler(RecuroDemo(), RECURO))
-    _add_client_commands(sub)
+    add_demo_options(demo_cmd, kept="samples and outputs")
+    demo_cmd.set_defaults(handler=demo_handler(RECURO_DEMO, _demo_batch, RECURO))
+    RECURO.add_calls(sub, CALLS)
     add_emulator_command(
         sub, "serve the Recuro emulator on loopback (prints RECURO_BASE_URL/KEY/SECRET first)"
     )

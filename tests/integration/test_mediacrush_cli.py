@@ -197,9 +197,9 @@ async def test_terminal_view_shows_bars_and_a_summary_table(tmp_path, capsys):
             ["upload", str(source), "--out", str(tmp_path / "out"), "--base-url", running.base_url,
              "--time-scale", str(TIME_SCALE)]
         )  # fmt: skip
-        outcome = await run_upload(args, tty=True, watch_signals=False)
+        code = await run_upload(args, tty=True, watch_signals=False)
     shown = capsys.readouterr().out
-    assert outcome.code == 0
+    assert code == 0
     assert "all files" in shown
     assert content_hash(source.read_bytes()) in shown
     assert "5 files" in shown
@@ -322,3 +322,22 @@ async def test_demo_exits_0():
     assert result.returncode == 0, result.stderr
     assert b"8/8 media files verified" in result.stdout
     assert b"notes.txt failed as unrecognised, as expected" in result.stdout
+
+
+async def test_journal_option_puts_the_journal_where_asked(tmp_path):
+    """`upload --journal FILE` (the batch commands' shared option) keeps the journal there, and a rerun
+    with it resumes: nothing is uploaded again."""
+    source = write(tmp_path, "cat.gif", "gif")
+    journal = tmp_path / "state" / "upload.sqlite"
+    journal.parent.mkdir()
+    argv = ["upload", str(source), "--out", str(tmp_path / "out"), "--journal", str(journal)]
+    async with emulator() as running:
+        base = ["--base-url", running.base_url, "--time-scale", str(TIME_SCALE)]
+        args = build_parser().parse_args([*argv, *base])
+        assert await run_upload(args, tty=False, watch_signals=False) == 0
+        uploads = sum(1 for e in running.emulator.log if e.route == "POST /api/upload/file")
+        assert await run_upload(args, tty=False, watch_signals=False) == 0
+        again = sum(1 for e in running.emulator.log if e.route == "POST /api/upload/file")
+    assert journal.is_file()
+    assert not (tmp_path / "out" / ".mediacrush-journal.sqlite").exists()
+    assert (uploads, again) == (1, 1)

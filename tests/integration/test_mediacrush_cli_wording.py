@@ -36,8 +36,8 @@ async def test_without_out_nothing_is_said_to_download(tmp_path, capsys):
     source = _write(tmp_path, "photo.png", "png")
     async with run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as running:
         args = _upload_args(str(source), "--base-url", running.base_url)
-        outcome = await run_upload(args, tty=False, watch_signals=False)
-    assert outcome.code == 0
+        code = await run_upload(args, tty=False, watch_signals=False)
+    assert code == 0
     states = _states(capsys.readouterr().out)
     assert "downloading" not in states
     assert states[-1] == "done"
@@ -50,8 +50,8 @@ async def test_with_out_the_download_is_said(tmp_path, capsys):
         args = _upload_args(
             str(source), "--base-url", running.base_url, "--out", str(tmp_path / "out")
         )
-        outcome = await run_upload(args, tty=False, watch_signals=False)
-    assert outcome.code == 0
+        code = await run_upload(args, tty=False, watch_signals=False)
+    assert code == 0
     states = _states(capsys.readouterr().out)
     assert states.index("uploading") < states.index("downloading") < states.index("done")
 
@@ -63,8 +63,8 @@ async def test_a_skipped_upload_is_not_said_to_upload(tmp_path, capsys):
         async with MediaCrushClient(running.base_url) as client:
             await client.upload_file(source)
         args = _upload_args(str(source), "--base-url", running.base_url)
-        outcome = await run_upload(args, tty=False, watch_signals=False)
-    assert outcome.code == 0
+        code = await run_upload(args, tty=False, watch_signals=False)
+    assert code == 0
     lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     states = [line[1] for line in lines]
     assert "uploading" not in states

@@ -291,12 +291,10 @@ async def test_journal_holds_no_secret_and_one_row_per_item(
 
 async def test_demo_runs_the_whole_job(tmp_path, capsys):
     """`recuro demo` restores its samples through the restore path and verifies every output."""
-    from orchestrator.cli._common import RECURO
-    from orchestrator.cli._demo import run_demo
-    from orchestrator.cli.recuro import RecuroDemo
+    from orchestrator.cli.recuro import demo
 
     args = argparse.Namespace(count=8, time_scale=TIME_SCALE, out=tmp_path, seed=5)
-    assert await run_demo(RecuroDemo(), RECURO, args, tty=False) == 0
+    assert await demo(args, tty=False) == 0
     out = capsys.readouterr().out
     assert "8/8 outputs byte-identical" in out
     assert "0 media left on the account" in out

@@ -87,6 +87,24 @@ def test_each_status_raises_its_class_in_every_form(status, cls, retried, upload
         assert _classify_upload(parts) == RETRY[upload_retried], form
 
 
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (401, "only the address that uploaded it may do this"),
+        (404, "no such file or album"),
+        (413, "too large"),
+        (415, "not a file (an album?)"),
+        (420, "the upload budget of this address is spent"),
+    ],
+)
+def test_a_documented_status_says_what_it_means(status, reason):
+    """The message reads on its own (the commands print it as it is): the status, the call, the meaning."""
+    error = decode(status, json.dumps({"error": status}).encode(), route="delete")
+    with pytest.raises(MediaCrushAPIError, match=r"^HTTP \d+ \(delete\): ") as info:
+        raise_for_status(error, route="delete")
+    assert reason in str(info.value)
+
+
 def test_every_status_row_and_the_default_is_walked_by_a_case():
     """Adding a row without a case here fails: the cases reach every row and the default."""
     reached: set[StatusRow[object] | None] = {

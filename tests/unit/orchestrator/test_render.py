@@ -16,6 +16,7 @@ from orchestrator._events import (
 from orchestrator._report import build_report, redact_url
 from orchestrator._stages import Item, Stage
 from orchestrator.cli._render import PlainRenderer, RichRenderer, display_name, print_summary
+from orchestrator.cli._restore import WORDING
 
 KEY = "/data/in/reel one.mov"
 
@@ -39,7 +40,7 @@ def _events():
 def test_plain_lines_name_each_transition():
     """One line per transition, downloads in quarters, failures with their code, then the totals."""
     stream = io.StringIO()
-    with PlainRenderer(stream) as renderer:
+    with PlainRenderer(stream, wording=WORDING) as renderer:
         for event in _events():
             renderer.handle(event)
     assert stream.getvalue().splitlines() == [
@@ -82,7 +83,9 @@ def test_every_item_in_flight_is_shown_or_counted():
     """Past the bars a terminal can show, the rest in flight are counted by stage; none is hidden."""
     from rich.console import Console
 
-    renderer = RichRenderer(Console(file=io.StringIO(), force_terminal=True, width=120))
+    renderer = RichRenderer(
+        Console(file=io.StringIO(), force_terminal=True, width=120), wording=WORDING
+    )
     with renderer:
         for n in range(20):
             renderer.handle(ItemQueued(key=f"/in/{n}.mov", input=f"{n}.mov", stage=Stage.QUEUED))
@@ -151,7 +154,7 @@ def test_report_json_and_summary():
     assert lines[1].endswith("JobFailed: the job failed")
     assert lines[-1] == "summary: 1 done, 1 failed, 0 parked, 0 pending"
     table = io.StringIO()
-    print_summary(report, tty=True, stream=table)
+    print_summary(report, tty=True, stream=table, title=WORDING.title)
     assert "restore summary" in table.getvalue()
 
 

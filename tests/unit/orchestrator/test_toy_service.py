@@ -2,7 +2,7 @@
 
 `CopyService` is an in-memory service that takes the bytes (no URL to fetch), has no job to start, no account
 listing and no callbacks: only the core protocol (upload, status, download, delete). It runs batches through
-`open_batch`, the same engine, and the commands' shared stack (`run_batch`, the renderers, `exit_code`).
+`open_batch`, the same engine, and the commands' shared stack (`drive`, the renderers, `exit_code`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from orchestrator import (
     open_batch,
 )
 from orchestrator._service import Source
-from orchestrator.cli._batchcmd import exit_code, run_batch
+from orchestrator.cli._batchcmd import drive, exit_code
 from orchestrator.cli._main import EXIT_FAILED, EXIT_OK, Voice
-from orchestrator.cli._render import Wording, make_renderer
+from orchestrator.cli._render import Wording
 
 
 class CopyService:
@@ -133,10 +133,11 @@ async def test_a_toy_batch_runs_through_the_commands_shared_stack(tmp_path, inpu
     service = CopyService()
     out = tmp_path / "out"
     wording = Wording(overall="all copies", title="copy summary", rate=None, tabs=True)
-    ended = await run_batch(
+    ended = await drive(
         open_batch(service, out, stager=PushStager(), config=_config(out)),
         [*inputs, str(tmp_path / "bad.txt")],
-        renderer=make_renderer(tty=False, wording=wording),
+        wording=wording,
+        tty=False,
         voice=Voice("copy"),
         watch_signals=False,
     )
@@ -147,10 +148,11 @@ async def test_a_toy_batch_runs_through_the_commands_shared_stack(tmp_path, inpu
     assert [str(tmp_path / "bad.txt"), "failed", "NotText", "bad.txt is not ASCII text"] in lines
     assert ended.report.totals == {"done": 3, "failed": 1, "parked": 0, "pending": 0}
     capsys.readouterr()
-    clean = await run_batch(
+    clean = await drive(
         open_batch(service, tmp_path / "clean", stager=PushStager(), config=_config(out)),
         inputs,
-        renderer=make_renderer(tty=False, wording=wording),
+        wording=wording,
+        tty=False,
         voice=Voice("copy"),
         watch_signals=False,
     )
@@ -180,10 +182,11 @@ async def test_the_describer_hook_names_what_an_output_stands_for(tmp_path, inpu
         (DescribedCopyService(), tmp_path / "two"),
         (CopyService(), tmp_path / "one"),
     ):
-        await run_batch(
+        await drive(
             open_batch(service, out, stager=PushStager(), config=_config(out)),
             inputs[:1],
-            renderer=make_renderer(tty=False, wording=wording),
+            wording=wording,
+            tty=False,
             voice=Voice("copy"),
             watch_signals=False,
         )
