@@ -201,6 +201,14 @@ class Tally:
             return max(bound or 0.0, left * elapsed / self.finished)
         return bound
 
+    def progress_text(self, elapsed: float | None, rate: float | None) -> str:
+        """`finished/total`, then the ETA (`eta`) while items are left: `3/10  ETA 1m02s`."""
+        shown = f"{self.finished}/{self.total}"
+        eta = self.eta(elapsed, rate)
+        if eta is None or self.finished >= self.total:
+            return shown
+        return f"{shown}  ETA {duration_text(eta)}"
+
 
 _IDLE: Final = TERMINAL_STAGES | {Stage.QUEUED}
 

@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Final, Generic, TypeVar
+from typing import IO, Any, Final, Generic, TypeVar
 
 import anyio
 import attrs
@@ -309,19 +309,28 @@ def add_emulator_command(
     emulator.add_argument("options", nargs=argparse.REMAINDER, help="see 'emulator --help'")
 
 
-def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table: rich on a terminal, tab-separated lines otherwise (easy to pipe)."""
-    if sys.stdout.isatty():
+def print_rows(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    tty: bool | None = None,
+    stream: IO[str] | None = None,
+    red: Callable[[Sequence[str]], bool] = lambda _: False,
+) -> None:
+    """A table: rich on a terminal (`red` rows in red, under `title`), tab-separated lines otherwise
+    (easy to pipe)."""
+    if sys.stdout.isatty() if tty is None else tty:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(*header)
+        table = Table(*header, title=title)
         for row in rows:
-            table.add_row(*row)
-        Console().print(table)
+            table.add_row(*row, style="red" if red(row) else None)
+        Console(file=stream).print(table)
     else:
         for row in rows:
-            print("\t".join(row))
+            print("\t".join(row), file=stream)
 
 
 def positive_int(text: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, Final, Protocol, Self
@@ -27,8 +28,10 @@ from orchestrator._events import (
     ItemQueued,
     StageChanged,
 )
-from orchestrator._report import Report, Tally, display_name, duration_text, size_text
+from orchestrator._report import Report, Tally, display_name, size_text
 from orchestrator._stages import TERMINAL_STAGES, Item, Stage
+
+from ._main import print_rows
 
 __all__ = [
     "PlainRenderer",
@@ -292,19 +295,12 @@ class RichRenderer:
     def _show_counts(self) -> None:
         """`and N more: 3 uploading, 20 analysing, ...` for in-flight items without a bar; the ETA."""
         hidden = [k for k in self._tally.in_flight() if k not in self._rows]
-        counts: dict[str, int] = {}
-        for key in hidden:
-            label = self._labels[self._tally.stages[key]]
-            counts[label] = counts.get(label, 0) + 1
+        counts = Counter(self._labels[self._tally.stages[key]] for key in hidden)
         parts = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
         more = f"and {len(hidden)} more: {parts}"
         self._progress.update(self._more, description=more, visible=bool(hidden))
-        tally = self._tally
-        detail = f"{tally.finished}/{tally.total}"
-        eta = tally.eta(self._progress.tasks[0].elapsed, self._rate)
-        if eta is not None and tally.finished < tally.total:
-            detail += f"  ETA {duration_text(eta)}"
-        self._progress.update(self._overall, total=tally.total, detail=detail)
+        detail = self._tally.progress_text(self._progress.tasks[0].elapsed, self._rate)
+        self._progress.update(self._overall, total=self._tally.total, detail=detail)
 
     def upload_progress(self, key: str, sent: int, total: int | None) -> None:
         """An upload's bytes on its item's bar."""
@@ -376,21 +372,10 @@ def print_summary(
 ) -> None:
     """The end-of-batch table (`Report.rows`: every item, or on a terminal past 40 those not done),
     then the totals."""
+    tty = sys.stdout.isatty() if tty is None else tty
     rows = report.rows()
-    if tty if tty is not None else sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        shown = rows if len(rows) <= _MAX_TABLE else [row for row in rows if row[1] != "done"]
-        title = title if shown is rows else f"{title}: items not done"
-        table = Table("input", "outcome", "output", "size", "reason", title=title)
-        for row in shown:
-            table.add_row(*row, style=None if row[1] == "done" else "red")
-        console = Console(file=stream) if stream is not None else Console()
-        console.print(table)
-        console.print(report.totals_text())
-        return
-    out = stream or sys.stdout
-    for row in rows:
-        print("\t".join(row), file=out)
-    print(f"summary: {report.totals_text()}", file=out, flush=True)
+    if tty and len(rows) > _MAX_TABLE:
+        rows, title = [row for row in rows if row[1] != "done"], f"{title}: items not done"
+    header = ("input", "outcome", "output", "size", "reason")
+    print_rows(header, rows, title=title, tty=tty, stream=stream, red=lambda row: row[1] != "done")
+    print(report.totals_text() if tty else f"summary: {report.totals_text()}", file=stream, flush=True)

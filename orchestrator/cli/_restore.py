@@ -3,10 +3,7 @@
 Everything the user typed is checked before any remote side effect: every local input exists, is a readable
 file of a supported container, the job settings are valid (the client's own validation), the output
 directory is writable, the journal (if any) belongs to this job, local inputs have a reachable staging URL,
-and the credentials are configured. All problems are reported at once, with exit code 2.
-
-Exit codes (SPEC 6): 0 all done, 1 some items failed (or were parked, or are pending), 2 usage or
-configuration error, 130 interrupted (rerun the same command to resume).
+and the credentials are configured. All problems are reported at once, with exit code 2 (`_main`'s codes).
 """
 
 from __future__ import annotations
@@ -82,6 +79,21 @@ Exit codes: 0 all done, 1 some items failed, 2 usage or configuration error, 130
 # ---------------------------------------------------------------------- arguments
 
 
+def _bind(text: str) -> tuple[str, int]:
+    """An argparse type: `HOST:PORT` (an empty host is loopback)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT")
+    return (host.strip("[]") or "127.0.0.1", int(port))
+
+
+def _notify(text: str) -> str:
+    """An argparse type: an http(s) URL or `LOCAL_NOTIFY`."""
+    if text != LOCAL_NOTIFY and not is_url(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an http(s) URL or '{LOCAL_NOTIFY}'")
+    return text
+
+
 def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `recuro restore` (SPEC 6), connection options included."""
     parser.add_argument(
@@ -116,6 +128,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--notify-url",
+        type=_notify,
         metavar="URL",
         help="public base URL of the local server for callbacks (webhook mode); "
         f"'{LOCAL_NOTIFY}' uses the server's own address (loopback services)",
@@ -128,6 +141,8 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stage-bind",
+        type=_bind,
+        default=("127.0.0.1", 0),
         metavar="HOST:PORT",
         help="where the local file server listens (default: 127.0.0.1 on a free port)",
     )
@@ -187,15 +202,6 @@ def _check_input(text: str) -> str | None:
     return local_file_problem(text, suffixes={c.value for c in InputContainer})
 
 
-def _parse_bind(text: str | None) -> tuple[str, int]:
-    if not text:
-        return ("127.0.0.1", 0)
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--stage-bind {text!r}: expected HOST:PORT")
-    return (host.strip("[]") or "127.0.0.1", int(port))
-
-
 def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Inputs and the problems with them and with the output directory (runs in a thread)."""
     problems: list[str] = []
@@ -212,22 +218,15 @@ def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def _stage_problems(args: argparse.Namespace, local: bool) -> list[str]:
-    """Problems with --stage-url, --stage-bind and --notify-url."""
+    """Problems with --stage-url and --stage-bind."""
     problems = []
-    try:
-        _parse_bind(args.stage_bind)
-    except ValueError as exc:
-        problems.append(str(exc))
-    if args.stage_url and not args.stage_bind:
-        problems.append("--stage-url needs --stage-bind HOST:PORT (the address it forwards to)")
+    if args.stage_url and args.stage_bind[1] == 0:
+        problems.append("--stage-url needs --stage-bind HOST:PORT with a fixed port (the address it forwards to)")
     api_host = urllib.parse.urlsplit(args.base_url).hostname or ""
     if local and not args.stage_url and not is_loopback_host(api_host):
         problems.append(
             "local inputs need --stage-url: the public URL at which the service can fetch them"
         )
-    notify = args.notify_url
-    if notify is not None and notify != LOCAL_NOTIFY and not is_url(notify):
-        problems.append(f"--notify-url {notify!r}: expected an http(s) URL or '{LOCAL_NOTIFY}'")
     return problems
 
 
@@ -265,7 +264,7 @@ async def _setup(args: argparse.Namespace, credentials: tuple[str, str] | None) 
     )
     stager = None
     if local or args.notify_url is not None:
-        stager = LocalFileServer(bind=_parse_bind(args.stage_bind), public_url=args.stage_url)
+        stager = LocalFileServer(bind=args.stage_bind, public_url=args.stage_url)
     return _Setup(
         inputs=inputs,
         client=client,

@@ -6,11 +6,9 @@ downloaded there next to a `<input>.mediacrush.json` manifest and a journal, so 
 resumes. A failed processing fails its item only; the others go on. Everything the user typed is checked
 before any request: bad input exits 2 naming the file.
 
-Output: rich progress bars and a summary table on a terminal; otherwise tab-separated lines on stdout, the
-input first and its state second (`uploading` when its bytes go out, `uploaded\tHASH`, or
-`already uploaded\tHASH` when the content-hash check found it on the server; `pending`, `processing`,
-`ready`; `downloading` with --out; then `done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`). Exit codes:
-0 all done, 1 some failed, 2 usage or configuration error, 130 interrupted.
+Output: rich progress bars and a summary table on a terminal; otherwise tab-separated lines on stdout,
+the input first and its state second (`TabRenderer`: `uploaded\tHASH`, the server's states, then
+`done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`).
 """
 
 from __future__ import annotations
@@ -19,12 +17,12 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 import anyio.to_thread
-import attrs
+import cattrs
 
 from mediacrush_async import (
     Album,
@@ -126,14 +124,6 @@ def _album_rows(album: Album) -> list[tuple[str, str]]:
     return rows
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, tuple | list | set | frozenset):
-        return list(value)
-    return str(value)
-
-
 async def _info(client: MediaCrushClient, args: argparse.Namespace) -> int:
     try:
         blob = await client.info(args.hash)
@@ -148,7 +138,7 @@ async def _info(client: MediaCrushClient, args: argparse.Namespace) -> int:
         VOICE.fail(f"{args.hash}: processing failed ({status.raw_status or status.status.value})")
         return EXIT_FAILED
     if args.json:
-        print(json.dumps(attrs.asdict(blob), indent=2, sort_keys=True, default=_jsonable))
+        print(json.dumps(cattrs.Converter().unstructure(blob), indent=2, sort_keys=True))
     else:
         rows = _album_rows(blob) if isinstance(blob, Album) else _file_rows(blob)
         print_rows(("field", "value"), rows)

@@ -61,6 +61,19 @@ def test_the_eta_is_the_slower_of_the_pace_and_the_rate_budget():
     assert tally.eta(elapsed=1.0, rate=2.0) == 0.0
 
 
+def test_the_progress_text_counts_finished_items_and_shows_the_eta_while_some_are_left():
+    """`finished/total`, with the ETA only once there is one and items are left."""
+    tally = Tally()
+    _queued(tally, 3)
+    assert tally.progress_text(elapsed=1.0, rate=None) == "0/3"
+    assert tally.progress_text(elapsed=1.0, rate=1.0) == "0/3  ETA 0m09s"  # 3 x 3.3 requests at 1/s
+    tally.update(ItemDone(key="k0", output_path="/o", size=1, sha256=""))
+    assert tally.progress_text(elapsed=60.0, rate=None) == "1/3  ETA 2m00s"  # the pace: 60 s each
+    for key in ("k1", "k2"):
+        tally.update(ItemFailed(key=key, error_code="X", error_message="x"))
+    assert tally.progress_text(elapsed=60.0, rate=1.0) == "3/3"
+
+
 def _report(*, interrupted: bool = False) -> Report:
     done = Item(
         key="/in/a.mov", seq=0, input="/in/a.mov", output_path="/out/a.mp4", stage=Stage.DONE
