@@ -302,12 +302,16 @@ class RichRenderer:
         detail = self._tally.progress_text(self._progress.tasks[0].elapsed, self._rate)
         self._progress.update(self._overall, total=self._tally.total, detail=detail)
 
-    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
-        """An upload's bytes on its item's bar."""
+    def _transfer(self, key: str, done: int, total: int | None) -> None:
+        """An upload's or a download's bytes on its item's bar."""
         task = self._rows.get(key)
         if task is not None:
-            detail = f"{size_text(sent)} / {size_text(total) if total is not None else '?'}"
-            self._progress.update(task, completed=sent, total=total, detail=detail)
+            detail = f"{size_text(done)} / {size_text(total) if total is not None else '?'}"
+            self._progress.update(task, completed=done, total=total, detail=detail)
+
+    def upload_progress(self, key: str, sent: int, total: int | None) -> None:
+        """An upload's bytes on its item's bar."""
+        self._transfer(key, sent, total)
 
     def handle(self, event: Event, item: Item | None = None, details: Sequence[str] = ()) -> None:
         """Update the bars."""
@@ -328,10 +332,8 @@ class RichRenderer:
                 p.update(task, completed=event.progress, total=100, detail=f"{event.progress:.0f}%")
             else:  # a service that tells its state only (MediaCrush)
                 p.update(task, detail=event.state)
-        elif isinstance(event, DownloadProgress) and task is not None:
-            total = size_text(event.total) if event.total is not None else "?"
-            detail = f"{size_text(event.done)} / {total}"
-            p.update(task, completed=event.done, total=event.total, detail=detail)
+        elif isinstance(event, DownloadProgress):
+            self._transfer(event.key, event.done, event.total)
         elif isinstance(event, ItemDone | ItemFailed):
             self._drop(event.key)
             p.advance(self._overall)

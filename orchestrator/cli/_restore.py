@@ -32,13 +32,11 @@ from recuro_async._validate import is_loopback_host
 
 from ._batchcmd import add_batch_options, batch_handler, drive, exit_code, input_problems
 from ._common import RECURO, add_connection_arguments, credentials_from_args
-from ._main import EXIT_USAGE, ExamplesFormatter, UsageError, positive_float, positive_int
+from ._main import EXIT_USAGE, UsageError, positive_float, positive_int
 from ._render import Wording
 
 __all__ = [
     "DEFAULT_MAX_ACTIVE",
-    "RESTORE_DESCRIPTION",
-    "RESTORE_EPILOG",
     "WORDING",
     "add_restore_arguments",
     "main_restore",
@@ -56,25 +54,6 @@ WORDING: Final = Wording(
     title="restore summary",
 )
 """Recuro's words for the shared renderers: media is analysed, a job restores it, its output verified."""
-
-RESTORE_DESCRIPTION: Final = (
-    "Restore every INPUT (a local media file or an http(s) URL) with one job each: upload, wait for "
-    "analysis, start the job, wait, download the restored file into DIR (resumable, verified) and delete "
-    "the remote media. All calls share one limiter (200 requests per sliding minute). Everything typed is "
-    "checked before any request. A journal in DIR records every step: rerun the same command after a "
-    "crash or Ctrl-C and it resumes; items that failed are tried again only with --retry-failed. Local "
-    "files are served to the service by a built-in file server (see --stage-url)."
-)
-RESTORE_EPILOG: Final = """\
-examples:
-  recuro restore reels/*.mov --format Mp4H264 --filter Noise --filter ColorBalance --scale 1080 --out restored/
-  recuro restore --from-file urls.txt --format MovProRes422Hq --out restored/ --report report.json
-  recuro restore reels/*.mov --format Mp4H264 --out restored/ \\
-      --stage-url https://files.example.com/ --stage-bind 127.0.0.1:8600   # service not on loopback
-
-Exit codes: 0 all done, 1 some items failed, 2 usage or configuration error, 130 interrupted
-(rerun the same command to resume)."""
-
 
 # ---------------------------------------------------------------------- arguments
 
@@ -315,12 +294,7 @@ main_restore: Final = batch_handler(RECURO, run_restore)
 """`recuro restore`: the synchronous entry point the dispatcher calls."""
 
 
-if __name__ == "__main__":  # `python -m orchestrator.cli._restore ...`, without the dispatcher
-    _parser = argparse.ArgumentParser(
-        prog="recuro restore",
-        description=RESTORE_DESCRIPTION,
-        epilog=RESTORE_EPILOG,
-        formatter_class=ExamplesFormatter,
-    )
-    add_restore_arguments(_parser)
-    sys.exit(main_restore(_parser.parse_args()))
+if __name__ == "__main__":  # `python -m orchestrator.cli._restore ...`: `recuro restore ...`
+    from orchestrator.cli.recuro import main
+
+    sys.exit(main(["restore", *sys.argv[1:]]))

@@ -30,13 +30,7 @@ from ._main import (
     rows_of,
     saying,
 )
-from ._restore import (
-    RESTORE_DESCRIPTION,
-    RESTORE_EPILOG,
-    add_restore_arguments,
-    main_restore,
-    run_restore,
-)
+from ._restore import add_restore_arguments, main_restore, run_restore
 
 __all__ = ["build_parser", "demo", "main"]
 
@@ -155,11 +149,9 @@ async def _demo_batch(
     base_url: str, samples: Sequence[Path], root: Path, args: argparse.Namespace, tty: bool | None
 ) -> int:
     """`recuro restore` on the demo's samples, into `root/restored`."""
-    parser = argparse.ArgumentParser(prog="recuro restore")
-    add_restore_arguments(parser)
-    restore = parser.parse_args(
+    restore = build_parser().parse_args(
         [
-            *map(str, samples),
+            *("restore", *map(str, samples)),
             *("--format", RECURO_DEMO.output_format, "--scale", RECURO_DEMO.output_scaling),
             *[a for name in RECURO_DEMO.filters for a in ("--filter", name)],
             *("--out", str(root / "restored"), "--report", str(root / "report.json")),
@@ -175,6 +167,24 @@ async def demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
 
 
 # ---------------------------------------------------------------------- the parser
+
+_RESTORE_DESCRIPTION: Final = (
+    "Restore every INPUT (a local media file or an http(s) URL) with one job each: upload, wait for "
+    "analysis, start the job, wait, download the restored file into DIR (resumable, verified) and delete "
+    "the remote media. All calls share one limiter (200 requests per sliding minute). Everything typed is "
+    "checked before any request. A journal in DIR records every step: rerun the same command after a "
+    "crash or Ctrl-C and it resumes; items that failed are tried again only with --retry-failed. Local "
+    "files are served to the service by a built-in file server (see --stage-url)."
+)
+_RESTORE_EPILOG: Final = """\
+examples:
+  recuro restore reels/*.mov --format Mp4H264 --filter Noise --filter ColorBalance --scale 1080 --out restored/
+  recuro restore --from-file urls.txt --format MovProRes422Hq --out restored/ --report report.json
+  recuro restore reels/*.mov --format Mp4H264 --out restored/ \\
+      --stage-url https://files.example.com/ --stage-bind 127.0.0.1:8600   # service not on loopback
+
+Exit codes: 0 all done, 1 some items failed, 2 usage or configuration error, 130 interrupted
+(rerun the same command to resume)."""
 
 _EPILOG = """\
 examples:
@@ -200,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "restore",
         "restore a batch of files or URLs (resumable, inside the rate limit)",
-        RESTORE_DESCRIPTION,
-        RESTORE_EPILOG,
+        _RESTORE_DESCRIPTION,
+        _RESTORE_EPILOG,
     )
     add_restore_arguments(restore)
     restore.set_defaults(handler=main_restore)
