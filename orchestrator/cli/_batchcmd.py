@@ -12,10 +12,10 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 import anyio
 import attrs
@@ -31,7 +31,6 @@ from ._main import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    Service,
     UsageError,
     Voice,
     positive_float,
@@ -40,7 +39,10 @@ from ._main import (
 )
 from ._render import Renderer, Wording, make_renderer, print_summary
 
-__all__ = ["Ended", "add_batch_options", "batch_handler", "drive", "exit_code", "input_problems"]
+__all__ = ["RESUME", "Ended", "add_batch_options", "drive", "exit_code", "input_problems"]
+
+RESUME: Final = "interrupted; rerun the same command to resume"
+"""What a batch command says when Ctrl-C ends it (its journal is consistent)."""
 
 
 def add_batch_options(
@@ -87,19 +89,6 @@ def add_batch_options(
         "emulator run with --time-scale",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine decides")
-
-
-def batch_handler(
-    service: Service[Any], run: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-) -> Callable[[argparse.Namespace], int]:
-    """A batch command's handler: its logs as -v says, `run(args)` under `service.run` (exit codes)."""
-
-    def handler(args: argparse.Namespace) -> int:
-        service.configure_logging(verbose=args.verbose)
-        resume = "interrupted; rerun the same command to resume"
-        return service.run(lambda: run(args), on_interrupt=resume)
-
-    return handler
 
 
 def input_problems(
@@ -213,7 +202,7 @@ def exit_code(ended: Ended, voice: Voice) -> int:
         voice.fail(f"the batch stopped: {ended.fatal}; rerun the same command to resume")
         return EXIT_USAGE  # something to fix on our side (disk, journal), then rerun
     if ended.interrupted:
-        voice.say("interrupted; rerun the same command to resume")
+        voice.say(RESUME)
         return EXIT_INTERRUPTED
     totals = ended.report.totals
     if totals["pending"]:

@@ -22,7 +22,7 @@ from orchestrator._report import Report, build_report
 
 from ._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Service, positive_float
 
-__all__ = ["DemoBatch", "add_demo_options", "demo_handler", "run_demo"]
+__all__ = ["DemoBatch", "add_demo_options", "run_demo"]
 
 DemoBatch = Callable[[str, Sequence[Path], Path, argparse.Namespace, bool | None], Awaitable[int]]
 """The command's batch on the samples: `(base_url, samples, root, args, tty)` -> its exit code; its outputs
@@ -83,15 +83,3 @@ async def run_demo(
     ok = not problems and not left
     print("demo: all done" if ok else "demo: something did not verify (see above)", flush=True)
     return EXIT_OK if ok else EXIT_FAILED
-
-
-def demo_handler(
-    demo: Demo, batch: DemoBatch, service: Service[Any]
-) -> Callable[[argparse.Namespace], int]:
-    """The synchronous `PROG demo` handler the dispatcher calls."""
-
-    def handler(args: argparse.Namespace) -> int:
-        service.configure_logging(verbose=False)
-        return service.run(lambda: run_demo(demo, batch, service, args))
-
-    return handler

@@ -115,6 +115,21 @@ class Service(Generic[ClientT]):
             self.voice.fail(str(exc) or type(exc).__name__)
             return EXIT_FAILED
 
+    def command(
+        self,
+        run: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+        *,
+        on_interrupt: str = "interrupted",
+    ) -> Callable[[argparse.Namespace], int]:
+        """A subcommand's handler: the engine's and the client's logs (more with its `-v`, if it has
+        one), then `run(args)` under `run`."""
+
+        def handler(args: argparse.Namespace) -> int:
+            self.configure_logging(verbose=getattr(args, "verbose", False))
+            return self.run(lambda: run(args), on_interrupt=on_interrupt)
+
+        return handler
+
     def add_calls(
         self,
         sub: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -380,4 +380,6 @@ def print_summary(
         rows, title = [row for row in rows if row[1] != "done"], f"{title}: items not done"
     header = ("input", "outcome", "output", "size", "reason")
     print_rows(header, rows, title=title, tty=tty, stream=stream, red=lambda row: row[1] != "done")
-    print(report.totals_text() if tty else f"summary: {report.totals_text()}", file=stream, flush=True)
+    print(
+        report.totals_text() if tty else f"summary: {report.totals_text()}", file=stream, flush=True
+    )

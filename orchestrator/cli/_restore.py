@@ -30,7 +30,7 @@ from recuro_async import ConfigurationError, DownloadOptions, InputContainer, Re
 from recuro_async._client import REDIS_URL_ENV
 from recuro_async._validate import is_loopback_host
 
-from ._batchcmd import add_batch_options, batch_handler, drive, exit_code, input_problems
+from ._batchcmd import RESUME, add_batch_options, drive, exit_code, input_problems
 from ._common import RECURO, add_connection_arguments, credentials_from_args
 from ._main import EXIT_USAGE, UsageError, positive_float, positive_int
 from ._render import Wording
@@ -200,7 +200,7 @@ def _stage_problems(args: argparse.Namespace, local: bool) -> list[str]:
     """Problems with --stage-url and --stage-bind."""
     problems = []
     if args.stage_url and args.stage_bind[1] == 0:
-        problems.append("--stage-url needs --stage-bind HOST:PORT with a fixed port (the address it forwards to)")
+        problems.append("--stage-url needs --stage-bind HOST:PORT, a fixed port it forwards to")
     api_host = urllib.parse.urlsplit(args.base_url).hostname or ""
     if local and not args.stage_url and not is_loopback_host(api_host):
         problems.append(
@@ -290,7 +290,7 @@ async def run_restore(
     return exit_code(ended, VOICE)
 
 
-main_restore: Final = batch_handler(RECURO, run_restore)
+main_restore: Final = RECURO.command(run_restore, on_interrupt=RESUME)
 """`recuro restore`: the synchronous entry point the dispatcher calls."""
 
 

@@ -43,8 +43,8 @@ from orchestrator._inputs import local_file_problem
 from orchestrator._stages import Stage
 from orchestrator._staging import PushStager
 
-from ._batchcmd import add_batch_options, batch_handler, drive, exit_code, input_problems
-from ._demo import add_demo_options, demo_handler, run_demo
+from ._batchcmd import RESUME, add_batch_options, drive, exit_code, input_problems
+from ._demo import add_demo_options, run_demo
 from ._main import (
     EXIT_FAILED,
     EXIT_OK,
@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete each file from the server once its derived files are downloaded",
     )
     MEDIACRUSH.add_connection(upload)
-    upload.set_defaults(handler=batch_handler(MEDIACRUSH, run_upload))
+    upload.set_defaults(handler=MEDIACRUSH.command(run_upload, on_interrupt=RESUME))
     MEDIACRUSH.add_calls(sub, CALLS)
     demo_cmd = add_command(
         sub,
@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         "# keep the samples, derived files and report.json in demo/",
     )
     add_demo_options(demo_cmd, kept="samples and derived files")
-    demo_cmd.set_defaults(handler=demo_handler(MEDIACRUSH_DEMO, _demo_batch, MEDIACRUSH))
+    demo_cmd.set_defaults(handler=MEDIACRUSH.command(demo))
     add_emulator_command(
         sub, "serve the MediaCrush emulator on loopback (prints MEDIACRUSH_BASE_URL first)"
     )

@@ -16,7 +16,7 @@ from orchestrator._demo import RECURO_DEMO
 from recuro_async import DestinationExistsError, RecuroClient
 
 from ._common import RECURO
-from ._demo import add_demo_options, demo_handler, run_demo
+from ._demo import add_demo_options, run_demo
 from ._main import (
     EXIT_FAILED,
     EXIT_OK,
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--count", type=positive_int, default=36, help="sample files to restore (default: 36)"
     )
     add_demo_options(demo_cmd, kept="samples and outputs")
-    demo_cmd.set_defaults(handler=demo_handler(RECURO_DEMO, _demo_batch, RECURO))
+    demo_cmd.set_defaults(handler=RECURO.command(demo))
     RECURO.add_calls(sub, CALLS)
     add_emulator_command(
         sub, "serve the Recuro emulator on loopback (prints RECURO_BASE_URL/KEY/SECRET first)"
