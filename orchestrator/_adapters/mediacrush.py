@@ -56,6 +56,7 @@ from mediacrush_async import (
     content_hash,
 )
 from orchestrator._config import RunnerConfig
+from orchestrator._inputs import local_file_problem
 from orchestrator._outputs import derived_name
 from orchestrator._polling import PollSettings
 from orchestrator._service import (
@@ -240,6 +241,12 @@ class MediaCrushAdapter:
             max_downloads=4,
         )
         return attrs.evolve(tuned, **changes)
+
+    @staticmethod
+    def input_problem(text: str) -> str | None:
+        """What is wrong with `text` as an input (a readable local file: the server takes the bytes), or
+        None; checked before any request."""
+        return local_file_problem(text)
 
     def job_spec(self) -> JobSpec:
         """Every item is uploaded and its files and extras are kept (downloaded, or listed)."""

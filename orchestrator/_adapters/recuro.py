@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -33,6 +34,7 @@ import attrs
 from _clientkit._limiter import Pacing, SlidingWindowLimiter
 from orchestrator._budget import JournaledWindow
 from orchestrator._config import RunnerConfig
+from orchestrator._inputs import local_file_problem
 from orchestrator._polling import PollSettings
 from orchestrator._service import (
     BatchFatalError,
@@ -49,10 +51,12 @@ from orchestrator._service import (
     Source,
     StartRefusedError,
 )
+from orchestrator._staging import is_url
 from recuro_async import (
     DiskFullError,
     DownloadLinkExpiredError,
     Filter,
+    InputContainer,
     MediaNotFoundError,
     OutputFormat,
     Progress,
@@ -203,6 +207,16 @@ class RecuroAdapter:
         reconciliation only, with `webhook` callbacks)."""
         tuned = RunnerConfig(out, max_active=DEFAULT_MAX_ACTIVE, poll=PollSettings(webhook=webhook))
         return attrs.evolve(tuned, **changes)
+
+    @staticmethod
+    def input_problem(text: str) -> str | None:
+        """What is wrong with `text` as an input (an http(s) URL the service fetches, or a readable
+        local file of a container it reads, `InputContainer`), or None; checked before any request."""
+        if is_url(text):
+            return None if urllib.parse.urlsplit(text).netloc else f"{text}: not a valid URL"
+        if "://" in text:
+            return f"{text}: only http(s) URLs or local files can be restored"
+        return local_file_problem(text, suffixes={c.value for c in InputContainer})
 
     @property
     def settings(self) -> dict[str, object]:

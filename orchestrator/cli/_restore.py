@@ -23,10 +23,9 @@ from orchestrator._batch import LOCAL_NOTIFY, journal_path, open_batch
 from orchestrator._budget import JournaledWindow
 from orchestrator._config import RunnerConfig
 from orchestrator._effects import CrashPoint
-from orchestrator._inputs import local_file_problem
 from orchestrator._stages import Stage
 from orchestrator._staging import LocalFileServer, is_url
-from recuro_async import ConfigurationError, DownloadOptions, InputContainer, RecuroClient
+from recuro_async import ConfigurationError, DownloadOptions, RecuroClient
 from recuro_async._client import REDIS_URL_ENV
 from recuro_async._validate import is_loopback_host
 
@@ -172,15 +171,6 @@ class _Setup:
     window: JournaledWindow
 
 
-def _check_input(text: str) -> str | None:
-    """A problem with one input, or None."""
-    if is_url(text):
-        return None if urllib.parse.urlsplit(text).netloc else f"{text}: not a valid URL"
-    if "://" in text:
-        return f"{text}: only http(s) URLs or local files can be restored"
-    return local_file_problem(text, suffixes={c.value for c in InputContainer})
-
-
 def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Inputs and the problems with them and with the output directory (runs in a thread)."""
     problems: list[str] = []
@@ -192,7 +182,9 @@ def _check_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"--from-file {args.from_file}: cannot read it ({exc})")
     none = None if problems else "no inputs: name media files or URLs, or use --from-file"
-    problems += input_problems(inputs, _check_input, out=args.out, report=None, none=none)
+    problems += input_problems(
+        inputs, RecuroAdapter.input_problem, out=args.out, report=None, none=none
+    )
     return inputs, problems
 
 

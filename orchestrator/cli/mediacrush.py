@@ -39,7 +39,6 @@ from orchestrator._adapters.mediacrush import MediaCrushAdapter
 from orchestrator._batch import open_batch
 from orchestrator._demo import MEDIACRUSH_DEMO
 from orchestrator._effects import CrashPoint
-from orchestrator._inputs import local_file_problem
 from orchestrator._stages import Stage
 from orchestrator._staging import PushStager
 
@@ -210,7 +209,7 @@ CALLS: Final[tuple[Call[MediaCrushClient], ...]] = (
 def check_inputs(files: Sequence[str], out: Path | None, report: Path | None = None) -> list[str]:
     """Every problem with the files, the output directory and the report path, one line each (blocking)."""
     return input_problems(
-        files, local_file_problem, out=out, report=report, none="no files to upload"
+        files, MediaCrushAdapter.input_problem, out=out, report=report, none="no files to upload"
     )
 
 

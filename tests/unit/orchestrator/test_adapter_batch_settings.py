@@ -63,3 +63,34 @@ def test_batch_configs_are_tuned_per_service_and_overridable():
     assert (crush.poll.min_interval, crush.poll.max_interval) == (0.5, 10.0)
     with pytest.raises(TypeError):
         mediacrush.MediaCrushAdapter.batch_config(out, no_such_knob=1)
+
+
+def test_recuro_takes_http_urls_and_local_files_of_its_containers(tmp_path: Path):
+    """Each input is judged before any request: a URL needs a host, other schemes and containers the
+    service does not read are refused, naming the input (and the supported containers)."""
+    problem = recuro.RecuroAdapter.input_problem
+    reel = tmp_path / "reel.mov"
+    reel.write_bytes(b"moov")
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"text")
+    assert problem("https://example.org/reel.mov") is None
+    assert problem(str(reel)) is None
+    assert problem("https://") == "https://: not a valid URL"
+    assert problem("ftp://example.org/reel.mov") == (
+        "ftp://example.org/reel.mov: only http(s) URLs or local files can be restored"
+    )
+    refused = problem(str(notes))
+    assert refused is not None
+    assert refused.startswith(f"{notes}: unsupported container '.txt'; supported: ")
+    assert "MOV" in refused
+    assert problem(str(tmp_path / "gone.mov")) == f"{tmp_path / 'gone.mov'}: no such file"
+
+
+def test_mediacrush_takes_readable_local_files_of_any_kind(tmp_path: Path):
+    """MediaCrush is sent the bytes: any readable, non-empty local file will do, whatever its kind."""
+    problem = mediacrush.MediaCrushAdapter.input_problem
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"text")
+    assert problem(str(notes)) is None
+    assert problem(str(tmp_path)) == f"{tmp_path}: is a directory, not a regular file"
+    assert problem(str(tmp_path / "gone.gif")) == f"{tmp_path / 'gone.gif'}: no such file"
