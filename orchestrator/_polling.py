@@ -62,6 +62,9 @@ _COLD_FRACTION = 1 / 4
 # a phase whose completions callbacks report (this share of its recent ones, at least) is not polled
 # for them: its items are probed only when overdue, as swept ones are (a callback may be lost)
 _REPORTED_SHARE, _REPORTS = 3 / 4, 16
+# such an item is overdue at this multiple of its expected duration: callbacks teach exact durations, so
+# one half again as long as expected has most likely lost its callback (a failure is called back too)
+_REPORTED_OVERDUE = 1.5
 
 
 @attrs.frozen
@@ -483,8 +486,11 @@ class PollPlanner:
         if not self._known_or_scout(waiting):
             return math.inf
         expected = self._expected(waiting)
+        factor = s.overdue_factor
+        if self._reported(waiting.phase):
+            factor = min(factor, _REPORTED_OVERDUE)
         overdue = (
-            waiting.entered + expected * s.overdue_factor + s.min_interval
+            waiting.entered + expected * factor + s.min_interval
             if expected is not None
             else waiting.last_probe + s.max_interval
         )

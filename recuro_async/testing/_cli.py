@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
         "[1-F, 1+F], seeded by --seed (0 <= F < 1; default 0: exact times). Example: --jitter 0.3",
     )
     parser.add_argument(
+        "--callback-loss",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="never send this share of notify_url callbacks (drawn per media and job, seeded by --seed; "
+        "default 0). Example: --callback-loss 0.1",
+    )
+    parser.add_argument(
         "--fetch-timing",
         choices=FETCH_TIMINGS,
         default="after-answer",
@@ -139,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency=args.latency[1],
             restored_url_ttl=args.restored_url_ttl,
             jitter=args.jitter,
+            callback_loss=args.callback_loss,
             fetch_timing=args.fetch_timing,
             error_codes=ALTERNATE_ERROR_CODES if args.error_codes == "alternate" else {},
         )

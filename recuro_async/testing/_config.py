@@ -152,6 +152,8 @@ class EmulatorConfig:
         media_dir: where large media live (default: a temporary directory removed on exit).
         callback_attempts, callback_retry_delay: notify_url delivery tries, and the first pause (doubling).
         callback_timeout, fetch_timeout: real-time limits for a callback POST and an original's fetch.
+        callback_loss: share of notify_url callbacks never sent (drawn per media and kind, seeded): a
+            receiver that lost them, or a service that forgets. Default 0: every callback is sent.
         strict_delete: DeleteMedia of an unknown or deleted id answers MediaNotFound (else 200).
         public_url: origin used in restored_file_url (default: the origin the request was sent to).
         restored_url_ttl: None (default): restored-file URLs never expire. A duration: every
@@ -204,6 +206,7 @@ class EmulatorConfig:
     callback_attempts: int = attrs.field(default=5, validator=_at_least_one)
     callback_retry_delay: float = attrs.field(default=2.0, converter=float, validator=_non_negative)
     callback_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
+    callback_loss: float = attrs.field(default=0.0, converter=float, validator=_probability)
     fetch_timeout: float = attrs.field(default=60.0, converter=float, validator=_positive)
     strict_delete: bool = True
     public_url: str | None = attrs.field(default=None, validator=_public_url)

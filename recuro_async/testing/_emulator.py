@@ -187,6 +187,11 @@ class RecuroEmulator:
         """Every notify_url POST attempted so far, in order."""
         return list(self._service.callbacks)
 
+    @property
+    def callbacks_lost(self) -> list[str]:
+        """The file_ids whose callback `callback_loss` never sent (one entry per lost callback)."""
+        return list(self._service.callbacks_lost)
+
     def media_ids(self, api_key: str | None = None) -> list[str]:
         """The file_ids currently stored (of one account, or of all), oldest first."""
         return self._service.media_ids(api_key)

@@ -92,6 +92,7 @@ class RecuroService:
         self.request_log = RequestLog()
         self.runtime: Runtime | None = None
         self.callbacks: list[CallbackAttempt] = []
+        self.callbacks_lost: list[str] = []  # file_ids whose callback `callback_loss` never sent
         self.media: dict[str, Media] = {}
         self._by_owner: dict[str, dict[str, Media]] = {}
         self._guids: dict[str, Media] = {}
@@ -436,7 +437,7 @@ class RecuroService:
         if done is None:
             return
         await anyio.sleep_until(done)
-        if media.deleted or media.notify_url is None:
+        if media.deleted or media.notify_url is None or self._lost(media.file_id, "media"):
             return
         body = {
             "file_id": media.file_id,
@@ -450,6 +451,8 @@ class RecuroService:
         if job.fail_at is None:
             await job.ready.wait()
         if media.deleted or media.job is not job or job.notify_url is None:
+            return
+        if self._lost(media.file_id, f"job {media.jobs_started}"):
             return
         if job.fail_at is not None:
             body = {
@@ -465,6 +468,17 @@ class RecuroService:
                 "restored_file_url": self.restored_url(job.origin, job.guid),
             }
         await self._deliver(job.notify_url, body, media.file_id)
+
+    def _lost(self, file_id: str, kind: str) -> bool:
+        """Whether this callback is one `callback_loss` never sends (a seeded draw of its own)."""
+        loss = self.config.callback_loss
+        lost = (
+            loss > 0 and random.Random(f"{self.config.seed}:{file_id}:{kind}:lost").random() < loss
+        )
+        if lost:
+            self.callbacks_lost.append(file_id)
+            self.notify()
+        return lost
 
     async def _deliver(self, url: str, body: dict[str, str], file_id: str) -> None:
         await deliver(self._http, self.config, url, body, file_id, record=self._record_callback)

@@ -664,6 +664,23 @@ async def test_callbacks_are_retried_while_the_receiver_is_down():
     assert not any(c.delivered for c in env.emu.callbacks)
 
 
+async def test_callback_loss_never_sends_a_seeded_share_of_callbacks():
+    """`callback_loss` (a receiver that lost callbacks): each media's callback is sent or not by a seeded
+    draw of its own; the media still completes (GetProgress says so)."""
+    async with loopback(EmulatorConfig(**FAST, callback_loss=0.5, seed=7)) as env:
+        ids = [await env.upload(notify_url=env.receiver_url) for _ in range(12)]
+        for file_id in ids:
+            await env.wait_state(file_id, "MediaCompleted")
+        with anyio.fail_after(10):
+            await env.emu.wait_until(
+                lambda: len(env.receiver.bodies) + len(env.emu.callbacks_lost) == len(ids)
+            )
+    called = {b["file_id"] for b in env.receiver.bodies}
+    assert 0 < len(called) < len(ids)
+    assert called | set(env.emu.callbacks_lost) == set(ids)
+    assert not called & set(env.emu.callbacks_lost)
+
+
 # ---------------------------------------------------------------- observation, quirks, in-process, CLI
 
 

@@ -354,7 +354,7 @@ def test_a_contact_still_unanswered_is_not_asked_again():
 
 def test_a_phase_callbacks_report_is_probed_only_when_overdue():
     """Callbacks reported the phase's completions (the upload's notify_url): an item is not polled at
-    its prediction, only once overdue (a callback may be lost); when probes find most completions,
+    its prediction, only once overdue (its callback may be lost); when probes find most completions,
     the phase is polled at predictions again."""
     planner = _planner()
     for n in range(2):
@@ -363,9 +363,10 @@ def test_a_phase_callbacks_report_is_probed_only_when_overdue():
     planner.track("new", Phase.PROCESSING, 100.0)
     plan = planner.plan(111.0)
     assert plan.probes == ()
-    assert plan.wake_at == pytest.approx(100.0 + 10.0 * 2.5 + 1.0)  # overdue_factor, min_interval
-    assert planner.plan(126.0).probes == ("new",)
-    planner.observe("new", READY, 126.0)  # found by the probe: its callback never came
+    # overdue at half again its expected time (callbacks teach exact durations), plus min_interval
+    assert plan.wake_at == pytest.approx(100.0 + 10.0 * 1.5 + 1.0)
+    assert planner.plan(116.0).probes == ("new",)
+    planner.observe("new", READY, 116.0)  # found by the probe: its callback never came
     for n in range(4):  # callbacks stop: probes find the next completions
         planner.track(f"p{n}", Phase.PROCESSING, 200.0)
         _contact(planner, f"p{n}", 200.0)
