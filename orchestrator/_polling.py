@@ -4,24 +4,30 @@ The planner is told when items start waiting for the service, what each observat
 time is (`now`, from an injected clock); `plan(now)` answers what to ask next and when to wake up.
 
 - **Sweeps** reveal a whole phase for the batch in one call (Recuro's ListMedia shows every restored file).
-  One is due when the earliest predicted completion among the swept items has come, never sooner than
-  `min_interval` after the last sweep and never later than `max_interval`.
+  One is due once it will collect a share of the waiting items, or once the earliest has waited a little
+  past its prediction; sweeps are `sweep_fraction` of the typical duration apart (half that for the
+  batch's last few items, whose detection lag is the batch's own), never further than `max_interval`.
 - **Probes** (one call per item) go to items whose phase a sweep cannot reveal (Recuro: media analysis), at
   their predicted completion, and to swept items that are overdue (a failed job never shows in a sweep).
+  A question still unanswered is not asked again (an answer may take longer than `min_interval`).
+- **Callbacks.** A phase whose completions callbacks report (most of its recent ones: Recuro's upload
+  carries its own notify_url) is not polled at predictions: its items are probed only once overdue, in
+  case a callback was lost.
 - **Prediction.** From the item's own progress rate when the service reported progress (fraction done per
   second since the phase began), else from the durations of items that already finished that phase (a
   least-squares line over size when sizes vary, else the median), else an exponential backoff from
   `min_interval`. Each probe is spaced between `min_interval` and `max_interval` from the previous contact.
-  Predictions lean late (`margin`): a probe too early costs a request, one too late only a little time.
-- **Webhook mode.** Callbacks report completions, so polling becomes a slow reconciliation: a sweep every
-  `reconcile_interval` while anything waits, and a probe for an item silent that long (a lost callback).
+  A callback says when a phase ended; a contact only that it ended after the last contact that found the
+  item waiting, so the middle of that bracket is learned. Model predictions lean late by a margin each
+  phase steers so that most contacts at them hit: a probe too early costs a request, one too late only a
+  little time.
 - **Earned speculation.** A service whose next step doubles as a probe (Recuro's StartJob on media predicted
   ready: accepted, it saves the GetProgress; refused, it learned nothing) is asked that way only while
-  contacts prove well timed. Every contact is scored when answered: done by then, or not; one made at the
-  item's predicted (or backoff) time, not early to keep in touch, may be the next step itself. With p
-  the hit rate of the last contacts (Laplace-smoothed) and c the requests a refusal costs
-  (1 when the refusal is recognised as "not ready", 2 when the media's state must be read to judge it),
-  speculating costs p + (1 - p)(c + 2) requests against 2 for probing first, so it is used when
+  contacts prove well timed. Every contact at a prediction is scored when answered: done by then, or
+  not (one made earlier, to keep in touch, scores only a hit: a contact at the prediction would have hit
+  too); only one at the prediction may be the next step itself. With p the hit rate of the last
+  contacts (Laplace-smoothed) and c the requests a refusal costs (1 when the refusal is recognised as
+  "not ready", 2 when the media's state must be read to judge it), speculating costs p + (1 - p)(c + 2) requests against 2 for probing first, so it is used when
   p > c / (1 + c). Predictions made from one model fail together, so speculation also has a window, as
   TCP's slow start: at most `window` speculative contacts unanswered at once, one more after each
   accepted one, back to one after a refusal. A resumed item's phase began when the journal says, not when
@@ -120,6 +126,11 @@ class _Waiting:
     contacted: bool = False
     on_target: bool = False
     speculating: bool = False
+    asked_at: float = 0.0  # when the contact handed out was sent
+    by_model: bool = (
+        False  # its target came from the learned durations (not the item's own progress)
+    )
+    seen_waiting: float | None = None  # when the last contact that found it not done was sent
 
 
 @attrs.define
@@ -264,9 +275,14 @@ class PollPlanner:
             self._reports[waiting.phase].append(callback)
         if waiting.contacted and status.phase is not Phase.UNKNOWN:
             hit = status.phase is not waiting.phase
-            if waiting.on_target:  # a prediction tested (a backoff contact predicts nothing)
+            # a prediction tested (a backoff contact predicts nothing); a contact made before its
+            # target that finds the item done says a contact at the target would have hit too
+            if waiting.on_target or (hit and self._expected(waiting) is not None):
                 self._scores.append(hit)
-                self._steer(waiting.phase, hit=hit)
+                if waiting.by_model:  # the item's own progress is not the learned durations' fault
+                    self._steer(waiting.phase, hit=hit)
+            if not hit:
+                waiting.seen_waiting = waiting.asked_at
             waiting.contacted = False
             if waiting.speculating:
                 waiting.speculating = False
@@ -284,8 +300,12 @@ class PollPlanner:
                 waiting.predicted = None  # proved wrong; fall back to the model or backoff
             return
         if status.phase in (Phase.READY, Phase.RUNNING, Phase.RESTORED):
-            # the phase is over: learn how long it took
-            self._models[waiting.phase].add(waiting.size, now - waiting.entered)
+            # the phase is over: learn how long it took. A callback says when; a contact only that it
+            # ended after the last contact that found it waiting (count the middle) and before now
+            finished = now
+            if not callback and waiting.seen_waiting is not None:
+                finished = (max(waiting.seen_waiting, waiting.entered) + now) / 2
+            self._models[waiting.phase].add(waiting.size, finished - waiting.entered)
         self._forget(key)
 
     def observe_sweep(self, now: float, restored: Iterable[str]) -> None:
@@ -388,7 +408,8 @@ class PollPlanner:
         for key in probes:
             waiting = self._items[key]
             waiting.on_target = self._expected(waiting) is not None and self._target(waiting) <= now
-            waiting.last_contact = waiting.last_probe = now
+            waiting.by_model = waiting.predicted is None
+            waiting.last_contact = waiting.last_probe = waiting.asked_at = now
             waiting.contacted = True
         if len(due) > len(probes):
             wake = min(wake, due[len(probes)][0])
