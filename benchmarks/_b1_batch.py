@@ -380,6 +380,7 @@ def _run(
             "concurrent": emulator("concurrent", ts_naive),
             "sequential": emulator("sequential", ts),
             "ours-latency": emulator("ours-latency", _SLOW_SCALE, **slow),
+            "ours-silent": emulator("ours-silent", _SLOW_SCALE, **slow, callback_loss=1.0),
             "ours-killed": emulator("ours-killed", ts),
             "bw": {"time_scale": 1e-4, "media_dir": str(work / "emu-bw")},
         },
@@ -427,6 +428,17 @@ def _run(
                 drawn=True,
             ),
             bench.ours(
+                "ours, polling, latency, no callbacks",
+                "ours-silent",
+                _SLOW_SCALE,
+                webhook=False,
+                command=command,
+                max_active=MAX_ACTIVE,
+                inputs=inputs[:n_slow],
+                stretch=_SLOW_STRETCH,
+                drawn=True,
+            ),
+            bench.ours(
                 "ours, polling, killed 3 times",
                 "ours-killed",
                 ts,
@@ -449,7 +461,7 @@ def _report(
     kills: tuple[float, ...],
 ) -> Section:
     section = Section("B1", f"batch of {n} items through the Recuro pipeline")
-    poll, hook, default, naive, seq, slow, killed = outcomes
+    poll, hook, default, naive, seq, slow, silent, killed = outcomes
     section.method = [
         (
             f"{n} MP4 originals of 256 KiB-1.75 MiB (mean 1 MiB); job Mp4H264 + Noise. Emulator at time scale "
@@ -491,7 +503,9 @@ def _report(
             f"(time scale {_SLOW_SCALE:g}) and the service's processing stretched x {_SLOW_STRETCH:g} "
             f"and drawn at random (each analysis and job time x a seeded factor in "
             f"[{1 - _JITTER:g}, {1 + _JITTER:g}]), so the slowest item's own processing (as drawn, read back "
-            "from the emulator), not the rate, is the lower bound. 'killed 3 times': the "
+            "from the emulator), not the rate, is the lower bound. 'no callbacks': the same, against a "
+            "server that never calls any notify_url back (emulator `callback_loss` 1.0), so analysis ends "
+            "are learned by polling alone. 'killed 3 times': the "
             "process is SIGKILLed "
             f"{', '.join(f'{k:.1f}' for k in kills)} s after each of three starts (seeded), started again "
             "each time, and the fourth run goes to the end; requests, wall and CPU cover all four runs."
@@ -619,6 +633,12 @@ def _report(
             "times are the upload's arrival plus the drawn analysis time, so the first figure includes the "
             "original's fetch, which the upload seal holds until the upload's answer is in the journal)."
         )
+    lag_note.append(
+        f"'no callbacks' (no target: the document says UploadMedia's notify_url is called): "
+        f"{silent.requests / silent.items:.2f} requests per item, wall / bound "
+        f"{silent.proc.wall / silent.bound:.2f}, against {slow.requests / slow.items:.2f} and "
+        f"{slow.proc.wall / slow.bound:.2f} with the callbacks."
+    )
     section.notes = [
         *lag_note,
         (

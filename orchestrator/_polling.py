@@ -4,41 +4,43 @@ The planner is told when items start waiting for the service, what each observat
 time is (`now`, from an injected clock); `plan(now)` answers what to ask next and when to wake up.
 
 - **Sweeps** reveal a whole phase for the batch in one call (Recuro's ListMedia shows every restored file).
-  One is due when the earliest predicted completion among the swept items has come, never sooner than
-  `min_interval` after the last sweep and never later than `max_interval`.
+  One is due once it will collect a share of the waiting items, or once the earliest has waited a little
+  past its prediction; sweeps are `sweep_fraction` of the typical duration apart (half that for the
+  batch's last few items, whose detection lag is the batch's own), never further than `max_interval`.
 - **Probes** (one call per item) go to items whose phase a sweep cannot reveal (Recuro: media analysis), at
   their predicted completion, and to swept items that are overdue (a failed job never shows in a sweep).
+  A question still unanswered is not asked again (an answer may take longer than `min_interval`).
+- **Callbacks.** A phase whose completions callbacks report (most of its recent ones: Recuro's upload
+  carries its own notify_url) is not polled at predictions: its items are probed only once overdue, in
+  case a callback was lost.
 - **Prediction.** From the item's own progress rate when the service reported progress (fraction done per
   second since the phase began), else from the durations of items that already finished that phase (a
-  least-squares line over size when sizes vary, else the median), else an exponential backoff from
+  least-squares line over size when sizes vary, else the median: `_durations.py`), else a backoff from
   `min_interval`. Each probe is spaced between `min_interval` and `max_interval` from the previous contact.
-  Predictions lean late (`margin`): a probe too early costs a request, one too late only a little time.
-- **Webhook mode.** Callbacks report completions, so polling becomes a slow reconciliation: a sweep every
-  `reconcile_interval` while anything waits, and a probe for an item silent that long (a lost callback).
+  A callback says when a phase ended; a contact only that it ended after the last contact that found the
+  item waiting, so the middle of that bracket is learned. Model predictions lean late by a margin each
+  phase steers so that most contacts at them hit: a probe too early costs a request, one too late only a
+  little time.
 - **Earned speculation.** A service whose next step doubles as a probe (Recuro's StartJob on media predicted
   ready: accepted, it saves the GetProgress; refused, it learned nothing) is asked that way only while
-  contacts prove well timed. Every contact is scored when answered: done by then, or not; one made at the
-  item's predicted (or backoff) time, not early to keep in touch, may be the next step itself. With p
-  the hit rate of the last contacts (Laplace-smoothed) and c the requests a refusal costs
-  (1 when the refusal is recognised as "not ready", 2 when the media's state must be read to judge it),
-  speculating costs p + (1 - p)(c + 2) requests against 2 for probing first, so it is used when
-  p > c / (1 + c). Predictions made from one model fail together, so speculation also has a window, as
-  TCP's slow start: at most `window` speculative contacts unanswered at once, one more after each
-  accepted one, back to one after a refusal. A resumed item's phase began when the journal says, not when
-  this run started waiting, so a rerun's predictions are as good as the first run's.
+  contacts prove well timed (`_speculation.py`). Every contact at a prediction is scored when answered
+  (one made earlier, to keep in touch, scores only a hit: a contact at the prediction would have hit
+  too); only one at the prediction may be the next step itself. A resumed item's phase began when the
+  journal says, not when this run started waiting, so a rerun's predictions are as good as the first's.
 """
 
 from __future__ import annotations
 
 import collections
 import math
-import statistics
 from collections.abc import Iterable
 from typing import Final
 
 import attrs
 
+from ._durations import Durations
 from ._service import Phase, RemoteStatus
+from ._speculation import SpeculationRecord
 
 __all__ = ["Plan", "PollPlanner", "PollSettings"]
 
@@ -50,11 +52,6 @@ PHASE_ENDS: Final = {
     ),
     Phase.RUNNING: frozenset({Phase.RESTORED, Phase.FAILED, Phase.GONE}),
 }
-_HISTORY = 64  # durations kept per phase for the model
-# model predictions are steered so that this share of contacts at them hits (see `_steer`)
-_HIT_GOAL, _MARGIN_STEP, _MARGIN_RANGE = 0.8, 0.05, (-0.3, 1.0)
-_SCORED = 16  # contacts at a prediction whose outcome decides whether to speculate
-_WINDOW_CAP = 64  # speculative contacts unanswered at once, at most
 # a sweep is due once it will collect this many of the waiting items (at least `_SWEEP_BATCH`)
 _SWEEP_SHARE, _SWEEP_BATCH = 1 / 8, 4
 # while a swept phase has no completions, it is swept every this fraction of its scout's expected time
@@ -120,45 +117,10 @@ class _Waiting:
     contacted: bool = False
     on_target: bool = False
     speculating: bool = False
-
-
-@attrs.define
-class _Model:
-    """Durations (size, seconds) of items that finished a phase; the fit is cached between samples."""
-
-    samples: list[tuple[int | None, float]] = attrs.Factory(list)
-    # (median, line) where line is (mean size, mean duration, slope, shortest) or None
-    _fit: tuple[float, tuple[float, float, float, float] | None] | None = None
-
-    def add(self, size: int | None, duration: float) -> None:
-        self.samples.append((size, max(duration, 0.0)))
-        del self.samples[:-_HISTORY]
-        self._fit = None
-
-    def _refit(self) -> tuple[float, tuple[float, float, float, float] | None]:
-        median = statistics.median(d for _, d in self.samples)
-        sized = [(float(s), d) for s, d in self.samples if s is not None]
-        line = None
-        if len(sized) >= 3:
-            mean_x = statistics.fmean(x for x, _ in sized)
-            mean_y = statistics.fmean(y for _, y in sized)
-            var = sum((x - mean_x) ** 2 for x, _ in sized)
-            if var > 0:
-                slope = sum((x - mean_x) * (y - mean_y) for x, y in sized) / var
-                if slope >= 0:
-                    line = (mean_x, mean_y, slope, min(y for _, y in sized))
-        return median, line
-
-    def expect(self, size: int | None) -> float | None:
-        if not self.samples:
-            return None
-        if self._fit is None:
-            self._fit = self._refit()
-        median, line = self._fit
-        if size is not None and line is not None:
-            mean_x, mean_y, slope, shortest = line
-            return max(mean_y + slope * (size - mean_x), shortest)
-        return median
+    asked_at: float = 0.0  # when the contact handed out was sent
+    # its target came from the learned durations (not the item's own progress)
+    by_model: bool = False
+    seen_waiting: float | None = None  # when the last contact that found it not done was sent
 
 
 class PollPlanner:
@@ -176,15 +138,12 @@ class PollPlanner:
         self._speculative_phase = speculative_phase
         self._sweep_phases = frozenset(sweep_phases) & _WAITING
         self._items: dict[str, _Waiting] = {}
-        self._models: dict[Phase, _Model] = {phase: _Model() for phase in _WAITING}
+        # per phase, what is learned of its durations (and how late predictions from them lean)
+        self._models = {phase: Durations(margin=settings.margin) for phase in _WAITING}
         self._last_sweep: float | None = None
         self._prev_sweep: float | None = None
         self._scouts: dict[Phase, _Waiting] = {}
-        self._scores: collections.deque[bool] = collections.deque(maxlen=_SCORED)
-        self._window = 1
-        self._speculating = 0
-        # per phase, how late model predictions lean: steered so that about `_HIT_GOAL` of them hit
-        self._margin = dict.fromkeys(_WAITING, settings.margin)
+        self._speculation = SpeculationRecord()
         # per phase, for each recent completion: whether a callback reported it
         self._reports: dict[Phase, collections.deque[bool]] = {
             phase: collections.deque(maxlen=_REPORTS) for phase in _WAITING
@@ -242,7 +201,7 @@ class PollPlanner:
     def _forget(self, key: str) -> None:
         waiting = self._items.pop(key, None)
         if waiting is not None and waiting.speculating:
-            self._speculating -= 1
+            self._speculation.answered(hit=None)
 
     def expected_duration(self, key: str) -> float | None:
         """How long the item's current phase is expected to take in total (None if nothing is known)."""
@@ -264,14 +223,18 @@ class PollPlanner:
             self._reports[waiting.phase].append(callback)
         if waiting.contacted and status.phase is not Phase.UNKNOWN:
             hit = status.phase is not waiting.phase
-            if waiting.on_target:  # a prediction tested (a backoff contact predicts nothing)
-                self._scores.append(hit)
-                self._steer(waiting.phase, hit=hit)
+            # a prediction tested (a backoff contact predicts nothing); a contact made before its
+            # target that finds the item done says a contact at the target would have hit too
+            if waiting.on_target or (hit and self._expected(waiting) is not None):
+                self._speculation.score(hit=hit)
+                if waiting.by_model:  # the item's own progress is not the learned durations' fault
+                    self._models[waiting.phase].steer(hit=hit)
+            if not hit:
+                waiting.seen_waiting = waiting.asked_at
             waiting.contacted = False
             if waiting.speculating:
                 waiting.speculating = False
-                self._speculating -= 1
-                self._window = min(self._window + 1, _WINDOW_CAP) if hit else 1
+                self._speculation.answered(hit=hit)
         if status.phase in (waiting.phase, Phase.UNKNOWN):
             waiting.contacts += 1
             waiting.last_contact = waiting.last_probe = now
@@ -284,8 +247,12 @@ class PollPlanner:
                 waiting.predicted = None  # proved wrong; fall back to the model or backoff
             return
         if status.phase in (Phase.READY, Phase.RUNNING, Phase.RESTORED):
-            # the phase is over: learn how long it took
-            self._models[waiting.phase].add(waiting.size, now - waiting.entered)
+            # the phase is over: learn how long it took. A callback says when; a contact only that it
+            # ended after the last contact that found it waiting (count the middle) and before now
+            finished = now
+            if not callback and waiting.seen_waiting is not None:
+                finished = (max(waiting.seen_waiting, waiting.entered) + now) / 2
+            self._models[waiting.phase].add(waiting.size, finished - waiting.entered)
         self._forget(key)
 
     def observe_sweep(self, now: float, restored: Iterable[str]) -> None:
@@ -323,26 +290,8 @@ class PollPlanner:
             return True  # the step is still to be taken (not answered yet)
         if waiting is None or not (waiting.contacted and waiting.on_target):
             return False
-        if self._speculating >= self._window or not self._earned(refusal_cost):
-            return False
-        waiting.speculating = True
-        self._speculating += 1
-        return True
-
-    def _steer(self, phase: Phase, *, hit: bool) -> None:
-        """Move the phase's margin toward the quantile of its durations that `_HIT_GOAL` of contacts hit
-        (a stochastic approximation: a miss widens it, a hit narrows it a quarter as much). The learned
-        durations are censored by the contacts that found them (a hit records when it was found, not
-        when it ended), and times vary by service; the hit rate itself says where the margin stands."""
-        step = _MARGIN_STEP * ((1.0 if not hit else 0.0) - (1.0 - _HIT_GOAL))
-        self._margin[phase] = min(
-            max(self._margin[phase] + step, _MARGIN_RANGE[0]), _MARGIN_RANGE[1]
-        )
-
-    def _earned(self, refusal_cost: int) -> bool:
-        """Recent contacts hit often enough that a speculative one costs less than a probe first."""
-        hit_rate = (sum(self._scores) + 1) / (len(self._scores) + 2)
-        return hit_rate > refusal_cost / (1 + refusal_cost)
+        waiting.speculating = self._speculation.grant(refusal_cost)
+        return waiting.speculating
 
     # ------------------------------------------------------------------ what to do
 
@@ -369,7 +318,7 @@ class PollPlanner:
         sweep = sweep_due is not None and sweep_due <= now
         due: list[tuple[float, str]] = []
         wake = math.inf if sweep_due is None or sweep else sweep_due
-        room = self._window - self._speculating if self._earned(refusal_cost) else None
+        room = self._speculation.room(refusal_cost)
         for key, waiting in self._items.items():
             at = self._probe_due(waiting)
             if waiting.contacted:
@@ -388,7 +337,8 @@ class PollPlanner:
         for key in probes:
             waiting = self._items[key]
             waiting.on_target = self._expected(waiting) is not None and self._target(waiting) <= now
-            waiting.last_contact = waiting.last_probe = now
+            waiting.by_model = waiting.predicted is None
+            waiting.last_contact = waiting.last_probe = waiting.asked_at = now
             waiting.contacted = True
         if len(due) > len(probes):
             wake = min(wake, due[len(probes)][0])
@@ -521,7 +471,7 @@ class PollPlanner:
             return waiting.entered + (waiting.predicted - waiting.entered) * (1 + s.margin)
         expected = self._models[waiting.phase].expect(waiting.size)
         if expected is not None:
-            at = waiting.entered + expected * (1 + self._margin[waiting.phase])
+            at = waiting.entered + expected * (1 + self._models[waiting.phase].margin)
             if at > waiting.last_contact:
                 return at
         backoff = min(s.min_interval * 2.0**waiting.contacts, s.max_interval)

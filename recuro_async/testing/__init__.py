@@ -59,7 +59,9 @@ Failures are a representation of their own: a failed media or job keeps its last
 GetProgress answers HTTP 400 with the failure's error_code (MediaUploadFailed, MediaFormatUnsupported or
 JobFailed), and the notify_url callback carries the same ``{file_id, error_code, error_message}``.
 Callbacks (the document's exact bodies) are retried on a transport error, 408, 425, 429 or 5xx,
-``callback_attempts`` times with pauses of ``callback_retry_delay * time_scale`` doubling.
+``callback_attempts`` times with pauses of ``callback_retry_delay * time_scale`` doubling. ``callback_loss=P``
+(``recuro emulator --callback-loss P``) never sends a seeded share P of them (1.0: a server that never calls
+back); ``callbacks_lost`` names them.
 
 Time: ``time_scale`` multiplies processing durations (media analysis ``media_base_seconds +
 media_seconds_per_mib * MiB``; a job ``job_base_seconds + job_seconds_per_mib * MiB``, x1.5 with Colorize,

@@ -443,3 +443,60 @@ def test_only_the_tail_is_swept_twice_as_often():
             planner.observe(key, RemoteStatus(Phase.PROCESSING), now)
         now = plan.wake_at
     assert sweeps == pytest.approx([132.0, 134.0, 136.0, 138.0])
+
+
+# ---------------------------------------------------------------------- what contacts teach
+
+
+def test_a_contact_before_the_target_that_finds_the_item_done_counts_as_a_hit():
+    """Kept in touch (max_interval) before its prediction and found done: a contact at the prediction
+    would have hit too, so it counts toward earning speculation (its misses would say nothing)."""
+    planner = _planner(max_interval=5.0)
+    _learned(planner)  # 10 s: targets at 11 s, past max_interval
+    planner.track("early", Phase.PROCESSING, 0.0)
+    assert planner.plan(5.0).probes == ("early",)
+    planner.observe("early", READY, 5.0)  # done already
+    planner.track("next", Phase.PROCESSING, 10.0)
+    assert planner.plan(15.0).probes == ("next",)  # max_interval again: not on target
+    assert not planner.speculate("next", refusal_cost=1)  # never speculative so early
+    planner.observe("next", NOT_YET, 15.0)  # a miss before the target: not scored
+    planner.track("due", Phase.PROCESSING, 30.0, since=22.0)  # (resumed: its target is in reach)
+    at = _contact(planner, "due", 30.0)
+    assert at < 35.0  # at its target, not kept in touch
+    assert planner.speculate("due", refusal_cost=1)  # p = 2/3 from the one early hit
+
+
+def test_a_completion_found_by_a_contact_is_learned_at_the_middle_of_its_bracket():
+    """Found waiting at 4 s and done at 8 s, it ended between them: learned as 6 s, not 8 s."""
+    planner = _planner(max_interval=4.0)
+    planner.track("a", Phase.PROCESSING, 0.0)
+    assert planner.plan(4.0).probes == ("a",)
+    planner.observe("a", NOT_YET, 4.0)
+    assert planner.plan(8.0).probes == ("a",)
+    planner.observe("a", READY, 8.0)
+    planner.track("b", Phase.PROCESSING, 100.0)
+    assert planner.expected_duration("b") == pytest.approx(6.0)
+
+
+def test_a_callback_teaches_the_exact_duration():
+    """A callback says when the phase ended, whatever contacts came before."""
+    planner = _planner(max_interval=4.0)
+    planner.track("a", Phase.PROCESSING, 0.0)
+    planner.plan(4.0)
+    planner.observe("a", NOT_YET, 4.0)
+    planner.observe("a", READY, 9.0, callback=True)
+    planner.track("b", Phase.PROCESSING, 100.0)
+    assert planner.expected_duration("b") == pytest.approx(9.0)
+
+
+def test_a_miss_of_an_items_own_progress_does_not_move_the_learned_margin():
+    """The item's progress rate predicted too early: the learned durations' margin stays."""
+    planner = _planner()
+    _learned(planner)
+    planner.track("p", Phase.PROCESSING, 0.0)
+    planner.observe("p", RemoteStatus(Phase.PROCESSING, fraction=0.5), 1.0)  # "done at 2 s"
+    at = _contact(planner, "p", 1.0)
+    assert at < 11.0  # at its own prediction, not the model's
+    planner.observe("p", NOT_YET, at)  # it was not
+    planner.track("m", Phase.PROCESSING, 100.0)
+    assert _contact(planner, "m", 100.0) == pytest.approx(111.0)  # 10 s x (1 + margin 0.1)
