@@ -181,12 +181,16 @@ class PlainRenderer:
             )
 
 
+_FINAL: Final = frozenset({"done", "failed", "parked", "stopped"})  # tab states flushed at once
+
+
 class TabRenderer(PlainRenderer):
     """Tab-separated lines for scripts: the input, its state (each once), and details.
 
     States: `uploading` only when bytes go out (a file the service already had is `already uploaded`),
     `uploaded\tID`, the service's own progress states, the stage labels the wording names (e.g.
-    `downloading`), then `done\tID\tRESULT...` or `failed\tCODE\tMESSAGE` (`parked` likewise).
+    `downloading`), then `done\tID\tRESULT...` or `failed\tCODE\tMESSAGE` (`parked` likewise, and
+    `stopped` for a stop on our side that rerunning the command resumes).
     """
 
     def __init__(self, stream: IO[str] | None = None, *, wording: Wording | None = None) -> None:
@@ -200,7 +204,7 @@ class TabRenderer(PlainRenderer):
     def _state(self, item: Item, state: str, *fields: str) -> None:
         if self._last.get(item.key) != state:
             self._last[item.key] = state
-            self._line("\t".join((item.input, state, *fields)), now=state in ("done", "failed"))
+            self._line("\t".join((item.input, state, *fields)), now=state in _FINAL)
 
     def upload_progress(self, key: str, sent: int, total: int | None) -> None:  # noqa: ARG002
         """The first bytes of an upload say `uploading`; the lines show no byte counts."""
@@ -228,7 +232,7 @@ class TabRenderer(PlainRenderer):
         elif isinstance(event, ItemDone):
             self._state(item, "done", remote_id, *(details or (event.output_path,)))
         elif isinstance(event, ItemFailed):
-            state = "parked" if event.parked else "failed"
+            state = "parked" if event.parked else "stopped" if event.resumable else "failed"
             self._state(item, state, event.error_code, event.error_message)
 
 

@@ -8,7 +8,7 @@ before any request: bad input exits 2 naming the file.
 
 Output: rich progress bars and a summary table on a terminal; otherwise tab-separated lines on stdout,
 the input first and its state second (`TabRenderer`: `uploaded\tHASH`, the server's states, then
-`done\tHASH\tPATH...` or `failed\tCODE\tMESSAGE`).
+`done\tHASH\tPATH...`, `failed\tCODE\tMESSAGE`, or `stopped\tCODE\tMESSAGE` when rerunning resumes it).
 """
 
 from __future__ import annotations

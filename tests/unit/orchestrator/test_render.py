@@ -165,3 +165,29 @@ def test_names_and_redaction():
     assert redact_url("https://user:secret@host:8443/p") == "https://***@host:8443/p"
     assert redact_url("https://host/p") == "https://host/p"
     assert redact_url("/local/path@x") == "/local/path@x"
+
+
+def test_tab_lines_tell_a_resumable_stop_from_a_failure():
+    """A stop on our side (the item is resumable) is `stopped`, never `failed`, in the lines scripts read;
+    a failure and a park keep their words."""
+    from orchestrator.cli._render import TabRenderer
+
+    stream = io.StringIO()
+    items = {
+        name: Item(key=name, seq=n, input=name, output_path="o", stage=Stage.DOWNLOADING)
+        for n, name in enumerate(("a.gif", "b.gif", "c.gif"))
+    }
+    with TabRenderer(stream) as renderer:
+        renderer.handle(
+            ItemFailed(key="a.gif", error_code="NetworkError", error_message="x", resumable=True),
+            items["a.gif"],
+        )
+        renderer.handle(ItemFailed(key="b.gif", error_code="E", error_message="y"), items["b.gif"])
+        renderer.handle(
+            ItemFailed(key="c.gif", error_code="P", error_message="z", parked=True), items["c.gif"]
+        )
+    assert stream.getvalue().splitlines() == [
+        "a.gif\tstopped\tNetworkError\tx",
+        "b.gif\tfailed\tE\ty",
+        "c.gif\tparked\tP\tz",
+    ]
