@@ -127,6 +127,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 rows = [
                     {
                         "t": round(e.t, 3),
+                        "entered": e.entered and round(e.entered, 3),
                         "done": e.done and round(e.done, 3),
                         "action": e.action,
                         "file_id": e.file_id,
