@@ -49,6 +49,16 @@ class Durations:
             return max(mean_y + slope * (size - mean_x), shortest)
         return median
 
+    def spread(self) -> float:
+        """The longest of the learned durations, as a multiple of what the fit expects for its size (at
+        least 1): how far past its expected time an item can still be on its way (a job queue, say)."""
+        longest = 1.0
+        for size, duration in self.samples:
+            expected = self.expect(size)
+            if expected:
+                longest = max(longest, duration / expected)
+        return longest
+
     def steer(self, *, hit: bool) -> None:
         """Move the margin toward the quantile of the durations that `_HIT_GOAL` of contacts hit (a
         stochastic approximation: a miss widens it, a hit narrows it a quarter as much). The learned

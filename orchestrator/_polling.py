@@ -54,14 +54,18 @@ PHASE_ENDS: Final = {
 }
 # a sweep is due once it will collect this many of the waiting items (at least `_SWEEP_BATCH`)
 _SWEEP_SHARE, _SWEEP_BATCH = 1 / 8, 4
+# in the bulk of a batch (more items wait than one sweep's share), the earliest item may wait this
+# fraction of the typical duration past its prediction for a sweep; in the tail, `spacing` at most
+_SWEEP_LAG = 1 / 4
 # while a swept phase has no completions, it is swept every this fraction of its scout's expected time
 _COLD_FRACTION = 1 / 4
 # a phase whose completions callbacks report (this share of its recent ones, at least) is not polled
 # for them: its items are probed only when overdue, as swept ones are (a callback may be lost)
 _REPORTED_SHARE, _REPORTS = 3 / 4, 16
-# such an item is overdue at this multiple of its expected duration: callbacks teach exact durations, so
-# one half again as long as expected has most likely lost its callback (a failure is called back too)
-_REPORTED_OVERDUE = 1.5
+# such an item is overdue at this multiple of its expected duration, or of the longest seen so far
+# (callbacks teach exact durations; one longer than all of them has most likely lost its callback)
+_REPORTED_OVERDUE, _REPORTED_OVERDUE_SPREAD = 1.5, 1.25
+_MATURE = 4  # completions learned before the durations may call an item overdue
 
 
 @attrs.frozen
@@ -141,6 +145,9 @@ class PollPlanner:
         # per phase, what is learned of its durations (and how late predictions from them lean)
         self._models = {phase: Durations(margin=settings.margin) for phase in _WAITING}
         self._last_sweep: float | None = None
+        self._peak_swept = (
+            0  # the most items seen waiting in swept phases at once (the batch's width)
+        )
         self._prev_sweep: float | None = None
         self._scouts: dict[Phase, _Waiting] = {}
         self._speculation = SpeculationRecord()
@@ -364,12 +371,14 @@ class PollPlanner:
         last = (
             self._last_sweep if self._last_sweep is not None and self._last_sweep >= first else None
         )
-        if s.webhook:
+        if s.webhook and all(self._reported(w.phase) for w in swept):
+            # callbacks report the swept phases: a sweep only reconciles, now and then
             return (last if last is not None else first) + s.reconcile_interval
-        # a sweep serves the whole batch: it is due once it will collect a share of the waiting items
-        # (or every one still in sight), or once the earliest has waited `spacing` past its prediction,
+        # a sweep serves the whole batch: it is due once it will collect a share of the batch's width
+        # (or every item still in sight), or once the earliest has waited `lag` past its prediction,
         # whichever comes first; and sweeps are `spacing` apart, a small fraction of the typical
-        # duration (a sweep sooner would mostly find what the next one finds, a little later)
+        # duration (a sweep sooner would mostly find what the next one finds, a little later). In the
+        # bulk, finding an item a little later costs nothing; in the tail, it is the batch's own time
         typical = [
             d for d in (self._models[p].expect(None) for p in self._sweep_phases) if d is not None
         ]
@@ -385,8 +394,12 @@ class PollPlanner:
         # every item that enters it would otherwise ask for a sweep of its own
         targets = sorted(self._sweep_target(w, spacing) for w in swept if self._known_or_scout(w))
         base = last if last is not None else first
-        share = min(len(targets), max(_SWEEP_BATCH, math.ceil(len(swept) * _SWEEP_SHARE)))
-        due = min(targets[share - 1], targets[0] + spacing)
+        self._peak_swept = max(self._peak_swept, len(swept))
+        share = max(_SWEEP_BATCH, math.ceil(self._peak_swept * _SWEEP_SHARE))
+        lag = spacing
+        if typical and len(swept) > share:
+            lag = min(max(max(typical) * _SWEEP_LAG, spacing), s.max_interval)
+        due = min(targets[min(share, len(targets)) - 1], targets[0] + lag)
         return min(max(due, base + spacing), base + self._cold_spacing(swept, s.max_interval))
 
     def _cold_spacing(self, swept: list[_Waiting], spacing: float) -> float:
@@ -414,9 +427,15 @@ class PollPlanner:
 
     def _probe_due(self, waiting: _Waiting) -> float:
         s = self._settings
-        if s.webhook:
-            return waiting.last_probe + s.reconcile_interval
-        if waiting.phase not in self._sweep_phases and not self._reported(waiting.phase):
+        reported = self._reported(waiting.phase)
+        # callbacks asked for but none of the phase's completions seen yet: its oldest item is asked
+        # at its predictions (backing off), and what it finds says whether the callbacks come
+        verifying = (
+            s.webhook
+            and not self._reports[waiting.phase]
+            and self._scouts.get(waiting.phase) is waiting
+        )
+        if verifying or (waiting.phase not in self._sweep_phases and not reported):
             if (
                 waiting.predicted is None
                 and self._models[waiting.phase].expect(None) is None
@@ -431,14 +450,23 @@ class PollPlanner:
                 waiting.last_contact + s.max_interval,
             )
         # a swept phase, or one callbacks report: probe only when overdue (a failure never shows in a
-        # sweep, a callback may be lost); while nothing is known about it, only the oldest item is
-        # probed (a failed one passes the role on)
+        # sweep, a callback may be lost); while nothing is known about it, only the oldest item keeps
+        # in touch (a failed one passes the role on), and what it finds says whether callbacks come
+        unknown = waiting.last_probe + s.reconcile_interval if s.webhook else math.inf
         if not self._known_or_scout(waiting):
-            return math.inf
+            return unknown
         expected = self._expected(waiting)
+        if waiting.predicted is None and len(self._models[waiting.phase].samples) < _MATURE:
+            # one or two completions (the smallest items, often) say little about the others' times
+            if self._scouts.get(waiting.phase) is not waiting:
+                return unknown
+            expected = None
         factor = s.overdue_factor
-        if self._reported(waiting.phase):
-            factor = min(factor, _REPORTED_OVERDUE)
+        if (
+            reported
+        ):  # later than every item seen so far, by a margin: most likely its callback was lost
+            spread = self._models[waiting.phase].spread()
+            factor = min(factor, max(_REPORTED_OVERDUE, spread * _REPORTED_OVERDUE_SPREAD))
         overdue = (
             waiting.entered + expected * factor + s.min_interval
             if expected is not None
@@ -447,9 +475,18 @@ class PollPlanner:
         return max(overdue, waiting.last_probe + s.max_interval / 2)
 
     def _reported(self, phase: Phase) -> bool:
-        """Callbacks report most completions of `phase` (the upload's notify_url, say): no need to ask."""
+        """Callbacks report most completions of `phase` (the upload's notify_url, say): no need to ask.
+
+        Before any completion, webhook mode (callbacks asked for every step) assumes they do, unless
+        another phase's completions came without them; what the phase's own completions show decides
+        from then on, so a service that never calls back is polled.
+        """
         reports = self._reports[phase]
-        return bool(reports) and sum(reports) >= _REPORTED_SHARE * len(reports)
+        if not reports:
+            return self._settings.webhook and all(
+                sum(other) >= _REPORTED_SHARE * len(other) for other in self._reports.values()
+            )
+        return sum(reports) >= _REPORTED_SHARE * len(reports)
 
     def _sweep_target(self, waiting: _Waiting, spacing: float) -> float:
         """When a sweep should look for the item: its predicted completion without the margin (a sweep

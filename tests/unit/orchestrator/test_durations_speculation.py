@@ -63,3 +63,12 @@ def test_the_window_grows_by_one_per_accepted_contact_and_falls_to_one_on_a_refu
     assert record.window == 2
     record.answered(hit=False)
     assert (record.window, record.in_flight) == (1, 0)
+
+
+def test_the_spread_is_the_longest_duration_over_its_expected_time():
+    """One of three items of one size took three times the median: spread 3; none: 1."""
+    durations = Durations()
+    assert durations.spread() == 1.0
+    for took in (10.0, 10.0, 30.0):
+        durations.add(None, took)
+    assert durations.spread() == pytest.approx(3.0)

@@ -151,19 +151,63 @@ def test_sweep_intervals_stay_within_bounds():
     assert all(1.0 <= gap <= 30.0 + 1e-9 for gap in gaps)
 
 
-def test_webhook_mode_only_reconciles_slowly():
-    """With callbacks, nothing is asked before the reconcile interval."""
-    planner = PollPlanner(
+def _webhook_planner() -> PollPlanner:
+    return PollPlanner(
         PollSettings(min_interval=1, max_interval=30, webhook=True, reconcile_interval=300),
         sweep_phases=SWEEP,
     )
+
+
+def test_webhook_mode_reconciles_slowly_while_callbacks_come():
+    """With callbacks asked for, before anything ends only each phase's oldest item is asked (at its
+    predictions, backing off: whether callbacks come is what it finds), the others reconcile slowly,
+    sweeps only reconcile; once callbacks report completions, an item is asked only when overdue."""
+    planner = _webhook_planner()
     planner.track("m", Phase.PROCESSING, 0.0)
     planner.track("j", Phase.RUNNING, 0.0)
-    plan = planner.plan(100.0)
-    assert (plan.sweep, plan.probes, plan.wake_at) == (False, (), 300.0)
-    plan = planner.plan(300.0)
-    assert plan.sweep
-    assert set(plan.probes) == {"m", "j"}
+    planner.track("m2", Phase.PROCESSING, 1.0)
+    planner.track("j2", Phase.RUNNING, 1.0)
+    asked, now = set(), 0.0
+    while now < 35.0:
+        plan = planner.plan(now)
+        assert not plan.sweep
+        for key in plan.probes:
+            asked.add(key)
+            planner.observe(key, NOT_YET if key == "m" else RemoteStatus(Phase.RUNNING), now)
+        now = plan.wake_at
+    assert asked == {"m", "j"}
+    planner.observe("m", READY, 40.0, callback=True)  # callbacks come
+    for n in range(3):  # (four completions before one may be called overdue)
+        planner.track(f"t{n}", Phase.PROCESSING, 0.0)
+        planner.observe(f"t{n}", READY, 40.0, callback=True)
+    assert "m2" not in planner.plan(61.0).probes
+    assert "m2" in planner.plan(62.0).probes  # 1 + 40 x 1.5 + 1: overdue, its callback lost
+    assert planner.plan(299.0).sweep is False
+    assert planner.plan(300.0).sweep is True
+
+
+def test_webhook_mode_polls_a_service_that_never_calls_back():
+    """Callbacks were asked for but the oldest item was found done with none: the phase is polled at
+    its predictions from then on, not reconciled every reconcile_interval."""
+    planner = _webhook_planner()
+    planner.track("m", Phase.PROCESSING, 0.0)
+    planner.track("m2", Phase.PROCESSING, 1.0)
+    assert planner.plan(30.0).probes == ("m",)
+    planner.observe("m", READY, 30.0)  # done, and no callback said so
+    assert _contact(planner, "m2", 30.0) < 60.0  # polled, not left to the reconcile at 301
+
+
+def test_webhook_mode_expects_no_job_callback_from_a_service_that_sent_no_upload_callback():
+    """The media's analysis ended with no callback: jobs are swept as in polling mode from the start,
+    not left to a sweep every reconcile_interval."""
+    planner = _webhook_planner()
+    planner.track("m", Phase.PROCESSING, 0.0)
+    planner.observe("m", READY, 10.0)  # found by a probe: the callback never came
+    planner.track("j", Phase.RUNNING, 10.0)
+    planner.track("j2", Phase.RUNNING, 10.0)
+    wake = planner.plan(10.0).wake_at
+    assert wake is not None
+    assert wake < 10.0 + 30.0
 
 
 def test_probes_are_limited_and_most_overdue_first():
@@ -357,7 +401,7 @@ def test_a_phase_callbacks_report_is_probed_only_when_overdue():
     its prediction, only once overdue (its callback may be lost); when probes find most completions,
     the phase is polled at predictions again."""
     planner = _planner()
-    for n in range(2):
+    for n in range(4):  # (fewer completions say too little to call an item overdue)
         planner.track(f"t{n}", Phase.PROCESSING, 0.0)
         planner.observe(f"t{n}", READY, 10.0, callback=True)
     planner.track("new", Phase.PROCESSING, 100.0)
@@ -375,9 +419,24 @@ def test_a_phase_callbacks_report_is_probed_only_when_overdue():
     assert _contact(planner, "polled", 300.0) < 300.0 + planner.expected_duration("polled") * 2
 
 
+def test_one_or_two_completions_do_not_call_the_others_overdue():
+    """The first callbacks came from two small items (2 s): the large ones, 5 s in, are not probed as
+    overdue; only the oldest keeps in touch until more has been learned."""
+    planner = _planner()
+    for key in ("big", "big2", "big3"):
+        planner.track(key, Phase.PROCESSING, 0.0)
+    for n in range(2):
+        planner.track(f"small{n}", Phase.PROCESSING, 3.0)
+        planner.observe(f"small{n}", READY, 5.0, callback=True)
+    assert planner.plan(6.0).probes == ()
+    assert planner.plan(30.0).probes == ("big",)  # the scout, at max_interval
+
+
 def _teach_running(planner: PollPlanner, duration: float) -> None:
-    planner.track("teacher", Phase.RUNNING, 0.0)
-    planner.observe_sweep(duration, ["teacher"])
+    """Four jobs took `duration` (enough for the durations to call an item overdue)."""
+    for n in range(4):
+        planner.track(f"teacher{n}", Phase.RUNNING, 0.0)
+    planner.observe_sweep(duration, [f"teacher{n}" for n in range(4)])
 
 
 def test_sweeps_are_a_fraction_of_the_typical_duration_apart():
@@ -500,3 +559,17 @@ def test_a_miss_of_an_items_own_progress_does_not_move_the_learned_margin():
     planner.observe("p", NOT_YET, at)  # it was not
     planner.track("m", Phase.PROCESSING, 100.0)
     assert _contact(planner, "m", 100.0) == pytest.approx(111.0)  # 10 s x (1 + margin 0.1)
+
+
+def test_reported_durations_that_vary_widely_keep_the_overdue_point_late():
+    """Jobs waited in the service's queue (10, 10, 10 and 30 s, all called back): an item 15 s in is not
+    taken for a lost callback; the overdue point follows the longest seen (capped at overdue_factor)."""
+    planner = _webhook_planner()
+    for n, took in enumerate((10.0, 10.0, 10.0, 30.0)):
+        planner.track(f"t{n}", Phase.RUNNING, 0.0)
+        planner.observe(f"t{n}", RemoteStatus(Phase.RESTORED), took, callback=True)
+    planner.track("j", Phase.RUNNING, 100.0)
+    planner.track("behind", Phase.PROCESSING, 100.0)  # (keeps the sweeps out of the tail)
+    plan = planner.plan(120.0)
+    assert "j" not in plan.probes
+    assert planner.plan(100.0 + 10.0 * 2.5 + 1.0).probes == ("j",)
