@@ -12,7 +12,9 @@ time is (`now`, from an injected clock); `plan(now)` answers what to ask next an
   A question still unanswered is not asked again (an answer may take longer than `min_interval`).
 - **Callbacks.** A phase whose completions callbacks report (most of its recent ones: Recuro's upload
   carries its own notify_url) is not polled at predictions: its items are probed only once overdue, in
-  case a callback was lost.
+  case a callback was lost. Webhook mode (callbacks asked for every step) assumes they come until a
+  phase's completions show otherwise; meanwhile only each phase's oldest item is asked, at its
+  predictions, and sweeps only reconcile (`reconcile_interval`).
 - **Prediction.** From the item's own progress rate when the service reported progress (fraction done per
   second since the phase began), else from the durations of items that already finished that phase (a
   least-squares line over size when sizes vary, else the median: `_durations.py`), else a backoff from
