@@ -81,8 +81,9 @@ class PollSettings:
         overdue_factor: a swept item not seen done after this multiple of its expected duration is probed.
         sweep_fraction: sweeps are at least this fraction of the swept phase's typical duration apart,
             and the earliest item waits at most about that long past its prediction for one.
-        webhook: callbacks drive the transitions; polling only reconciles.
-        reconcile_interval: webhook mode's sweep and silence interval.
+        webhook: callbacks were asked for every step: assumed to drive the transitions until what a
+            phase's completions show says otherwise (then it is polled).
+        reconcile_interval: how often webhook mode sweeps, and asks an item nothing is known about.
     """
 
     min_interval: float = 2.0
