@@ -80,7 +80,7 @@ class PollSettings:
         margin: probe this fraction of the expected duration after the predicted completion.
         overdue_factor: a swept item not seen done after this multiple of its expected duration is probed.
         sweep_fraction: sweeps are at least this fraction of the swept phase's typical duration apart,
-            and the earliest item waits at most about that long past its prediction for one.
+            and in the tail of a batch an item waits at most about that long past its prediction.
         webhook: callbacks were asked for every step: assumed to drive the transitions until what a
             phase's completions show says otherwise (then it is polled).
         reconcile_interval: how often webhook mode sweeps, and asks an item nothing is known about.
