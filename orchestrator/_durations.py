@@ -30,12 +30,13 @@ class Durations:
     samples: list[tuple[int | None, float]] = attrs.Factory(list)
     # (median, line) where line is (mean size, mean duration, slope, shortest) or None
     _fit: tuple[float, tuple[float, float, float, float] | None] | None = None
+    _spread: float | None = None  # `spread()`, cached like the fit
 
     def add(self, size: int | None, duration: float) -> None:
         """An item of `size` bytes (None: unknown) finished the phase in `duration` seconds."""
         self.samples.append((size, max(duration, 0.0)))
         del self.samples[:-_HISTORY]
-        self._fit = None
+        self._fit = self._spread = None
 
     def expect(self, size: int | None) -> float | None:
         """How long an item of `size` is expected to take (None: nothing learned yet)."""
@@ -52,12 +53,13 @@ class Durations:
     def spread(self) -> float:
         """The longest of the learned durations, as a multiple of what the fit expects for its size (at
         least 1): how far past its expected time an item can still be on its way (a job queue, say)."""
-        longest = 1.0
-        for size, duration in self.samples:
-            expected = self.expect(size)
-            if expected:
-                longest = max(longest, duration / expected)
-        return longest
+        if self._spread is None:
+            self._spread = 1.0
+            for size, duration in self.samples:
+                expected = self.expect(size)
+                if expected:
+                    self._spread = max(self._spread, duration / expected)
+        return self._spread
 
     def steer(self, *, hit: bool) -> None:
         """Move the margin toward the quantile of the durations that `_HIT_GOAL` of contacts hit (a

@@ -153,6 +153,7 @@ class PollPlanner:
         )
         self._prev_sweep: float | None = None
         self._scouts: dict[Phase, _Waiting] = {}
+        self._verdicts: dict[Phase, bool] = {}  # `_reported` per phase, as of this plan
         self._speculation = SpeculationRecord()
         # per phase, for each recent completion: whether a callback reported it
         self._reports: dict[Phase, collections.deque[bool]] = {
@@ -324,6 +325,7 @@ class PollPlanner:
             scout = self._scouts.get(waiting.phase)
             if scout is None or waiting.entered < scout.entered:
                 self._scouts[waiting.phase] = waiting
+        self._verdicts = {phase: self._reported(phase) for phase in _WAITING}
         sweep_due = self._sweep_due() if may_sweep else None
         sweep = sweep_due is not None and sweep_due <= now
         due: list[tuple[float, str]] = []
@@ -374,7 +376,7 @@ class PollPlanner:
         last = (
             self._last_sweep if self._last_sweep is not None and self._last_sweep >= first else None
         )
-        if s.webhook and all(self._reported(w.phase) for w in swept):
+        if s.webhook and all(self._verdicts[phase] for phase in {w.phase for w in swept}):
             # callbacks report the swept phases: a sweep only reconciles, now and then
             return (last if last is not None else first) + s.reconcile_interval
         # a sweep serves the whole batch: it is due once it will collect a share of the batch's width
@@ -430,7 +432,7 @@ class PollPlanner:
 
     def _probe_due(self, waiting: _Waiting) -> float:
         s = self._settings
-        reported = self._reported(waiting.phase)
+        reported = self._verdicts[waiting.phase]
         # callbacks asked for but none of the phase's completions seen yet: its oldest item is asked
         # at its predictions (backing off), and what it finds says whether the callbacks come
         verifying = (
@@ -465,9 +467,8 @@ class PollPlanner:
                 return unknown
             expected = None
         factor = s.overdue_factor
-        if (
-            reported
-        ):  # later than every item seen so far, by a margin: most likely its callback was lost
+        if reported:
+            # later than every item seen so far, by a margin: most likely its callback was lost
             spread = self._models[waiting.phase].spread()
             factor = min(factor, max(_REPORTED_OVERDUE, spread * _REPORTED_OVERDUE_SPREAD))
         overdue = (
@@ -486,10 +487,8 @@ class PollPlanner:
         """
         reports = self._reports[phase]
         if not reports:
-            return self._settings.webhook and all(
-                sum(other) >= _REPORTED_SHARE * len(other) for other in self._reports.values()
-            )
-        return sum(reports) >= _REPORTED_SHARE * len(reports)
+            return self._settings.webhook and all(map(_mostly_called_back, self._reports.values()))
+        return _mostly_called_back(reports)
 
     def _sweep_target(self, waiting: _Waiting, spacing: float) -> float:
         """When a sweep should look for the item: its predicted completion without the margin (a sweep
@@ -521,3 +520,8 @@ class PollPlanner:
         if waiting.predicted is not None:
             return waiting.predicted - waiting.entered
         return self._models[waiting.phase].expect(waiting.size)
+
+
+def _mostly_called_back(reports: collections.deque[bool]) -> bool:
+    """At least `_REPORTED_SHARE` of these completions were reported by a callback (none: vacuously)."""
+    return sum(reports) >= _REPORTED_SHARE * len(reports)
