@@ -416,27 +416,22 @@ def _run(
             ),
             bench.baseline("concurrent", "concurrent", ts_naive, n),
             bench.baseline("sequential", "sequential", ts, n_seq),
-            bench.ours(
-                "ours, polling, latency",
-                "ours-latency",
-                _SLOW_SCALE,
-                webhook=False,
-                command=command,
-                max_active=MAX_ACTIVE,
-                inputs=inputs[:n_slow],
-                stretch=_SLOW_STRETCH,
-                drawn=True,
-            ),
-            bench.ours(
-                "ours, polling, latency, no callbacks",
-                "ours-silent",
-                _SLOW_SCALE,
-                webhook=False,
-                command=command,
-                max_active=MAX_ACTIVE,
-                inputs=inputs[:n_slow],
-                stretch=_SLOW_STRETCH,
-                drawn=True,
+            *(
+                bench.ours(
+                    name,
+                    emulator_name,
+                    _SLOW_SCALE,
+                    webhook=False,
+                    command=command,
+                    max_active=MAX_ACTIVE,
+                    inputs=inputs[:n_slow],
+                    stretch=_SLOW_STRETCH,
+                    drawn=True,
+                )
+                for name, emulator_name in (
+                    ("ours, polling, latency", "ours-latency"),
+                    ("ours, polling, latency, no callbacks", "ours-silent"),
+                )
             ),
             bench.ours(
                 "ours, polling, killed 3 times",

@@ -20,7 +20,6 @@ import json
 import os
 import random
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -30,16 +29,10 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recuro_server import ServerConfig, restored_bytes, run_server
+from recuro_server import ServerConfig, mp4_bytes, restored_bytes, run_server
 
 KEY = "measure-key"
 SECRET = "measure-secret"
-
-
-def mp4_bytes(size: int, seed: int) -> bytes:
-    ftyp = struct.pack(">I4s4sI", 32, b"ftyp", b"isom", 0x200) + b"isomiso2avc1mp41"
-    payload = random.Random(seed).randbytes(size - len(ftyp) - 8)
-    return ftyp + struct.pack(">I4s", 8 + len(payload), b"mdat") + payload
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:

@@ -265,6 +265,14 @@ def sniff(data: bytes) -> bool:
     return data[:4] == b"\x06\x0e\x2b\x34"  # MXF KLV key
 
 
+def mp4_bytes(size: int, seed: int) -> bytes:
+    """A minimal MP4 that `sniff` accepts: an ``ftyp`` box then an ``mdat`` box of seeded random payload,
+    ``size`` bytes in all (inputs for the tests and the measurement)."""
+    ftyp = struct.pack(">I4s4sI", 32, b"ftyp", b"isom", 0x200) + b"isomiso2avc1mp41"
+    payload = random.Random(seed).randbytes(size - len(ftyp) - 8)
+    return ftyp + struct.pack(">I4s", 8 + len(payload), b"mdat") + payload
+
+
 def restored_bytes(original: bytes, output_format: str, filters: list[str], scaling: str) -> bytes:
     """The deterministic "restored" file: the original followed by an MP4 ``free`` box with a digest."""
     digest = hashlib.sha256(

@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import os
 import random
-import struct
 import sys
 from collections import Counter
 from pathlib import Path
 
 import anyio
 import pytest
-from recuro_server import RunningServer, ServerConfig, restored_bytes, run_server
+from recuro_server import RunningServer, ServerConfig, mp4_bytes, restored_bytes, run_server
 
 KEY = "indep-key-Q4"
 SECRET = "indep-secret-w9Zt"
-
-
-def mp4_bytes(size: int, seed: int) -> bytes:
-    """A minimal MP4: an ``ftyp`` box then an ``mdat`` box of seeded random payload, ``size`` bytes in all."""
-    ftyp = struct.pack(">I4s4sI", 32, b"ftyp", b"isom", 0x200) + b"isomiso2avc1mp41"
-    payload = random.Random(seed).randbytes(size - len(ftyp) - 8)
-    return ftyp + struct.pack(">I4s", 8 + len(payload), b"mdat") + payload
 
 
 def make_inputs(folder: Path, sizes: list[int]) -> list[Path]:
